@@ -1,0 +1,48 @@
+"""gunicorn settings for zengate: gevent workers, bind from $PORT or $ZENGATE_BIND.
+
+The master applies migrations once and refuses to listen beyond loopback while the admin
+password is still the default; each worker then starts its own background loop.
+"""
+
+import os
+import sys
+
+from zengate.config import Config
+
+_config = Config.from_env()
+
+bind = [_config.bind]
+workers = _config.workers
+worker_class = "gevent"
+worker_connections = int(os.environ.get("ZENGATE_WORKER_CONNECTIONS", "4096"))
+# Async workers notify the master from their own loop, so a long stream is never cut by this;
+# it only restarts a worker whose loop is stuck.
+timeout = 120
+graceful_timeout = 30
+keepalive = 75
+loglevel = _config.log_level
+accesslog = None
+errorlog = "-"
+proc_name = "zengate"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    from zengate import startup
+
+    problem = startup.check_before_serving(_config)
+    if problem:
+        sys.stderr.write(f"zengate: {problem}\n")
+        sys.exit(3)
+
+
+def post_worker_init(worker):
+    gateway = worker.wsgi.extensions["zengate"]
+    gateway.start_background()
+
+
+def worker_exit(server, worker):
+    app = getattr(worker, "wsgi", None)
+    gateway = app.extensions.get("zengate") if app is not None else None
+    if gateway is not None:
+        gateway.stop_background()

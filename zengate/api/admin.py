@@ -1,0 +1,146 @@
+"""The admin API: login, API keys, settings, password."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import auth
+from ..errors import ApiError
+from ..gateway import current_gateway
+from ..protocols import openai as openai_proto
+from ..settings import SettingError
+from ..store.models import ApiKey
+
+bp = Blueprint("admin", __name__, url_prefix="/_admin")
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def render_error(err: ApiError):
+    return jsonify(openai_proto.error_body(err.status, err.message, param=err.param)), err.status, err.headers
+
+
+def admin_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.cookies.get("zengate_admin")
+
+
+def require_admin() -> None:
+    """401 unless the request carries a live admin session."""
+    if not auth.session_valid(admin_token()):
+        raise ApiError(401, "admin login required: POST /_admin/login, then send 'Authorization: Bearer <token>'",
+                       kind="auth")
+
+
+def json_object() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", kind="input")
+    return body
+
+
+def _string_field(body: dict, name: str, *, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise ApiError(400, f"{name}: must be a non-empty string", param=name, kind="input")
+    return value
+
+
+@bp.errorhandler(ApiError)
+def _api_error(err: ApiError):
+    return render_error(err)
+
+
+@bp.before_request
+def _guard():
+    if request.endpoint != "admin.login":
+        require_admin()
+
+
+@bp.post("/login")
+def login():
+    gw = current_gateway()
+    password = _string_field(json_object(), "password")
+    if not auth.check_password(gw.settings.get("admin_password_hash"), password):
+        raise ApiError(401, "wrong password", kind="auth")
+    token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
+    return jsonify({"token": token, "expires_at": auth.iso(expires),
+                    "default_password": gw.admin_password_is_default()})
+
+
+@bp.post("/logout")
+def logout():
+    auth.close_session(admin_token() or "")
+    return jsonify({"ok": True})
+
+
+@bp.get("/api-keys")
+def list_keys():
+    keys = ApiKey.select().order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    return jsonify({"keys": [auth.key_to_dict(k) for k in keys]})
+
+
+@bp.post("/api-keys")
+def create_key():
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    name = body.get("name", "")
+    if not isinstance(name, str) or len(name) > 200:
+        raise ApiError(400, "name: must be a string of at most 200 characters", param="name", kind="input")
+    new = auth.create_key(name.strip())
+    return jsonify({"key": new.key, **auth.key_to_dict(new.record),
+                    "note": "store this key now: it is shown only once"}), 201
+
+
+@bp.post("/api-keys/delete")
+def delete_key():
+    body = json_object()
+    key_id, prefix = body.get("id"), body.get("prefix")
+    if key_id is not None and (isinstance(key_id, bool) or not isinstance(key_id, int)):
+        raise ApiError(400, "id: must be an integer", param="id", kind="input")
+    if key_id is None and not isinstance(prefix, str):
+        raise ApiError(400, "id or prefix: say which key to revoke", param="id", kind="input")
+    if not auth.revoke_key(key_id=key_id, prefix=prefix if key_id is None else None):
+        raise ApiError(404, "no such key", kind="input")
+    return jsonify({"revoked": True})
+
+
+@bp.get("/settings")
+def get_settings():
+    gw = current_gateway()
+    return jsonify({"settings": gw.settings.public(), "describe": gw.settings.describe()})
+
+
+@bp.post("/settings")
+def set_setting():
+    gw = current_gateway()
+    body = json_object()
+    if "key" not in body or "value" not in body:
+        missing = "key" if "key" not in body else "value"
+        raise ApiError(400, f"{missing}: required (body is {{\"key\": …, \"value\": …}})", param=missing, kind="input")
+    try:
+        value = gw.settings.set(body["key"], body["value"])
+    except SettingError as exc:
+        raise ApiError(400, str(exc), param=exc.field, kind="input") from None
+    return jsonify({"key": body["key"], "value": value})
+
+
+@bp.post("/change-password")
+def change_password():
+    gw = current_gateway()
+    body = json_object()
+    current = _string_field(body, "current_password")
+    new = _string_field(body, "new_password")
+    if not auth.check_password(gw.settings.get("admin_password_hash"), current):
+        raise ApiError(403, "current_password: wrong password", param="current_password", kind="auth")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise ApiError(400, f"new_password: must be at least {MIN_PASSWORD_LENGTH} characters",
+                       param="new_password", kind="input")
+    gw.settings.set("admin_password_hash", auth.hash_password(new), internal=True)
+    auth.close_all_sessions()
+    token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
+    return jsonify({"changed": True, "token": token, "expires_at": auth.iso(expires)})

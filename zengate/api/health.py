@@ -1,0 +1,24 @@
+"""Liveness: ``/healthz``, ``/health`` and the bare ``/`` that Claude Code probes with HEAD."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from .. import __version__
+from ..store import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/", methods=["GET", "HEAD"])
+def index():
+    return jsonify({"name": "zengate", "version": __version__,
+                    "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/healthz"]})
+
+
+@bp.get("/healthz")
+@bp.get("/health")
+def healthz():
+    ok = db.healthy()
+    return jsonify({"status": "ok" if ok else "degraded", "version": __version__,
+                    "database": "ok" if ok else "unavailable"}), (200 if ok else 503)

@@ -1,0 +1,74 @@
+"""The per-worker background loop: request-log batches and the model-list refresh.
+
+Started from gunicorn's ``post_worker_init`` hook, where gevent has patched ``threading``: the
+thread below is then a greenlet of the worker. Outside gunicorn (tests, the Flask dev server) it
+is a plain daemon thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.2
+
+
+class Background:
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refreshing = False
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="zengate-background", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        gw = self.gateway
+        while not self._stop.is_set():
+            gw.request_log.wait(FLUSH_INTERVAL)
+            try:
+                gw.request_log.flush()
+                if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh_models, daemon=True).start()
+            except Exception:
+                log.exception("background loop error")
+
+    def _refresh_models(self) -> None:
+        try:
+            self.gateway.refresh_models()
+        finally:
+            self._refreshing = False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and write every queued row (retrying until ``timeout``)."""
+        self._stop.set()
+        self.gateway.request_log.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        flush_all(self.gateway, timeout)
+
+
+def flush_all(gateway, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    writer = gateway.request_log
+    while writer.pending and time.monotonic() < deadline:
+        writer.flush(force=True)
+        if writer.pending:
+            time.sleep(0.2)
+    if writer.pending:
+        log.error("request log: %d rows could not be written before shutdown", writer.pending)
+    _close_connection()
+
+
+def _close_connection() -> None:
+    from .store.db import database
+
+    if database.obj is not None and not database.is_closed():
+        database.close()

@@ -1,0 +1,89 @@
+"""Process configuration read from the environment.
+
+The variable names are a contract with operators and outside checks: never rename them.
+Runtime-tunable behaviour (require_auth, identity headers, limits…) lives in the settings
+table instead (see :mod:`zengate.settings`), so it can change without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_UPSTREAM_URL = "https://opencode.ai/zen/v1"
+DEFAULT_GO_UPSTREAM_URL = "https://opencode.ai/zen/go/v1"
+DEFAULT_GEONODE_URL = "https://proxylist.geonode.com/api/proxy-list"
+DEFAULT_BIND = "127.0.0.1:8462"
+ANONYMOUS_KEY = "public"
+DEFAULT_ADMIN_PASSWORD = "admin"
+
+#: (name, default, description) — rendered into the README's configuration table.
+ENVIRONMENT: list[tuple[str, str, str]] = [
+    ("ZENGATE_UPSTREAM_URL", DEFAULT_UPSTREAM_URL, "OpenCode Zen base URL (free and paid Zen models)."),
+    ("ZENGATE_GO_UPSTREAM_URL", DEFAULT_GO_UPSTREAM_URL, "OpenCode Zen Go tier base URL."),
+    ("OPENCODE_API_KEY", ANONYMOUS_KEY, "Key sent upstream; `public` is Zen's anonymous key."),
+    ("OPENCODE_GO_API_KEY", "(unset)", "Key for the Go tier."),
+    ("DATABASE_URL", "sqlite:///$ZENGATE_DATA_DIR/zengate.db", "SQLite file or `postgresql://…` URL."),
+    ("ZENGATE_DATA_DIR", "./data", "Where the default SQLite database lives."),
+    ("ZENGATE_ADMIN_PASSWORD", "(unset → `admin`, loopback only)", "First admin password."),
+    ("ZENGATE_GEONODE_URL", DEFAULT_GEONODE_URL, "Geonode proxy-list API (proxy rotation)."),
+    ("PORT", "(unset)", "PaaS convention: when set, bind `0.0.0.0:$PORT`."),
+    ("ZENGATE_BIND", DEFAULT_BIND, "Address to bind when `PORT` is unset."),
+    ("ZENGATE_WORKERS", "2", "gunicorn worker processes."),
+    ("ZENGATE_LOG_LEVEL", "info", "Log level (debug, info, warning, error)."),
+]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the process learns from its environment, read once at start."""
+
+    upstream_url: str = DEFAULT_UPSTREAM_URL
+    go_upstream_url: str = DEFAULT_GO_UPSTREAM_URL
+    api_key: str = ANONYMOUS_KEY
+    go_api_key: str | None = None
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    admin_password: str | None = None
+    geonode_url: str = DEFAULT_GEONODE_URL
+    bind: str = DEFAULT_BIND
+    workers: int = 2
+    log_level: str = "info"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Config:
+        data_dir = Path(_env("ZENGATE_DATA_DIR", "data"))
+        port = _env("PORT")
+        return cls(
+            upstream_url=_env("ZENGATE_UPSTREAM_URL", DEFAULT_UPSTREAM_URL).rstrip("/"),
+            go_upstream_url=_env("ZENGATE_GO_UPSTREAM_URL", DEFAULT_GO_UPSTREAM_URL).rstrip("/"),
+            api_key=_env("OPENCODE_API_KEY", ANONYMOUS_KEY),
+            go_api_key=_env("OPENCODE_GO_API_KEY"),
+            data_dir=data_dir,
+            database_url=_env("DATABASE_URL") or f"sqlite:///{data_dir / 'zengate.db'}",
+            admin_password=_env("ZENGATE_ADMIN_PASSWORD"),
+            geonode_url=_env("ZENGATE_GEONODE_URL", DEFAULT_GEONODE_URL),
+            bind=f"0.0.0.0:{port}" if port else _env("ZENGATE_BIND", DEFAULT_BIND),
+            workers=int(_env("ZENGATE_WORKERS", "2")),
+            log_level=_env("ZENGATE_LOG_LEVEL", "info").lower(),
+        )
+
+    @property
+    def bind_is_loopback(self) -> bool:
+        return is_loopback_bind(self.bind)
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """True when a gunicorn bind address only listens on loopback (or a unix socket)."""
+    if bind.startswith("unix:"):
+        return True
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    host = host.strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")

@@ -1,0 +1,1 @@
+"""Wire formats and translations between them: pure functions, no Flask, no I/O."""

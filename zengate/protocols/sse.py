@@ -1,0 +1,91 @@
+"""Server-sent events: an incremental parser and the encoders for both APIs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+DONE = "[DONE]"
+
+
+@dataclass(slots=True)
+class Event:
+    """One parsed SSE event. ``raw`` is the event exactly as received, ending in a blank line."""
+
+    event: str | None
+    data: str
+    raw: bytes
+
+
+class SSEParser:
+    """Feed bytes as they arrive; get whole events back. Comments and empty events are skipped."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buffer[start:end]
+            start = end + 2
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+        self._buffer = buffer[start:]
+        return events
+
+    def finish(self) -> list[Event]:
+        """Whatever complete event is left when the stream ends without a final blank line."""
+        block, self._buffer = self._buffer.strip(b"\n"), b""
+        event = _parse_block(block) if block else None
+        return [event] if event else []
+
+
+def _parse_block(block: bytes) -> Event | None:
+    name = None
+    data_lines = []
+    for line in block.split(b"\n"):
+        if not line or line[:1] == b":":
+            continue
+        field, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            data_lines.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data_lines:
+        return None
+    return Event(name, b"\n".join(data_lines).decode("utf-8", "replace"), block + b"\n\n")
+
+
+def parse_stream(chunks: Iterable[bytes]) -> Iterator[Event]:
+    parser = SSEParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.finish()
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_data(obj: object) -> bytes:
+    """An OpenAI-style event: ``data: <json>`` (or ``data: [DONE]``)."""
+    payload = obj if isinstance(obj, str) else dumps(obj)
+    return f"data: {payload}\n\n".encode()
+
+
+def encode_event(name: str, obj: object) -> bytes:
+    """An Anthropic-style event: ``event: <name>`` then ``data: <json>``."""
+    return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()

@@ -1,0 +1,80 @@
+"""The database handle: one peewee proxy, bound at start to SQLite or PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout so that several gunicorn workers can share one
+file. PostgreSQL connections are pooled; under gevent, psycopg2 is made cooperative with a
+wait callback so a slow query never blocks the worker's other greenlets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 10_000,
+    "synchronous": "normal",
+    "foreign_keys": 1,
+}
+
+
+def open_database(url: str) -> peewee.Database:
+    """Create the database object for ``url`` and bind the global proxy to it."""
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
+    elif scheme in ("postgres", "postgresql"):
+        _make_psycopg2_cooperative()
+        pooled = url.replace(f"{scheme}://", "postgresql+pool://", 1)
+        db = connect_url(pooled, max_connections=32, stale_timeout=300, timeout=10)
+    else:
+        raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:// or postgresql://)")
+    database.initialize(db)
+    return db
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def _make_psycopg2_cooperative() -> None:
+    """Let psycopg2 yield to other greenlets while it waits on the socket (gevent only)."""
+    try:
+        from gevent import monkey
+        from gevent.socket import wait_read, wait_write
+        from psycopg2 import OperationalError, extensions
+    except ImportError:  # no gevent: plain blocking psycopg2 is fine
+        return
+    if not monkey.is_module_patched("socket"):
+        return
+
+    def wait(conn, timeout=None):
+        while True:
+            state = conn.poll()
+            if state == extensions.POLL_OK:
+                return
+            if state == extensions.POLL_READ:
+                wait_read(conn.fileno(), timeout=timeout)
+            elif state == extensions.POLL_WRITE:
+                wait_write(conn.fileno(), timeout=timeout)
+            else:
+                raise OperationalError(f"bad state from poll: {state}")
+
+    extensions.set_wait_callback(wait)
+
+
+def healthy() -> bool:
+    """A cheap round trip to the database."""
+    try:
+        database.execute_sql("SELECT 1").fetchone()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
+        return False

@@ -1,0 +1,176 @@
+"""The upstream client: one pooled ``requests.Session`` per worker, OpenCode's headers, errors.
+
+``send`` returns a response whose status is 2xx, or raises :class:`UpstreamError` carrying the
+status the client should see (the upstream's own for HTTP errors, 502 for connection failures,
+504 for timeouts) and the upstream's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .. import ids
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass
+class UpstreamError(Exception):
+    """An upstream call that did not give a usable answer."""
+
+    status: int
+    message: str
+    kind: str = "http"  # http | connection | timeout | protocol
+    error_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.kind}: {self.message}"
+
+    @property
+    def retry_after(self) -> str | None:
+        return self.headers.get("retry-after")
+
+
+def parse_error_body(status: int, content: bytes) -> tuple[str, str | None]:
+    """The message and type inside an upstream error body, whatever its shape."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        text = content[:200].decode("utf-8", "replace").strip()
+        if text.lower().startswith(("<!doctype", "<html")) or not text:
+            return f"upstream answered HTTP {status} with a non-JSON body", None
+        return text, None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("detail") or json.dumps(err)[:500]
+            return str(message), err.get("type") or err.get("code") or body.get("type")
+        if isinstance(err, str):
+            return err, body.get("type")
+        if isinstance(body.get("message"), str):
+            return body["message"], body.get("type") or body.get("name")
+        if isinstance(body.get("detail"), str):
+            return body["detail"], None
+    return json.dumps(body)[:500], None
+
+
+def iter_body(response: requests.Response) -> Iterator[bytes]:
+    """The raw body as it arrives: each chunk is yielded as soon as the socket gives it."""
+    raw = response.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.read_chunked(None, decode_content=True)
+        return
+    while True:
+        data = raw.read1(65536, decode_content=True)
+        if not data:
+            return
+        yield data
+
+
+def transport_error(exc: BaseException) -> UpstreamError:
+    """Map a requests/urllib3 transport exception to the error a client should see."""
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+        return UpstreamError(504, "the upstream did not answer in time", "timeout")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return UpstreamError(502, "could not reach the upstream through the proxy", "connection")
+    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
+        return UpstreamError(502, "could not reach the upstream (connection failed or was closed)", "connection")
+    return UpstreamError(502, f"upstream failure: {type(exc).__name__}", "protocol")
+
+
+class UpstreamClient:
+    """Sends requests upstream with OpenCode's client headers."""
+
+    def __init__(self, settings, *, pool_size: int = 1000):
+        self.settings = settings
+        self.session = requests.Session()
+        self.session.trust_env = False  # proxies are chosen by zengate, never by the environment
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def headers(self, *, key: str, protocol: str, stream: bool) -> dict[str, str]:
+        s = self.settings
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": s.get("user_agent"),
+            "x-opencode-client": s.get("opencode_client"),
+            "x-opencode-project": s.get("opencode_project"),
+            "x-opencode-session": s.get("opencode_session") or "",
+            "x-opencode-request": ids.opencode_id("msg"),
+        }
+        if stream:
+            headers["Accept-Encoding"] = "identity"
+        if protocol == "anthropic":
+            headers["x-api-key"] = key
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+        else:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def timeouts(self) -> tuple[float, float]:
+        return (self.settings.get("upstream_connect_timeout"), self.settings.get("upstream_read_timeout"))
+
+    def send(self, url: str, payload: bytes, *, key: str, protocol: str, stream: bool,
+             proxies: dict[str, str] | None = None) -> requests.Response:
+        """POST ``payload`` to ``url``; a 2xx response (body unread when streaming) or UpstreamError."""
+        try:
+            response = self.session.post(
+                url,
+                data=payload,
+                headers=self.headers(key=key, protocol=protocol, stream=stream),
+                stream=True,
+                timeout=self.timeouts(),
+                proxies=proxies,
+            )
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        if response.status_code >= 400:
+            try:
+                content = response.content
+            except Exception as exc:
+                raise transport_error(exc) from exc
+            finally:
+                response.close()
+            message, error_type = parse_error_body(response.status_code, content)
+            kept = {k.lower(): v for k, v in response.headers.items() if k.lower() in ("retry-after",)}
+            raise UpstreamError(response.status_code, message, "http", error_type, kept)
+        return response
+
+    def read_json(self, response: requests.Response) -> Any:
+        """The whole body of a non-streaming answer as JSON (502 when it is not JSON)."""
+        try:
+            content = response.content
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        finally:
+            response.close()
+        try:
+            return json.loads(content)
+        except ValueError:
+            ctype = response.headers.get("Content-Type", "?")
+            raise UpstreamError(502, f"the upstream answered with a non-JSON body ({ctype})", "protocol") from None
+
+    def get_json(self, url: str, timeout: float = 10.0) -> Any:
+        """A keyless GET (the upstream's /models)."""
+        try:
+            response = self.session.get(url, headers={"User-Agent": self.settings.get("user_agent")},
+                                        timeout=timeout)
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        if response.status_code >= 400:
+            message, error_type = parse_error_body(response.status_code, response.content)
+            raise UpstreamError(response.status_code, message, "http", error_type)
+        return self.read_json(response)
+
+    def close(self) -> None:
+        self.session.close()
