@@ -8,7 +8,7 @@ table instead (see :mod:`zengate.settings`), so it can change without a restart.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_UPSTREAM_URL = "https://opencode.ai/zen/v1"
@@ -32,6 +32,7 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_BIND", DEFAULT_BIND, "Address to bind when `PORT` is unset."),
     ("ZENGATE_WORKERS", "2", "gunicorn worker processes."),
     ("ZENGATE_LOG_LEVEL", "info", "Log level (debug, info, warning, error)."),
+    ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table (changes reach every worker within it)."),
 ]
 
 
@@ -55,7 +56,7 @@ class Config:
     bind: str = DEFAULT_BIND
     workers: int = 2
     log_level: str = "info"
-    extra: dict = field(default_factory=dict)
+    settings_ttl: float = 2.0
 
     @classmethod
     def from_env(cls) -> Config:
@@ -73,6 +74,7 @@ class Config:
             bind=f"0.0.0.0:{port}" if port else _env("ZENGATE_BIND", DEFAULT_BIND),
             workers=int(_env("ZENGATE_WORKERS", "2")),
             log_level=_env("ZENGATE_LOG_LEVEL", "info").lower(),
+            settings_ttl=float(_env("ZENGATE_SETTINGS_TTL", "2")),
         )
 
     @property

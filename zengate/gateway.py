@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class Gateway:
     def __init__(self, config: Config):
         self.config = config
-        self.settings = Settings()
+        self.settings = Settings(cache_seconds=config.settings_ttl)
         self.upstream = UpstreamClient(self.settings)
         self.request_log = RequestLogWriter()
         self.catalog = ModelCatalog()

@@ -1,0 +1,122 @@
+"""Shared fixtures: the fake upstream, an app on a temporary database, PostgreSQL, e2e gateways."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_upstream import running_upstream
+from tests.support.gateway import ADMIN_PASSWORD
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "clients"
+
+
+def load_fixture(name: str) -> dict:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.skip(f"client fixtures not found at {FIXTURES}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def upstream():
+    with running_upstream() as up:
+        yield up
+
+
+@pytest.fixture
+def make_app(tmp_path, upstream):
+    """Build an app on a fresh SQLite file (or ``database_url``) in front of the fake upstream."""
+    from zengate import create_app
+    from zengate.config import Config
+
+    def build(**overrides):
+        config = Config(
+            upstream_url=overrides.pop("upstream_url", upstream.url),
+            database_url=overrides.pop("database_url", f"sqlite:///{tmp_path / 'zengate.db'}"),
+            admin_password=overrides.pop("admin_password", ADMIN_PASSWORD),
+            settings_ttl=overrides.pop("settings_ttl", 0.0),
+            **overrides,
+        )
+        app = create_app(config)
+        app.testing = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def gateway(app):
+    return app.extensions["zengate"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers(client):
+    r = client.post("/_admin/login", json={"password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.get_json()
+    return {"Authorization": f"Bearer {r.get_json()['token']}"}
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+PG_DSN = os.environ.get("ZENGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin_connection():
+    try:
+        import psycopg2
+    except ImportError:
+        return None
+    try:
+        conn = psycopg2.connect(PG_DSN, connect_timeout=3)
+    except Exception:
+        return None
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test; skipped when no server is reachable."""
+    conn = _pg_admin_connection()
+    if conn is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_DSN}")
+    name = f"zengate_test_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = PG_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from zengate.store.db import database
+
+        if database.obj is not None and not database.is_closed():
+            database.close()
+        if hasattr(database.obj, "close_all"):
+            database.obj.close_all()
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """Run a store test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,70 @@
+"""Configuration, ids and routing decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from zengate import ids, routing
+from zengate.config import Config, is_loopback_bind
+
+
+def test_config_defaults(monkeypatch):
+    for name in ("ZENGATE_UPSTREAM_URL", "ZENGATE_BIND", "PORT", "OPENCODE_API_KEY", "DATABASE_URL",
+                 "ZENGATE_DATA_DIR", "ZENGATE_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    config = Config.from_env()
+    assert config.upstream_url == "https://opencode.ai/zen/v1"
+    assert config.go_upstream_url == "https://opencode.ai/zen/go/v1"
+    assert config.api_key == "public"
+    assert config.bind == "127.0.0.1:8462" and config.bind_is_loopback
+    assert config.database_url == "sqlite:///data/zengate.db"
+    assert config.workers == 2
+
+
+def test_port_wins_over_bind(monkeypatch):
+    monkeypatch.setenv("PORT", "5000")
+    monkeypatch.setenv("ZENGATE_BIND", "127.0.0.1:9")
+    monkeypatch.setenv("ZENGATE_UPSTREAM_URL", "http://x/v1/")
+    config = Config.from_env()
+    assert config.bind == "0.0.0.0:5000" and not config.bind_is_loopback
+    assert config.upstream_url == "http://x/v1"
+
+
+@pytest.mark.parametrize(("bind", "loopback"), [
+    ("127.0.0.1:8462", True), ("localhost:1", True), ("[::1]:80", True), ("unix:/tmp/s", True),
+    ("0.0.0.0:80", False), ("192.168.1.2:80", False), ("[::]:80", False),
+])
+def test_loopback_detection(bind, loopback):
+    assert is_loopback_bind(bind) is loopback
+
+
+def test_opencode_ids_have_opencodes_format():
+    session = ids.opencode_id("ses")
+    assert session.startswith("ses_") and len(session) == 4 + 12 + 14
+    assert ids.is_opencode_id(session, "ses") and not ids.is_opencode_id(session, "msg")
+    many = [ids.opencode_id("msg") for _ in range(200)]
+    assert len(set(many)) == 200
+    assert many == sorted(many, key=lambda s: s[4:16])  # ascending time-and-counter part
+
+
+@pytest.mark.parametrize(("model", "family"), [
+    ("claude-opus-4-8", "opus"), ("claude-sonnet-5", "sonnet"), ("claude-haiku-4-5-20251001", "haiku"),
+    ("claude-3-5-sonnet-latest", "sonnet"), ("claude-custom-thing", "default"), ("opus[1m]", "opus"),
+    ("big-pickle", None), ("gpt-5-nano", None),
+])
+def test_claude_family(model, family):
+    assert routing.claude_family(model) == family
+
+
+def test_resolve_maps_claude_names_and_keeps_known_ones():
+    config = Config(upstream_url="http://u/v1", api_key="public")
+    model_map = {"opus": "kimi-k2.5-free", "default": "big-pickle"}
+    route = routing.resolve("claude-opus-4-8", config=config, model_map=model_map)
+    assert (route.client_model, route.upstream_model, route.url()) == (
+        "claude-opus-4-8", "kimi-k2.5-free", "http://u/v1/chat/completions")
+    assert routing.resolve("claude-sonnet-5", config=config, model_map=model_map).upstream_model == "big-pickle"
+    assert routing.resolve("gpt-5-nano", config=config, model_map=model_map).upstream_model == "gpt-5-nano"
+    anthropic = routing.resolve("minimax-m2.5-free", config=config)
+    assert anthropic.protocol == "anthropic" and anthropic.url() == "http://u/v1/messages"
+    forced = routing.resolve("big-pickle", config=config, protocol_overrides={"big-pickle": "anthropic"})
+    assert forced.protocol == "anthropic"
