@@ -11,7 +11,7 @@ import pytest
 
 from zengate import auth, prepare_database
 from zengate.config import Config
-from zengate.settings import Settings, SettingError
+from zengate.settings import SettingError, Settings
 from zengate.store import migrate as migrate_mod
 from zengate.store.db import database
 from zengate.store.models import ApiKey, RequestLog, Setting, utcnow
@@ -34,12 +34,12 @@ def _row(i: int, **extra) -> dict:
 
 def test_migrations_apply_once_when_processes_race(database_url):
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from zengate import prepare_database\n"
         "from zengate.config import Config\n"
         "from zengate.store.migrate import applied\n"
-        "prepare_database(Config(database_url=%r)); print(','.join(applied()))\n"
-    ) % (str(ROOT), database_url)
+        f"prepare_database(Config(database_url={database_url!r})); print(','.join(applied()))\n"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
     outputs = [p.communicate(timeout=60) for p in procs]

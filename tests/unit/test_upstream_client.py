@@ -70,7 +70,8 @@ def test_zen_error_shape_keeps_status_message_and_retry_after(client):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b'{"error": {"message": "bad model", "type": "invalid_request_error"}}', ("bad model", "invalid_request_error")),
+        (b'{"error": {"message": "bad model", "type": "invalid_request_error"}}',
+         ("bad model", "invalid_request_error")),
         (b'{"type":"error","error":{"type":"FreeTierError","message":"no"}}', ("no", "FreeTierError")),
         (b'{"error": "plain string"}', ("plain string", None)),
         (b'{"message": "top level"}', ("top level", None)),
