@@ -19,7 +19,8 @@ worker_connections = int(os.environ.get("ZENGATE_WORKER_CONNECTIONS", "4096"))
 # it only restarts a worker whose loop is stuck.
 timeout = 120
 graceful_timeout = 30
-keepalive = 75
+# Idle keep-alive connections hold a worker's shutdown until they time out: keep them short.
+keepalive = 5
 loglevel = _config.log_level
 accesslog = None
 errorlog = "-"
