@@ -5,6 +5,7 @@ password is still the default; each worker then starts its own background loop.
 """
 
 import os
+import subprocess
 import sys
 
 from zengate.config import Config
@@ -29,12 +30,12 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
-    from zengate import startup
-
-    problem = startup.check_before_serving(_config)
-    if problem:
-        sys.stderr.write(f"zengate: {problem}\n")
-        sys.exit(3)
+    # Migrations and the bind check run in a child process: importing peewee (or anything that
+    # makes a threading.local) in the master before the workers' gevent patching would share
+    # connection state between greenlets.
+    result = subprocess.run([sys.executable, "-m", "zengate", "preflight"], check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
 
 
 def post_worker_init(worker):

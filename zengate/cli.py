@@ -89,6 +89,18 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preflight(_args: argparse.Namespace) -> int:
+    """Migrate and refuse an unsafe bind (run by gunicorn's master before workers start)."""
+    from . import startup
+    from .config import Config
+
+    problem = startup.check_before_serving(Config.from_env())
+    if problem:
+        print(f"zengate: {problem}", file=sys.stderr)
+        return 3
+    return 0
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"zengate {__version__}")
     return 0
@@ -120,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(func=cmd_admin)
 
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
+    sub.add_parser("preflight", help="migrate and check the bind is safe (gunicorn runs this)").set_defaults(
+        func=cmd_preflight)
     return parser
 
 
