@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from zengate.adapters import OpenAIPassthrough
+from zengate.exchange import openai_upstream_body
 from zengate.protocols.sse import SSEParser
 from zengate.records import RequestRecord
-from zengate.relay import OpenAIPassthrough, openai_upstream_body
 from zengate.routing import Route
 from zengate.upstream.client import UpstreamError
 

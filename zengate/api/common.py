@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, g, jsonify, request
 
 from .. import auth
 from ..errors import ApiError
+from ..exchange import Answer
 from ..gateway import Gateway, current_gateway
 from ..records import RequestRecord
 
@@ -57,8 +59,12 @@ def read_json_body(gw: Gateway) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {exc}", kind="input") from None
 
 
-def event_stream(chunks) -> Response:
-    return Response(chunks, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
+def respond(result: Answer | Iterator[bytes], record: RequestRecord) -> Response:
+    """A JSON answer (the record is finished here) or a stream (its pump finishes the record)."""
+    if isinstance(result, Answer):
+        record.finish(200)
+        return jsonify(result.body)
+    return Response(result, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
 
 
 def finish_with_error(err: ApiError) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .. import relay
+from .. import exchange
 from ..errors import ApiError, from_protocol, from_upstream
 from ..protocols import openai as openai_proto
 from ..protocols.errors import ProtocolError
 from ..upstream.client import UpstreamError
-from .common import authenticate, begin, event_stream, finish_with_error, read_json_body
+from .common import authenticate, begin, finish_with_error, read_json_body, respond
 
 bp = Blueprint("openai", __name__)
 
@@ -43,19 +43,4 @@ def chat_completions():
     openai_proto.validate_chat_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
     route = gw.route(body["model"])
-
-    response = relay.send(gw.upstream, route, relay.openai_upstream_body(body, route),
-                          stream=record.stream, record=record)
-    if record.stream:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        rename = route.client_model if route.client_model != route.upstream_model else None
-        adapter = relay.OpenAIPassthrough(record, include_usage=include_usage, client_model=rename)
-        return event_stream(relay.pump(response, adapter, record))
-
-    answer = relay.check_openai_answer(gw.upstream.read_json(response))
-    record.first_byte()
-    answer["model"] = route.client_model
-    relay.record_openai_answer(answer, record)
-    record.finish(200)
-    return jsonify(answer)
-
+    return respond(exchange.for_openai_client(gw.upstream, route, body, record), record)

@@ -121,13 +121,16 @@ class UpstreamClient:
         return (self.settings.get("upstream_connect_timeout"), self.settings.get("upstream_read_timeout"))
 
     def send(self, url: str, payload: bytes, *, key: str, protocol: str, stream: bool,
-             proxies: dict[str, str] | None = None) -> requests.Response:
+             proxies: dict[str, str] | None = None, extra_headers: dict[str, str] | None = None) -> requests.Response:
         """POST ``payload`` to ``url``; a 2xx response (body unread when streaming) or UpstreamError."""
+        headers = self.headers(key=key, protocol=protocol, stream=stream)
+        if extra_headers:
+            headers.update(extra_headers)
         try:
             response = self.session.post(
                 url,
                 data=payload,
-                headers=self.headers(key=key, protocol=protocol, stream=stream),
+                headers=headers,
                 stream=True,
                 timeout=self.timeouts(),
                 proxies=proxies,
