@@ -1,0 +1,237 @@
+"""The Anthropic surface of the real gateway, driven by the official anthropic and openai SDKs."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.conftest import load_fixture
+from tests.support.fake_upstream import (
+    anthropic_text,
+    anthropic_tool_use,
+    drop_after,
+    error,
+    openai_raw,
+    openai_text,
+    openai_tool_calls,
+)
+
+pytestmark = pytest.mark.e2e
+
+HI = [{"role": "user", "content": "say hi"}]
+WEATHER_TOOL = {"name": "get_weather", "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def sdk(gw) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-whatever", max_retries=0, timeout=30)
+
+
+def raw_events(gw, body: dict, path: str = "/v1/messages?beta=true") -> list[tuple[str, dict]]:
+    """POST a streaming request and return (event, data) pairs, checking every event has both lines."""
+    r = requests.post(gw.url + path, json=body, timeout=30,
+                      headers={"anthropic-version": "2023-06-01", "x-api-key": "sk-zen-x"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    events = []
+    for block in r.text.strip().split("\n\n"):
+        lines = block.split("\n")
+        assert len(lines) == 2 and lines[0].startswith("event: ") and lines[1].startswith("data: "), block
+        name, data = lines[0][7:], json.loads(lines[1][6:])
+        assert data["type"] == name
+        events.append((name, data))
+    return events
+
+
+def assert_well_formed(events: list[tuple[str, dict]]) -> None:
+    names = [n for n, _ in events]
+    assert names[0] == "message_start" and names.count("message_start") == 1
+    assert names[-2:] == ["message_delta", "message_stop"]
+    open_index, next_index = None, 0
+    for name, data in events:
+        if name == "content_block_start":
+            assert open_index is None and data["index"] == next_index
+            open_index, next_index = data["index"], next_index + 1
+        elif name == "content_block_delta":
+            assert data["index"] == open_index
+        elif name == "content_block_stop":
+            assert data["index"] == open_index
+            open_index = None
+    assert open_index is None
+
+
+def test_non_stream_text(gw, up):
+    system = [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]
+    message = sdk(gw).messages.create(model="claude-sonnet-5", max_tokens=64000, messages=HI, system=system)
+    assert message.content[0].text == "Hello from upstream"
+    assert message.model == "claude-sonnet-5" and message.stop_reason == "end_turn"
+    assert message.usage.input_tokens == 10 and message.usage.output_tokens == 5
+    sent = up.requests[-1]
+    assert sent.path.endswith("/chat/completions") and sent.body["model"] == "big-pickle"
+    assert sent.body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert sent.body["max_tokens"] <= 32000  # clamped to the model's output limit
+    assert "anthropic-beta" not in sent.headers
+
+
+def test_stream_text_with_reasoning_and_cost_frame(gw, up):
+    up.script("big-pickle", openai_text("Hello there friend", reasoning="let me think", cost_frame=True))
+    with sdk(gw).messages.stream(model="claude-opus-4-8", max_tokens=1024, messages=HI) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "let me think" and final.content[1].text == "Hello there friend"
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 5
+
+
+def test_stream_parallel_interleaved_tool_calls(gw, up):
+    calls = [("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Rome"}')]
+    up.script("big-pickle", openai_tool_calls(calls, interleave=True, split=4))
+    body = {"model": "claude-sonnet-5", "max_tokens": 1024, "stream": True, "messages": HI, "tools": [WEATHER_TOOL]}
+    events = raw_events(gw, body)
+    assert_well_formed(events)
+    up.script("big-pickle", openai_tool_calls([("get_weather", '{"city": "Paris"}'),
+                                               ("get_weather", '{"city": "Rome"}')], interleave=True, split=4))
+    with sdk(gw).messages.stream(model="claude-sonnet-5", max_tokens=1024, messages=HI, tools=[WEATHER_TOOL]) as s:
+        final = s.get_final_message()
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert [u.input for u in uses] == [{"city": "Paris"}, {"city": "Rome"}]
+    assert final.stop_reason == "tool_use"
+    sent = up.requests[-1].body
+    assert sent["tools"][0]["function"]["name"] == "get_weather" and sent["stream_options"]["include_usage"]
+
+
+def test_tool_result_round_trip_translation(gw, up):
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "sunny"},
+                                     {"type": "text", "text": "and tomorrow?"}]},
+    ]
+    sdk(gw).messages.create(model="claude-sonnet-5", max_tokens=100, messages=messages, tools=[WEATHER_TOOL])
+    sent = up.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
+    fn = sent[1]["tool_calls"][0]["function"]
+    assert fn["name"] == "get_weather" and json.loads(fn["arguments"]) == {"city": "Paris"}
+    assert sent[2]["tool_call_id"] == sent[1]["tool_calls"][0]["id"] and sent[2]["content"] == "sunny"
+
+
+def test_error_mid_stream_and_eof_without_finish(gw, up):
+    up.script("big-pickle", openai_raw([
+        {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "par"}}]},
+        {"error": {"message": "upstream overloaded", "type": "overloaded_error"}},
+    ]))
+    events = raw_events(gw, {"model": "claude-sonnet-5", "max_tokens": 10, "stream": True, "messages": HI})
+    assert events[-1][0] == "error" and events[-1][1]["error"]["message"] == "upstream overloaded"
+    assert "message_stop" not in [n for n, _ in events]
+
+    up.script("big-pickle", drop_after(3, openai_text("one two three four five")))
+    events = raw_events(gw, {"model": "claude-sonnet-5", "max_tokens": 10, "stream": True, "messages": HI})
+    assert events[-1][0] == "error" and "end_turn" not in json.dumps(events)
+
+    up.script("big-pickle", drop_after(3, openai_text("one two three four five")))
+    with pytest.raises(anthropic.APIStatusError):
+        with sdk(gw).messages.stream(model="claude-sonnet-5", max_tokens=10, messages=HI) as s:
+            s.get_final_message()
+
+
+def test_errors_before_the_first_byte_keep_status(gw, up):
+    client = sdk(gw)
+    up.script("big-pickle", error(429, "Rate limit exceeded", headers={"retry-after": "4"}))
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=HI, stream=True)
+    assert exc.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit exceeded"}}
+    assert exc.value.response.headers["retry-after"] == "4"
+
+    too_long = "This model's maximum context length is 8192 tokens"
+    up.script("big-pickle", error(400, too_long, type="invalid_request_error"))
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=HI)
+    assert exc.value.body["error"]["message"].startswith("prompt is too long")
+
+    up.script("big-pickle", error(403, "Free models are for OpenCode only", type="FreeTierError"))
+    with pytest.raises(anthropic.PermissionDeniedError) as exc:
+        client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=HI)
+    assert exc.value.body["error"]["type"] == "permission_error" and "Go tier" in exc.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"model": "m", "messages": HI}, "max_tokens"),
+    ({"model": "m", "max_tokens": 5, "messages": "hi"}, "messages"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "hologram"}]}]},
+     "messages.0.content.0"),
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": "AAAA"}}]}]},
+     "media_type"),
+])
+def test_bad_input_is_an_anthropic_400(gw, up, body, needle):
+    r = requests.post(gw.url + "/v1/messages", json=body, timeout=10, headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 400
+    err = r.json()
+    assert err["type"] == "error" and err["error"]["type"] == "invalid_request_error"
+    assert needle in err["error"]["message"]
+    assert up.requests == []
+
+
+def test_count_tokens(gw, up):
+    client = sdk(gw)
+    plain = client.messages.count_tokens(model="claude-sonnet-5", messages=HI).input_tokens
+    tooled = client.messages.count_tokens(model="claude-sonnet-5", messages=HI, tools=[WEATHER_TOOL]).input_tokens
+    assert 0 < plain < tooled
+    r = requests.post(gw.url + "/v1/messages/count_tokens?beta=true", json={"model": "m"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert up.requests == []  # estimated locally
+
+
+def test_anthropic_protocol_model_passes_through(gw, up):
+    up.script("minimax-m2.5-free", anthropic_text("passthrough works"))
+    message = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0, default_headers={
+        "anthropic-beta": "context-1m-2025-08-07"}).messages.create(
+        model="minimax-m2.5-free", max_tokens=100, messages=HI, metadata={"user_id": "u1"})
+    assert message.content[0].text == "passthrough works"
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages") and sent.headers["x-api-key"] == "public"
+    assert sent.headers["anthropic-beta"] == "context-1m-2025-08-07"
+    assert sent.body["metadata"] == {"user_id": "u1"} and sent.body["max_tokens"] == 100
+    up.script("minimax-m2.5-free", anthropic_tool_use([("get_weather", {"city": "Oslo"})], text="checking"))
+    with sdk(gw).messages.stream(model="minimax-m2.5-free", max_tokens=100, messages=HI, tools=[WEATHER_TOOL]) as s:
+        final = s.get_final_message()
+    assert final.content[-1].input == {"city": "Oslo"} and final.stop_reason == "tool_use"
+
+
+def test_openai_client_on_an_anthropic_protocol_model(gw, up):
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    up.script("minimax-m2.5-free", anthropic_text("translated back", thinking="hmm"))
+    answer = client.chat.completions.create(model="minimax-m2.5-free", messages=HI)
+    assert answer.choices[0].message.content == "translated back"
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages") and sent.headers["x-api-key"] == "public"
+    assert [m["role"] for m in sent.body["messages"]] == ["user"]
+    assert json.dumps(sent.body["messages"][0]["content"]).count("say hi") == 1 and sent.body["max_tokens"] > 0
+    up.script("minimax-m2.5-free", anthropic_tool_use([("get_weather", {"city": "Lima"})]))
+    chunks = list(client.chat.completions.create(model="minimax-m2.5-free", messages=HI, stream=True,
+                                                 stream_options={"include_usage": True}, tools=[{
+            "type": "function", "function": {"name": "get_weather", "parameters": WEATHER_TOOL["input_schema"]}}]))
+    fragments = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    args = "".join(tc.function.arguments or "" for tc in fragments)
+    assert json.loads(args) == {"city": "Lima"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize("name", ["cc_basic_say_hi.json", "cc_tool_bash.json", "cc_thinking_tool_bash.json",
+                                  "cc_model_haiku.json", "oc_anthropic_provider.json"])
+def test_recorded_client_requests_stream_cleanly(gw, up, name):
+    for recorded in load_fixture(name)["requests"]:
+        if recorded["method"] != "POST" or not recorded["path"].startswith("/v1/messages") \
+                or "count_tokens" in recorded["path"]:
+            continue
+        body = recorded["body"]
+        body_stream = {**body, "stream": True}
+        events = raw_events(gw, body_stream, path=recorded["full_path"])
+        assert_well_formed(events)
+        assert events[0][1]["message"]["model"] == body["model"]
+    assert up.requests, "no request reached the upstream"
