@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import adapters, relay
 from .protocols import anthropic_to_openai, openai_to_anthropic
+from .protocols.sse import encode_event
 from .protocols.tokens import estimate_anthropic_tokens
 from .records import RequestRecord
 from .routing import Route
@@ -120,15 +121,21 @@ def for_openai_client(client: UpstreamClient, route: Route, body: dict, record: 
 
 # --- Anthropic clients -----------------------------------------------------------------------
 
+PING = encode_event("ping", {"type": "ping"})
+
+
 def for_anthropic_client(client: UpstreamClient, route: Route, body: dict, record: RequestRecord,
-                         client_headers: dict[str, str]) -> Result:
+                         client_headers: dict[str, str], *, ping_seconds: float = 0) -> Result:
+    """An Anthropic client's request; ``ping_seconds`` > 0 sends ``ping`` events on upstream silence."""
     stream = bool(body.get("stream"))
+    heartbeat = (ping_seconds, PING) if ping_seconds > 0 else None
     if route.protocol == "anthropic":
         upstream_body = {**body, "model": route.upstream_model}
         passed = {k: v for k, v in client_headers.items() if k.lower() in ANTHROPIC_HEADER_ALLOW_LIST and v}
         response = relay.send(client, route, upstream_body, stream=stream, record=record, extra_headers=passed)
         if stream:
-            return relay.pump(response, adapters.AnthropicPassthrough(record, client_model=_renamed(route)), record)
+            adapter = adapters.AnthropicPassthrough(record, client_model=_renamed(route))
+            return relay.pump(response, adapter, record, heartbeat=heartbeat)
         message = check_anthropic_answer(client.read_json(response))
         record.first_byte()
         message["model"] = route.client_model
@@ -141,7 +148,7 @@ def for_anthropic_client(client: UpstreamClient, route: Route, body: dict, recor
     if stream:
         translator = anthropic_to_openai.StreamToAnthropic(
             client_model=route.client_model, names=names, input_tokens_estimate=estimate_anthropic_tokens(body))
-        return relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record)
+        return relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record, heartbeat=heartbeat)
     answer = check_openai_answer(client.read_json(response))
     record.first_byte()
     message = anthropic_to_openai.response_from_openai(answer, client_model=route.client_model, names=names)

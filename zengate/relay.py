@@ -8,6 +8,8 @@ upstream when the client goes away, and finishing the request record exactly onc
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -39,18 +41,67 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
                        extra_headers=extra_headers)
 
 
-def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord) -> Iterator[bytes]:
-    """Yield client bytes as upstream events arrive; always closes the upstream and the record."""
+_END = object()
+
+
+def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes | None]:
+    """``chunks`` as they come, and ``None`` whenever nothing came for ``interval`` seconds.
+
+    The upstream is read by a helper greenlet (a thread outside gevent) feeding a queue, so the
+    wait can time out without interrupting a socket read half-way. Closing the upstream response
+    ends the helper: its read fails and it leaves.
+    """
+    items: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                items.put(chunk)
+            items.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            items.put(exc)
+
+    threading.Thread(target=read, name="zengate-stream-reader", daemon=True).start()
+    while True:
+        try:
+            item = items.get(timeout=interval)
+        except queue.Empty:
+            yield None
+            continue
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,
+         heartbeat: tuple[float, bytes] | None = None) -> Iterator[bytes]:
+    """Yield client bytes as upstream events arrive; always closes the upstream and the record.
+
+    With ``heartbeat=(seconds, payload)``, ``payload`` is sent whenever the upstream stays silent
+    that long (Anthropic ``ping`` events while a reasoning model thinks) — never before the
+    stream's first event, which must stay first.
+    """
     parser = SSEParser()
     status_error: str | None = None
+    source: Iterator[bytes | None] = iter_body(response)
+    if heartbeat:
+        source = with_heartbeat(source, heartbeat[0])
     try:
         try:
-            for chunk in iter_body(response):
+            sent = False
+            for chunk in source:
+                if chunk is None:
+                    if sent:
+                        yield heartbeat[1]
+                    continue
                 if record.ttfb_ms is None:
                     record.first_byte()
                 for event in parser.feed(chunk):
                     out = adapter.on_event(event)
                     if out:
+                        sent = True
                         yield b"".join(out)
                     if adapter.ended:
                         return

@@ -118,6 +118,9 @@ SPECS: dict[str, Spec] = {
     "upstream_read_timeout": Spec(
         float, 300.0, "Seconds the upstream may stay silent (before or within a stream).", 0.05, 3600
     ),
+    "stream_ping_seconds": Spec(
+        float, 10.0, "Send Anthropic clients a ping event after this many silent seconds (0: never).", 0, 600
+    ),
     "models_refresh_seconds": Spec(int, 600, "How often the live model list is refreshed.", 10, 86_400),
     "log_bodies": Spec(bool, True, "Store input messages and output content in the request log."),
     "log_body_max_chars": Spec(int, 100_000, "Truncate stored bodies to this many characters.", 0, 10_000_000),

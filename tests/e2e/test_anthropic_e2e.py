@@ -119,6 +119,20 @@ def test_tool_result_round_trip_translation(gw, up):
     assert sent[2]["tool_call_id"] == sent[1]["tool_calls"][0]["id"] and sent[2]["content"] == "sunny"
 
 
+def test_ping_events_while_the_upstream_is_silent(gw, up):
+    gw.set_setting("stream_ping_seconds", 0.2)
+    try:
+        up.script("big-pickle", openai_text("slow answer", chunks=2, delay=0.9, reasoning="deep thought"))
+        events = raw_events(gw, {"model": "claude-sonnet-5", "max_tokens": 10, "stream": True, "messages": HI})
+    finally:
+        gw.set_setting("stream_ping_seconds", 10)
+    names = [n for n, _ in events]
+    assert names[0] == "message_start" and "ping" in names
+    assert_well_formed([e for e in events if e[0] != "ping"])
+    text = "".join(d["delta"].get("text", "") for n, d in events if n == "content_block_delta")
+    assert text == "slow answer"
+
+
 def test_error_mid_stream_and_eof_without_finish(gw, up):
     up.script("big-pickle", openai_raw([
         {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "par"}}]},

@@ -52,7 +52,8 @@ def messages():
     anthropic_proto.validate_messages_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
     route = gw.route(body["model"])
-    result = exchange.for_anthropic_client(gw.upstream, route, body, record, dict(request.headers))
+    result = exchange.for_anthropic_client(gw.upstream, route, body, record, dict(request.headers),
+                                           ping_seconds=gw.settings.get("stream_ping_seconds"))
     return respond(result, record)
 
 
