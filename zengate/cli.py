@@ -101,6 +101,57 @@ def cmd_preflight(_args: argparse.Namespace) -> int:
     return 0
 
 
+def claude_environment(config, home: Path, base: dict[str, str]) -> dict[str, str]:
+    """The environment that points Claude Code at this gateway (and skips its onboarding)."""
+    host, _, port = config.bind.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"  # listening everywhere: talk to it on loopback
+    env = dict(base)
+    env["ANTHROPIC_BASE_URL"] = f"http://{host}:{port}"
+    env["ANTHROPIC_AUTH_TOKEN"] = base.get("ZENGATE_API_KEY") or base.get("ANTHROPIC_AUTH_TOKEN") or "sk-zen-local"
+    env.pop("ANTHROPIC_API_KEY", None)  # it would win over the token and go to the wrong place
+    env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    env.setdefault("DISABLE_TELEMETRY", "1")
+    env.setdefault("DISABLE_AUTOUPDATER", "1")
+    mark_onboarding_done(home / ".claude.json")
+    return env
+
+
+def mark_onboarding_done(path: Path) -> None:
+    """Set ``hasCompletedOnboarding`` in Claude Code's state file, keeping everything else."""
+    import json
+
+    try:
+        state = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return  # never clobber a file we cannot read
+    if not isinstance(state, dict) or state.get("hasCompletedOnboarding") is True:
+        return
+    state["hasCompletedOnboarding"] = True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2))
+
+
+def find_claude() -> str | None:
+    import shutil
+
+    local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
+    return shutil.which("claude") or (str(local) if local.exists() else None)
+
+
+def cmd_claude(args: argparse.Namespace) -> int:
+    """Run Claude Code against this gateway: ``python -m zengate claude -p "hi"``."""
+    from .config import Config
+
+    binary = find_claude()
+    if binary is None:
+        print("Claude Code is not installed: npm install -g @anthropic-ai/claude-code", file=sys.stderr)
+        return 127
+    env = claude_environment(Config.from_env(), Path.home(), dict(os.environ))
+    os.execvpe(binary, [binary, *args.extra], env)
+    return 0  # not reached
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"zengate {__version__}")
     return 0
@@ -132,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(func=cmd_admin)
 
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
+    claude = sub.add_parser("claude", help="run Claude Code against this gateway (arguments passed on)")
+    claude.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for claude")
+    claude.set_defaults(func=cmd_claude)
     sub.add_parser("preflight", help="migrate and check the bind is safe (gunicorn runs this)").set_defaults(
         func=cmd_preflight)
     return parser

@@ -58,3 +58,20 @@ def test_preflight_refuses_public_bind_with_default_password(run):
     # password was already stored as the default; setting one through the CLI lifts the refusal
     assert run("admin", "set-password", "--password", "y" * 12).returncode == 0
     assert run("preflight", extra_env={"PORT": "8000"}).returncode == 0
+
+
+def test_claude_environment_points_at_the_gateway(tmp_path):
+    import json
+
+    from zengate.cli import claude_environment
+    from zengate.config import Config
+
+    (tmp_path / ".claude.json").write_text(json.dumps({"theme": "dark"}))
+    env = claude_environment(Config(bind="0.0.0.0:9000"), tmp_path,
+                             {"ANTHROPIC_API_KEY": "sk-ant-real", "ZENGATE_API_KEY": "sk-zen-mine", "PATH": "/bin"})
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9000"
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-mine" and "ANTHROPIC_API_KEY" not in env
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["PATH"] == "/bin"
+    assert json.loads((tmp_path / ".claude.json").read_text()) == {"theme": "dark", "hasCompletedOnboarding": True}
+    env = claude_environment(Config(bind="127.0.0.1:8462"), tmp_path / "fresh", {})
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8462" and env["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-local"
