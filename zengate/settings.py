@@ -172,7 +172,9 @@ class Settings:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         return {
-            name: {"value": self.get(name), "default": spec.default, "help": spec.help}
+            name: {"value": self.get(name), "default": spec.default, "help": spec.help,
+                   "type": {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}[spec.kind],
+                   "minimum": spec.minimum, "maximum": spec.maximum}
             for name, spec in SPECS.items()
             if spec.public
         }
