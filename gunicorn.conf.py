@@ -26,6 +26,8 @@ loglevel = _config.log_level
 accesslog = None
 errorlog = "-"
 proc_name = "zengate"
+# gunicorn's control socket has one path per user: several instances would share it.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -959,8 +959,9 @@ class FakeUpstream:
         with self._cond:
             self.requests.append(req)
             reply = None
-            for key in (req.model, ANY_MODEL):
-                queue = self._scripts.get(key) if isinstance(key, str) else None
+            keys = (req.model, ANY_MODEL) if isinstance(req.model, str) else ()  # never GET /models
+            for key in keys:
+                queue = self._scripts.get(key)
                 if queue:
                     reply = queue.popleft()
                     break

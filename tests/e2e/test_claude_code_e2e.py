@@ -1,0 +1,380 @@
+"""The real Claude Code CLI (``claude -p``) through the real gateway (gunicorn, gevent) to the fake upstream.
+
+The CLI is the pinned npm package, found at ``.ci/node/node_modules/.bin/claude`` (``bash .ci/install
+--dev`` puts it there), else on PATH, else installed there with npm; the module skips only without npm.
+
+Every run is headless and isolated: a temporary HOME and TMPDIR, a fresh working directory, an
+environment built from scratch (nothing of the caller's ANTHROPIC_* / CLAUDE_* leaks in), no telemetry
+or other non-essential traffic, few retries, and a hard timeout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fake_upstream import (
+    Recorded,
+    Reply,
+    anthropic_text,
+    anthropic_tool_use,
+    openai_text,
+    openai_tool_calls,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code@2.1.330"  # keep in step with .ci/install
+NODE_PREFIX = ROOT / ".ci" / "node"
+RUN_TIMEOUT = 120  # seconds per claude run
+CLIENT_TOKEN = "sk-zen-claude-code-e2e-token"
+
+MARKER = "zengate-tool-ok"
+BASH_ARGS = {"command": f"echo {MARKER}", "description": "Print marker"}
+OPENAI_CALL_ID = "call_zg_bash"
+ANTHROPIC_CALL_ID = "toolu_zg_bash"
+
+# Body fields of the Anthropic Messages API that have no business in an OpenAI chat completion.
+ANTHROPIC_ONLY_FIELDS = {"system", "thinking", "metadata", "context_management", "output_config",
+                         "betas", "anthropic_beta", "anthropic_version", "stop_sequences", "top_k"}
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _claude_binary() -> Path | None:
+    local = NODE_PREFIX / "node_modules" / ".bin" / "claude"
+    if local.exists() and os.access(local, os.X_OK):
+        return local
+    found = shutil.which("claude")
+    return Path(found) if found else None
+
+
+@pytest.fixture(scope="module")
+def claude(tmp_path_factory) -> str:
+    """Path of the Claude Code binary (installed with npm into .ci/node when missing)."""
+    binary = _claude_binary()
+    if binary is None:
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("Claude Code is not installed (.ci/node or PATH) and npm is unavailable to install it")
+        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+        with open(NODE_PREFIX / ".install.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time
+            binary = _claude_binary()
+            if binary is None:
+                done = subprocess.run(
+                    [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund", CLAUDE_CODE_PACKAGE],
+                    cwd=ROOT, capture_output=True, text=True, timeout=600,
+                )
+                assert done.returncode == 0, f"npm install {CLAUDE_CODE_PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
+                binary = _claude_binary()
+        assert binary is not None, f"npm installed {CLAUDE_CODE_PACKAGE} but no .bin/claude under {NODE_PREFIX}"
+    home = tmp_path_factory.mktemp("claude-version-home")
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60,
+                             env={"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "TMPDIR": str(home),
+                                  "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"})
+    assert version.returncode == 0, f"{binary} --version failed: {version.stderr}"
+    print(f"Claude Code: {binary} ({version.stdout.strip()})")
+    return str(binary)
+
+
+def run_claude(claude: str, tmp_path: Path, gw, prompt: str, *args: str, **env: str) -> dict[str, Any]:
+    """``claude -p PROMPT --output-format json ARGS`` against the gateway; the parsed result object.
+
+    ``env`` adds to (or, with an empty string, removes from) the run's environment.
+    """
+    home, tmp, work = tmp_path / "home", tmp_path / "tmp", tmp_path / "work"
+    for d in (home, tmp, work):
+        d.mkdir(exist_ok=True)
+    # What the interactive first run would record; -p does not prompt, this keeps it that way.
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True,
+        "numStartups": 1,
+        "projects": {str(work): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
+    }))
+    full_env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "SHELL": shutil.which("bash") or "/bin/bash",
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_BASE_URL": gw.url,
+        "ANTHROPIC_AUTH_TOKEN": CLIENT_TOKEN,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no update checks, no feature flags, no reports
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "2",  # an error surfaces in seconds, not after minutes of backoff
+        "API_TIMEOUT_MS": "60000",
+        **env,
+    }
+    full_env = {k: v for k, v in full_env.items() if v}
+    cmd = [claude, "-p", prompt, "--output-format", "json", *args]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(cmd, cwd=work, env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"claude did not finish within {RUN_TIMEOUT}s\nstdout: {exc.stdout!r}\nstderr: {exc.stderr!r}\n"
+                    f"gateway log (tail):\n{gw.log()[-4000:]}")
+    elapsed = time.monotonic() - started
+    print(f"claude {' '.join(args) or '(no flags)'}: {elapsed:.2f}s")
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        pytest.fail(f"claude exited {done.returncode} without a JSON result\nstdout: {done.stdout[-4000:]}\n"
+                    f"stderr: {done.stderr[-4000:]}\ngateway log (tail):\n{gw.log()[-4000:]}")
+    result["_exit_code"], result["_stderr"], result["_seconds"] = done.returncode, done.stderr, elapsed
+    return result
+
+
+def assert_success(result: dict, gw, up) -> None:
+    brief = {k: result.get(k) for k in ("is_error", "subtype", "api_error_status", "result", "_exit_code",
+                                        "_stderr", "num_turns")}
+    seen = [(r.method, r.path, r.model, r.header("anthropic-beta")) for r in up.requests]
+    assert result.get("is_error") is False and result["_exit_code"] == 0, (
+        f"claude failed: {brief}\nupstream saw: {seen}\ngateway log (tail):\n{gw.log()[-4000:]}")
+
+
+# --------------------------------------------------------------------------- request shapes
+
+
+def tool_names(body: dict) -> set[str]:
+    """Names of the tools offered in an OpenAI or an Anthropic request body."""
+    names = set()
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            fn = tool.get("function")
+            names.add((fn if isinstance(fn, dict) else tool).get("name"))
+    return names
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(text_of(part.get("text", part.get("content")))
+                       for part in content if isinstance(part, dict))
+    return ""
+
+
+def tool_results(body: dict) -> list[tuple[str | None, str]]:
+    """``(call id, text)`` of every tool result: OpenAI ``role: tool`` messages or Anthropic blocks."""
+    out = []
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            out.append((message.get("tool_call_id"), text_of(message.get("content"))))
+        elif message.get("role") == "user" and isinstance(message.get("content"), list):
+            out += [(block.get("tool_use_id"), text_of(block.get("content")))
+                    for block in message["content"] if isinstance(block, dict) and block.get("type") == "tool_result"]
+    return out
+
+
+def is_main(req: Recorded) -> bool:
+    """Claude Code's main conversation (not a side call such as a title or a topic check) offers Bash."""
+    return isinstance(req.body, dict) and "Bash" in tool_names(req.body)
+
+
+class Conversation(Reply):
+    """Answers by content rather than by order, so extra calls Claude Code may make cannot shift a script.
+
+    Main-conversation requests get ``first`` until a tool result comes back, then ``after_tool``;
+    anything else (side calls) gets a short text in the request's protocol.
+    """
+
+    def __init__(self, first: Reply, after_tool: Reply | None = None):
+        self.first, self.after_tool = first, after_tool or first
+
+    def send(self, ex) -> None:
+        req: Recorded = ex.req
+        if is_main(req):
+            reply = self.after_tool if tool_results(req.body) else self.first
+        elif req.path.endswith("/messages"):
+            reply = anthropic_text("side answer")
+        else:
+            reply = openai_text("side answer")
+        reply.send(ex)
+
+
+def script_conversation(up, model: str, reply: Conversation, copies: int = 20) -> None:
+    up.script(model, *([reply] * copies))  # stateless: each request consumes one copy
+
+
+# --------------------------------------------------------------------------- gateway state
+
+
+@pytest.fixture
+def model_map(gw):
+    """Set the gateway's model_map for one test (restored afterwards); returns a setter."""
+    before = gw.admin("GET", "/_admin/settings").json()
+    original = _setting_value(before, "model_map")
+
+    def set_map(**families: str) -> dict:
+        mapping = {**original, **families}
+        gw.set_setting("model_map", mapping)
+        return mapping
+
+    yield set_map
+    gw.set_setting("model_map", original)
+
+
+def _setting_value(payload: dict, key: str) -> Any:
+    """The current value of ``key`` from a GET /_admin/settings answer."""
+    return payload["settings"][key]
+
+
+def claude_family(model: str) -> str:
+    for family in ("opus", "sonnet", "haiku"):
+        if family in model.lower():
+            return family
+    return "default"
+
+
+def log_rows_since(gw, since: datetime, want: int, timeout: float = 15.0) -> list[dict]:
+    """The gateway's /v1/messages log rows created at or after ``since``, once ``want`` of them exist."""
+    def rows():
+        page = gw.admin("GET", "/_stats/requests?limit=50").json()["requests"]
+        found = [r for r in page if r["path"].startswith("/v1/messages")
+                 and datetime.fromisoformat(r["created_at"]) >= since]
+        return found if len(found) >= want else None
+
+    return gw.wait_for(rows, timeout=timeout)
+
+
+def now() -> datetime:
+    return datetime.now().astimezone()
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_print_mode_text_answer_through_openai_translation(claude, tmp_path, gw, up, model_map):
+    mapping = model_map(sonnet="glm-4.7-free")  # a family-specific target, unlike the other families
+    text = "Greetings from the zengate fake upstream."
+    script_conversation(up, "glm-4.7-free", Conversation(openai_text(text)))
+    since = now()
+
+    result = run_claude(claude, tmp_path, gw, "Say the zengate greeting", "--model", "sonnet")
+
+    assert_success(result, gw, up)
+    assert text in result["result"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == 1, [(r.path, r.model) for r in up.requests]
+    sent = main[0]
+    assert sent.method == "POST" and sent.path.endswith("/chat/completions")
+    assert sent.model == mapping["sonnet"] == "glm-4.7-free"
+    body = sent.body
+    assert body["stream"] is True
+    assert any(m.get("role") == "user" and "Say the zengate greeting" in text_of(m.get("content"))
+               for m in body["messages"]), body["messages"]
+    assert all(t.get("type") == "function" and isinstance(t["function"].get("parameters"), dict)
+               for t in body["tools"])
+    assert not ANTHROPIC_ONLY_FIELDS & body.keys(), sorted(body)
+    # Nothing of the client's Anthropic headers or credentials reaches an OpenAI upstream.
+    assert not [h for h in sent.headers if h.startswith("anthropic-") or h == "x-api-key"], dict(sent.headers)
+    assert not [h for h, v in sent.headers.items() if CLIENT_TOKEN in v]
+
+    rows = log_rows_since(gw, since, want=len([r for r in up.requests if r.method == "POST"]))
+    assert {r["format"] for r in rows} == {"anthropic"} and {r["status"] for r in rows} == {200}, rows
+    row = next(r for r in rows if r["upstream_model"] == "glm-4.7-free")
+    assert "sonnet" in row["model"] and row["model"].startswith("claude-")
+    assert row["stream"] is True and row["error"] is None
+    assert row["key_prefix"] and CLIENT_TOKEN.startswith(row["key_prefix"])
+    assert text in (row.get("output_content") or "")
+
+
+@pytest.mark.parametrize("how", ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
+def test_require_auth_with_a_real_key(claude, tmp_path, gw, up, how):
+    created = gw.admin("POST", "/_admin/api-keys", json={"name": "cc"})
+    assert created.status_code == 201, created.text
+    key = created.json()
+    gw.set_setting("require_auth", True)
+    mapping = _setting_value(gw.admin("GET", "/_admin/settings").json(), "model_map")
+    for model in set(mapping.values()):
+        script_conversation(up, model, Conversation(openai_text("authenticated hello")))
+    since = now()
+
+    # Bearer (ANTHROPIC_AUTH_TOKEN) or x-api-key (ANTHROPIC_API_KEY); --model left to the CLI.
+    result = run_claude(claude, tmp_path, gw, "hello", **{"ANTHROPIC_AUTH_TOKEN": "", how: key["key"]})
+
+    assert_success(result, gw, up)
+    assert "authenticated hello" in result["result"]
+    rows = log_rows_since(gw, since, want=1)
+    assert {r["status"] for r in rows} == {200} and {r["key_prefix"] for r in rows} == {key["prefix"]}, rows
+    main_row = next(r for r in rows if r["path"] == "/v1/messages")
+    assert main_row["upstream_model"] == mapping[claude_family(main_row["model"])]
+    assert [r.model for r in up.requests if is_main(r)] == [main_row["upstream_model"]]
+
+
+def test_wrong_key_is_refused_and_claude_code_reports_it(claude, tmp_path, gw, up):
+    gw.set_setting("require_auth", True)
+
+    # Claude Code retries a 401 like any other error; no retries here, the first answer is the point.
+    result = run_claude(claude, tmp_path, gw, "hello", ANTHROPIC_AUTH_TOKEN="sk-zen-not-a-real-key",
+                        CLAUDE_CODE_MAX_RETRIES="0")
+
+    assert result["is_error"] is True and result["api_error_status"] == 401, result
+    assert result["_exit_code"] != 0
+    assert not [r for r in up.requests if r.method == "POST"]  # refused before anything went upstream
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_bash_tool_round_trip(claude, tmp_path, gw, up, model_map, protocol):
+    # openai: translated to chat completions; anthropic: passed through to an Anthropic-protocol model.
+    target = "glm-4.7-free" if protocol == "openai" else "minimax-m2.5-free"
+    model_map(sonnet=target)
+    final = "The marker command ran fine."
+    if protocol == "openai":
+        first = openai_tool_calls([("Bash", BASH_ARGS, OPENAI_CALL_ID)])
+        reply, call_id = Conversation(first, openai_text(final)), OPENAI_CALL_ID
+    else:
+        first = anthropic_tool_use([("Bash", BASH_ARGS, ANTHROPIC_CALL_ID)], text="Running it.")
+        reply, call_id = Conversation(first, anthropic_text(final)), ANTHROPIC_CALL_ID
+    script_conversation(up, target, reply)
+    since = now()
+
+    result = run_claude(claude, tmp_path, gw, "Run the marker command", "--model", "sonnet",
+                        "--allowedTools", "Bash")
+
+    assert_success(result, gw, up)
+    assert final in result["result"]
+    assert result.get("permission_denials") in (None, []), result["permission_denials"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == 2, [(r.path, r.model, tool_results(r.body or {})) for r in up.requests]
+    assert {r.model for r in main} == {target}
+    assert {r.path.rsplit("/", 1)[-1] for r in main} == {"completions" if protocol == "openai" else "messages"}
+    assert tool_results(main[0].body) == []
+    results = tool_results(main[1].body)
+    assert len(results) == 1 and results[0][0] == call_id and MARKER in results[0][1], results
+    if protocol == "openai":
+        assistant = [m for m in main[1].body["messages"] if m.get("role") == "assistant" and m.get("tool_calls")]
+        assert len(assistant) == 1, main[1].body["messages"]
+        call = assistant[0]["tool_calls"][0]
+        assert call["id"] == OPENAI_CALL_ID and call["function"]["name"] == "Bash"
+        assert json.loads(call["function"]["arguments"])["command"] == BASH_ARGS["command"]
+        assert not [h for h in main[1].headers if h.startswith("anthropic-")]
+    else:
+        assert all("claude-code-" in (r.header("anthropic-beta") or "") for r in main)  # the allow-listed header
+        tool_uses = [b for m in main[1].body["messages"] if m.get("role") == "assistant"
+                     and isinstance(m.get("content"), list) for b in m["content"] if b.get("type") == "tool_use"]
+        assert [(b["id"], b["name"], b["input"]["command"]) for b in tool_uses] == \
+            [(ANTHROPIC_CALL_ID, "Bash", BASH_ARGS["command"])]
+    for sent in main:
+        assert not [h for h, v in sent.headers.items() if CLIENT_TOKEN in v]
+
+    rows = log_rows_since(gw, since, want=2)
+    assert {r["format"] for r in rows} == {"anthropic"} and {r["status"] for r in rows} == {200}, rows
+    assert [r["upstream_model"] for r in rows if r["upstream_model"] == target] == [target, target]
