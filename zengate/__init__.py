@@ -29,6 +29,7 @@ def prepare_database(config) -> None:
 
 def create_app(config=None) -> Flask:
     """Assemble the application: configuration, database, services, blueprints."""
+    from . import dashboard
     from .api import admin, anthropic, health, models, openai, stats
     from .config import Config
     from .gateway import Gateway
@@ -47,6 +48,9 @@ def create_app(config=None) -> Flask:
 
     for blueprint in (health.bp, openai.bp, anthropic.bp, models.bp, admin.bp, stats.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(dashboard.bp)
+    from .api.proxy import bp as proxy_bp  # /_admin/proxy*: proxy rotation
+    app.register_blueprint(proxy_bp)
 
     @app.teardown_appcontext
     def _close_db(_exc):

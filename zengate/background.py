@@ -1,4 +1,4 @@
-"""The per-worker background loop: request-log batches and the model-list refresh.
+"""The per-worker background loop: request-log batches, the model-list and proxy-pool refreshes.
 
 Started from gunicorn's ``post_worker_init`` hook, where gevent has patched ``threading``: the
 thread below is then a greenlet of the worker. Outside gunicorn (tests, the Flask dev server) it
@@ -34,6 +34,7 @@ class Background:
             gw.request_log.wait(FLUSH_INTERVAL)
             try:
                 gw.request_log.flush()
+                gw.egress.tick()  # proxy pool refresh when due (no Geonode traffic in proxy_mode off)
                 if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):
                     self._refreshing = True
                     threading.Thread(target=self._refresh_models, daemon=True).start()

@@ -28,10 +28,14 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_DATA_DIR", "./data", "Where the default SQLite database lives."),
     ("ZENGATE_ADMIN_PASSWORD", "(unset → `admin`, loopback only)", "First admin password."),
     ("ZENGATE_GEONODE_URL", DEFAULT_GEONODE_URL, "Geonode proxy-list API (proxy rotation)."),
+    ("ZENGATE_PROXIES", "(unset)", "Your own proxies, comma-separated `http://` / `socks5://` URLs (proxy rotation)."),
     ("PORT", "(unset)", "PaaS convention: when set, bind `0.0.0.0:$PORT`."),
     ("ZENGATE_BIND", DEFAULT_BIND, "Address to bind when `PORT` is unset."),
     ("ZENGATE_WORKERS", "2", "gunicorn worker processes."),
     ("ZENGATE_LOG_LEVEL", "info", "Log level (debug, info, warning, error)."),
+    ("OPENCODE_API_KEY_1..N", "(unset)", "More Zen keys: rotated, with a cooldown per key on 401/429."),
+    ("OPENCODE_GO_API_KEY_1..N", "(unset)", "More Go-tier keys, rotated the same way."),
+    ("ZENGATE_MODELS_FILE", "(unset)", "YAML/JSON file: extra backends, model knowledge, fallbacks, auto routing."),
     ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table (changes reach every worker within it)."),
 ]
 
@@ -53,10 +57,14 @@ class Config:
     database_url: str = ""
     admin_password: str | None = None
     geonode_url: str = DEFAULT_GEONODE_URL
+    proxies: str = ""  # ZENGATE_PROXIES: comma-separated proxy URLs, used with the proxy_static setting
     bind: str = DEFAULT_BIND
     workers: int = 2
     log_level: str = "info"
     settings_ttl: float = 2.0
+    extra_api_keys: tuple[str, ...] = ()
+    extra_go_api_keys: tuple[str, ...] = ()
+    models_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Config:
@@ -71,15 +79,35 @@ class Config:
             database_url=_env("DATABASE_URL") or f"sqlite:///{data_dir / 'zengate.db'}",
             admin_password=_env("ZENGATE_ADMIN_PASSWORD"),
             geonode_url=_env("ZENGATE_GEONODE_URL", DEFAULT_GEONODE_URL),
+            proxies=_env("ZENGATE_PROXIES", ""),
             bind=f"0.0.0.0:{port}" if port else _env("ZENGATE_BIND", DEFAULT_BIND),
             workers=int(_env("ZENGATE_WORKERS", "2")),
             log_level=_env("ZENGATE_LOG_LEVEL", "info").lower(),
             settings_ttl=float(_env("ZENGATE_SETTINGS_TTL", "2")),
+            extra_api_keys=numbered_keys("OPENCODE_API_KEY", os.environ),
+            extra_go_api_keys=numbered_keys("OPENCODE_GO_API_KEY", os.environ),
+            models_file=_env("ZENGATE_MODELS_FILE"),
         )
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        """Every Zen key: ``OPENCODE_API_KEY`` (unless only numbered ones are set) then ``_1..N``."""
+        first = () if self.extra_api_keys and self.api_key == ANONYMOUS_KEY else (self.api_key,)
+        return tuple(dict.fromkeys((*first, *self.extra_api_keys)))
+
+    @property
+    def go_api_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for k in (self.go_api_key, *self.extra_go_api_keys) if k))
 
     @property
     def bind_is_loopback(self) -> bool:
         return is_loopback_bind(self.bind)
+
+
+def numbered_keys(name: str, environ, limit: int = 64) -> tuple[str, ...]:
+    """``NAME_1`` … ``NAME_N`` from the environment (gaps allowed), in order."""
+    keys = (environ.get(f"{name}_{i}", "").strip() for i in range(1, limit + 1))
+    return tuple(k for k in keys if k)
 
 
 def is_loopback_bind(bind: str) -> bool:

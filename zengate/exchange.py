@@ -8,15 +8,17 @@ a stream of client bytes. Translation is delegated to the pure functions in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import adapters, relay
 from .protocols import anthropic_to_openai, openai_to_anthropic
-from .protocols.sse import encode_event
+from .protocols.fold import fold_anthropic_events, fold_openai_chunks
+from .protocols.sse import DONE, SSEParser, encode_event
 from .protocols.tokens import estimate_anthropic_tokens
 from .records import RequestRecord
-from .routing import Route
+from .routing import RETRYABLE_STATUSES, Attempts, Cooldowns, Route
 from .upstream.client import UpstreamClient, UpstreamError
 
 # Client headers an Anthropic-protocol upstream may see (nothing else of the client's goes up).
@@ -89,29 +91,47 @@ def _renamed(route: Route) -> str | None:
     return route.client_model if route.client_model != route.upstream_model else None
 
 
-# --- OpenAI clients --------------------------------------------------------------------------
+# --- the four pairings -------------------------------------------------------------------------
 
-def for_openai_client(client: UpstreamClient, route: Route, body: dict, record: RequestRecord) -> Result:
+@dataclass(frozen=True)
+class Options:
+    """Per-request choices the views pass down."""
+
+    client_headers: dict[str, str] = field(default_factory=dict)
+    ping_seconds: float = 0  # Anthropic ping events on upstream silence (0: none)
+    stream_upstream: bool = False  # stream from the upstream even for a non-streaming client; fold it
+
+
+PING = encode_event("ping", {"type": "ping"})
+
+
+def _openai_client(client: UpstreamClient, route: Route, body: dict, record: RequestRecord,
+                   options: Options) -> Result:
     stream = bool(body.get("stream"))
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    fold = not stream and options.stream_upstream
+    include_usage = fold or bool((body.get("stream_options") or {}).get("include_usage"))
     if route.protocol == "anthropic":
         upstream_body, names = openai_to_anthropic.request_to_anthropic(
-            body, upstream_model=route.upstream_model, max_output_tokens=route.max_output)
-        response = relay.send(client, route, upstream_body, stream=stream, record=record)
-        if stream:
+            {**body, "stream": stream or fold}, upstream_model=route.upstream_model, max_output_tokens=route.max_output)
+        response = relay.send(client, route, upstream_body, stream=stream or fold, record=record)
+        if stream or fold:
             translator = openai_to_anthropic.StreamToOpenAI(client_model=route.client_model, names=names,
                                                             include_usage=include_usage)
-            return relay.pump(response, adapters.OpenAIFromAnthropic(record, translator), record)
+            adapter = adapters.OpenAIFromAnthropic(record, translator)
+            chunks = relay.pump(response, adapter, record, finish_record=stream)
+            return chunks if stream else _folded(chunks, "openai", route.client_model)
         message = check_anthropic_answer(client.read_json(response))
         record.first_byte()
         record_anthropic_answer(message, record)
         return Answer(openai_to_anthropic.response_from_anthropic(message, client_model=route.client_model,
                                                                   names=names))
 
-    response = relay.send(client, route, openai_upstream_body(body, route), stream=stream, record=record)
-    if stream:
+    response = relay.send(client, route, openai_upstream_body({**body, "stream": stream or fold}, route),
+                          stream=stream or fold, record=record)
+    if stream or fold:
         adapter = adapters.OpenAIPassthrough(record, include_usage=include_usage, client_model=_renamed(route))
-        return relay.pump(response, adapter, record)
+        chunks = relay.pump(response, adapter, record, finish_record=stream)
+        return chunks if stream else _folded(chunks, "openai", route.client_model)
     answer = check_openai_answer(client.read_json(response))
     record.first_byte()
     answer["model"] = route.client_model
@@ -119,23 +139,20 @@ def for_openai_client(client: UpstreamClient, route: Route, body: dict, record: 
     return Answer(answer)
 
 
-# --- Anthropic clients -----------------------------------------------------------------------
-
-PING = encode_event("ping", {"type": "ping"})
-
-
-def for_anthropic_client(client: UpstreamClient, route: Route, body: dict, record: RequestRecord,
-                         client_headers: dict[str, str], *, ping_seconds: float = 0) -> Result:
-    """An Anthropic client's request; ``ping_seconds`` > 0 sends ``ping`` events on upstream silence."""
+def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: RequestRecord,
+                      options: Options) -> Result:
     stream = bool(body.get("stream"))
-    heartbeat = (ping_seconds, PING) if ping_seconds > 0 else None
+    fold = not stream and options.stream_upstream
+    heartbeat = (options.ping_seconds, PING) if stream and options.ping_seconds > 0 else None
     if route.protocol == "anthropic":
-        upstream_body = {**body, "model": route.upstream_model}
-        passed = {k: v for k, v in client_headers.items() if k.lower() in ANTHROPIC_HEADER_ALLOW_LIST and v}
-        response = relay.send(client, route, upstream_body, stream=stream, record=record, extra_headers=passed)
-        if stream:
+        upstream_body = {**body, "model": route.upstream_model, "stream": stream or fold}
+        passed = {k: v for k, v in options.client_headers.items() if k.lower() in ANTHROPIC_HEADER_ALLOW_LIST and v}
+        response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
+                              extra_headers=passed)
+        if stream or fold:
             adapter = adapters.AnthropicPassthrough(record, client_model=_renamed(route))
-            return relay.pump(response, adapter, record, heartbeat=heartbeat)
+            chunks = relay.pump(response, adapter, record, heartbeat=heartbeat, finish_record=stream)
+            return chunks if stream else _folded(chunks, "anthropic", route.client_model)
         message = check_anthropic_answer(client.read_json(response))
         record.first_byte()
         message["model"] = route.client_model
@@ -143,15 +160,64 @@ def for_anthropic_client(client: UpstreamClient, route: Route, body: dict, recor
         return Answer(message)
 
     upstream_body, names = anthropic_to_openai.request_to_openai(
-        body, upstream_model=route.upstream_model, max_output_tokens=route.max_output)
-    response = relay.send(client, route, upstream_body, stream=stream, record=record)
-    if stream:
+        {**body, "stream": stream or fold}, upstream_model=route.upstream_model, max_output_tokens=route.max_output)
+    response = relay.send(client, route, upstream_body, stream=stream or fold, record=record)
+    if stream or fold:
         translator = anthropic_to_openai.StreamToAnthropic(
             client_model=route.client_model, names=names, input_tokens_estimate=estimate_anthropic_tokens(body))
-        return relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record, heartbeat=heartbeat)
+        chunks = relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record,
+                            heartbeat=heartbeat, finish_record=stream)
+        return chunks if stream else _folded(chunks, "anthropic", route.client_model)
     answer = check_openai_answer(client.read_json(response))
     record.first_byte()
     message = anthropic_to_openai.response_from_openai(answer, client_model=route.client_model, names=names)
     record_anthropic_answer(message, record)
     return Answer(message)
 
+
+def _folded(chunks: Iterator[bytes], client_api: str, model: str) -> Answer:
+    """A whole client-format stream folded into the one answer a non-streaming client expects."""
+    parser = SSEParser()
+    events = [e for chunk in chunks for e in parser.feed(chunk)] + parser.finish()
+    if client_api == "openai":
+        return Answer(fold_openai_chunks([json.loads(e.data) for e in events if e.data != DONE], model=model))
+    pairs = [(e.event or "", json.loads(e.data)) for e in events if e.event != "ping"]
+    return Answer(fold_anthropic_events(pairs, model=model))
+
+
+# --- fallbacks ---------------------------------------------------------------------------------------
+
+def is_retryable(err: UpstreamError) -> bool:
+    """Worth trying the next key or model: rate limits, server errors, timeouts, lost connections, bad keys."""
+    return err.kind != "http" or err.status in RETRYABLE_STATUSES or err.status == 401
+
+
+def serve(client: UpstreamClient, routes: Attempts, body: dict, record: RequestRecord,
+          cooldowns: Cooldowns, *, client_api: str, options: Options = Options()) -> Result:
+    """Try the routes in order until one answers; only failures before the first byte move on.
+
+    Every attempt lands in the request record; a 429 (or 401) cools its model and key down and the
+    next key is tried; any other retryable failure moves on to the next model.
+    """
+    attempt = _openai_client if client_api == "openai" else _anthropic_client
+    last: UpstreamError | None = None
+    for route in routes:
+        try:
+            result = attempt(client, route, body, record, options)
+        except UpstreamError as err:
+            record.note_attempt(route, err.status, err.message)
+            cooldowns.note(route, err.status, err.retry_after)
+            last = err
+            if not is_retryable(err):
+                raise
+            if err.status not in (401, 429):
+                routes.next_model(route)
+            continue
+        record.note_attempt(route, 200)
+        return result
+    if last is not None:
+        raise last
+    wait = cooldowns.soonest()
+    retry = str(max(1, round(wait))) if wait else "30"
+    raise UpstreamError(429, f"every route for this model is cooling down after rate limits; retry in {retry}s",
+                        "http", "rate_limit_error", {"retry-after": retry})

@@ -8,12 +8,13 @@ import time
 from flask import current_app
 
 from . import auth, ids, routing
-from .catalog import ModelCatalog
+from .catalog import ModelCatalog, load_models_file
 from .config import DEFAULT_ADMIN_PASSWORD, Config
 from .records import RequestRecord
 from .settings import Settings
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
+from .upstream.egress import Egress
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,13 @@ class Gateway:
         self.config = config
         self.settings = Settings(cache_seconds=config.settings_ttl)
         self.upstream = UpstreamClient(self.settings)
+        self.egress = Egress(self.settings, self.upstream.session, geonode_url=config.geonode_url,
+                             static_env=config.proxies)
+        self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
         self.request_log = RequestLogWriter()
-        self.catalog = ModelCatalog()
+        self.catalog = ModelCatalog(load_models_file(config.models_file))
+        self.router = routing.Router(config, self.catalog)
+        self.cooldowns = routing.Cooldowns()
         self.started_at = time.time()
         self.background = None
 
@@ -52,9 +58,18 @@ class Gateway:
     def admin_password_is_default(self) -> bool:
         return auth.check_password(self.settings.get("admin_password_hash"), DEFAULT_ADMIN_PASSWORD)
 
-    def route(self, model: str) -> routing.Route:
-        return routing.resolve(model, config=self.config, model_map=self.settings.get("model_map"),
-                               protocol_overrides=self.settings.get("model_protocols"))
+    def routing_settings(self) -> routing.RoutingSettings:
+        get = self.settings.get
+        return routing.RoutingSettings(
+            model_map=get("model_map"), model_protocols=get("model_protocols"), fallbacks=get("fallbacks"),
+            model_overrides=get("model_overrides"), auto_routes=get("auto_routes"),
+            long_context_tokens=get("long_context_tokens"),
+        )
+
+    def plan(self, model: str, body: dict, fmt: str) -> routing.Plan:
+        """The routes for a request (RoutingError when the model cannot be routed)."""
+        feats = routing.features(body, fmt) if model.strip() in routing.AUTO_TOKENS else None
+        return self.router.plan(model, self.routing_settings(), request_features=feats, cooldowns=self.cooldowns)
 
     def new_record(self, method: str, path: str, fmt: str) -> RequestRecord:
         return RequestRecord(
@@ -68,7 +83,9 @@ class Gateway:
         )
 
     def refresh_models(self) -> bool:
-        return self.catalog.refresh(lambda: self.upstream.get_json(self.config.upstream_url + "/models", timeout=5.0))
+        """Fetch the live model lists of both tiers (no key needed); True when Zen's answered."""
+        self.catalog.refresh(lambda: self.upstream.get_json(self.config.go_upstream_url + "/models", 5.0), "go")
+        return self.catalog.refresh(lambda: self.upstream.get_json(self.config.upstream_url + "/models", 5.0))
 
 
 def current_gateway() -> Gateway:

@@ -35,6 +35,7 @@ class RequestRecord:
     output_tokens: int = 0
     ttfb_ms: float | None = None
     output_parts: list[str] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
     done: bool = False
 
     def first_byte(self) -> None:
@@ -46,6 +47,12 @@ class RequestRecord:
             self.input_tokens = int(input_tokens)
         if output_tokens:
             self.output_tokens = int(output_tokens)
+
+    def note_attempt(self, route, status: int, error: str | None = None) -> None:
+        """One upstream attempt (a route is a model on a backend with one of its keys)."""
+        self.upstream_model = route.upstream_model
+        self.attempts.append({"model": route.upstream_model, "backend": route.tier, "key": route.key_index,
+                              "status": status, **({"error": error[:300]} if error else {})})
 
     def add_output(self, text: str | None) -> None:
         if text:
@@ -84,6 +91,7 @@ class RequestRecord:
                 "input_messages": self._clip(self.input_messages),
                 "output_content": self._clip("".join(self.output_parts)) if self.output_parts else None,
                 "error": error[:2000] if error else None,
+                "attempts": json.dumps(self.attempts) if self.attempts else None,
             })
         except Exception:
             log.exception("could not queue the request log row")

@@ -9,6 +9,7 @@ upstream when the client goes away, and finishing the request record exactly onc
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Protocol
@@ -37,11 +38,33 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
     """POST the upstream request; a 2xx response or UpstreamError."""
     record.upstream_model = route.upstream_model
     payload = dumps(body).encode()
+    egress = getattr(client, "egress", None)  # proxy rotation (upstream/egress.py): direct or via proxies
+    if egress is not None:
+        return egress.send(client, route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
+                           extra_headers=extra_headers, record=record)
     return client.send(route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
                        extra_headers=extra_headers)
 
 
 _END = object()
+
+
+def close_upstream(response: requests.Response) -> None:
+    """Close an upstream response, even while the heartbeat reader is inside a read of it.
+
+    Under gevent that reader is another greenlet of this thread, and closing the buffered reader it
+    is blocked in raises ``RuntimeError: reentrant call``; shutting the socket down instead ends its
+    read, and urllib3's error handling in the reader then discards the connection.
+    """
+    try:
+        response.close()
+    except RuntimeError:
+        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes | None]:
@@ -76,7 +99,7 @@ def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes |
 
 
 def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,
-         heartbeat: tuple[float, bytes] | None = None) -> Iterator[bytes]:
+         heartbeat: tuple[float, bytes] | None = None, finish_record: bool = True) -> Iterator[bytes]:
     """Yield client bytes as upstream events arrive; always closes the upstream and the record.
 
     With ``heartbeat=(seconds, payload)``, ``payload`` is sent whenever the upstream stays silent
@@ -122,5 +145,6 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
         if out:
             yield b"".join(out)
     finally:
-        response.close()
-        record.finish(200, status_error or adapter.error)
+        close_upstream(response)
+        if finish_record:
+            record.finish(200, status_error or adapter.error)

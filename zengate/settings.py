@@ -16,6 +16,7 @@ from typing import Any
 
 from . import ids
 from .store.models import Setting, utcnow
+from .upstream import proxypool as _proxy
 
 CACHE_SECONDS = 2.0
 
@@ -99,6 +100,40 @@ def _model_protocols(value: dict) -> str | None:
     return None
 
 
+def _catalog_check(check) -> Callable[[Any], str | None]:
+    """Adapt a catalog validator (raising ModelsFileError) to a setting check."""
+    def run(value: Any) -> str | None:
+        from .catalog import ModelsFileError
+
+        try:
+            check(value)
+        except ModelsFileError as exc:
+            return str(exc)
+        return None
+    return run
+
+
+def _check_overrides(value: dict) -> None:
+    from .catalog import check_model_entry
+
+    for model_id, entry in value.items():
+        check_model_entry(model_id, entry, "model_overrides")
+
+
+def _check_auto(value: dict) -> None:
+    from .catalog import check_auto
+
+    check_auto(value, "auto_routes")
+
+
+def _check_fallbacks(value: dict) -> None:
+    from .catalog import ModelsFileError
+
+    for model_id, chain in value.items():
+        if not isinstance(chain, list) or not all(isinstance(m, str) and m for m in chain):
+            raise ModelsFileError(f"{model_id}: must be a list of model names")
+
+
 DEFAULT_MODEL_MAP = {"opus": "big-pickle", "sonnet": "big-pickle", "haiku": "gpt-5-nano", "default": "big-pickle"}
 
 SPECS: dict[str, Spec] = {
@@ -113,6 +148,17 @@ SPECS: dict[str, Spec] = {
                       check=_model_map),
     "model_protocols": Spec(dict, {}, "Per-model upstream protocol override (openai | anthropic).",
                             check=_model_protocols),
+    "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
+                      check=_catalog_check(_check_fallbacks)),
+    "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",
+                            check=_catalog_check(_check_overrides)),
+    "auto_routes": Spec(dict, {}, "free-auto / go-auto preference lists: {tier: {situation: [models]}}.",
+                        check=_catalog_check(_check_auto)),
+    "long_context_tokens": Spec(int, 100_000, "Requests this large count as long context for auto routing.",
+                                1000, 10_000_000),
+    "max_attempts": Spec(int, 4, "Upstream attempts per request over fallbacks and keys (before the first byte).",
+                         1, 20),
+    "stream_upstream": Spec(bool, False, "Ask the upstream for a stream even when the client did not; fold it."),
     "max_body_bytes": Spec(int, 20_000_000, "Largest accepted request body (bytes).", 1024, 500_000_000),
     "upstream_connect_timeout": Spec(float, 10.0, "Seconds to connect to the upstream.", 0.05, 300),
     "upstream_read_timeout": Spec(
@@ -126,6 +172,31 @@ SPECS: dict[str, Spec] = {
     "log_body_max_chars": Spec(int, 100_000, "Truncate stored bodies to this many characters.", 0, 10_000_000),
     "admin_session_hours": Spec(float, 24.0, "Lifetime of an admin login (hours).", 0.01, 24 * 90),
     "admin_password_hash": Spec(str, "", "Salted hash of the admin password.", public=False),
+    # proxy rotation (zengate/upstream/egress.py; also POST /_admin/proxy/settings without the prefix)
+    "proxy_mode": Spec(str, "off", "off: direct only; auto: direct until a 429, then proxies; on: proxies only.",
+                       check=_proxy.check_mode),
+    "proxy_static": Spec(str, "", "Your own proxies (with ZENGATE_PROXIES): comma-separated http:// or socks5:// "
+                         "URLs.", check=_proxy.check_proxy_list),
+    "proxy_geonode": Spec(bool, True, "Fetch public proxies from Geonode (ZENGATE_GEONODE_URL) when not off."),
+    "proxy_min_uptime": Spec(int, 80, "Geonode filterUpTime: lowest uptime (%) of a proxy.", 0, 100),
+    "proxy_protocols": Spec(str, "http,https", "Geonode protocols filter (http, https, socks4, socks5).",
+                            check=_proxy.check_protocols),
+    "proxy_last_checked_minutes": Spec(int, 0, "Geonode filterLastChecked: checked within N minutes (0: any).",
+                                       0, 100_000),
+    "proxy_speed": Spec(str, "", "Geonode speed filter: fast, medium, slow (empty: any).", check=_proxy.check_speed),
+    "proxy_anonymity": Spec(str, "", "Geonode anonymityLevel: elite, anonymous, transparent (empty: any).",
+                            check=_proxy.check_anonymity),
+    "proxy_countries": Spec(str, "", "Geonode country filter: two-letter codes, comma-separated (empty: any).",
+                            check=_proxy.check_countries),
+    "proxy_page_limit": Spec(int, 100, "Proxies per Geonode page.", 1, 500),
+    "proxy_max_pages": Spec(int, 3, "Most Geonode pages fetched per refresh.", 1, 50),
+    "proxy_refresh_seconds": Spec(float, 1800.0, "How often each worker refreshes its proxy pool.", 1, 86_400),
+    "proxy_direct_retry_seconds": Spec(float, 300.0, "Auto: try direct again this long after a 429.", 0.1, 86_400),
+    "proxy_max_attempts": Spec(int, 5, "Different proxies tried per request before giving up.", 1, 20),
+    "proxy_connect_timeout": Spec(float, 5.0, "Seconds to connect to a proxy.", 0.05, 300),
+    "proxy_rate_limited_since": Spec(float, 0.0, "Auto: when direct met a 429 (epoch s, 0: not).", 0, public=False),
+    "proxy_next_direct_retry": Spec(float, 0.0, "Auto: when direct is tried again (epoch s).", 0, public=False),
+    "proxy_refresh_requested": Spec(float, 0.0, "When a refresh of every worker's pool was asked.", 0, public=False),
 }
 
 

@@ -10,6 +10,12 @@ from .store.db import database
 
 def check_before_serving(config: Config) -> str | None:
     """Migrate, create first-start state, and return why serving would be unsafe (or None)."""
+    from .catalog import ModelsFileError, load_models_file
+
+    try:
+        load_models_file(config.models_file)
+    except ModelsFileError as exc:
+        return str(exc)
     prepare_database(config)
     try:
         settings = Settings()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import datetime as dt
+
+from flask import Blueprint, jsonify, make_response, request
 
 from .. import auth
 from ..errors import ApiError
@@ -15,23 +17,46 @@ bp = Blueprint("admin", __name__, url_prefix="/_admin")
 
 MIN_PASSWORD_LENGTH = 8
 
+#: The dashboard's session cookie (HttpOnly: page scripts never see the token).
+COOKIE_NAME = "zengate_admin"
+#: Header a cookie-authenticated state-changing request must carry. A cross-site form cannot set a
+#: custom header, and a cross-site fetch that sets one needs a CORS preflight, which we never grant.
+CSRF_HEADER = "X-Zengate-CSRF"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
 
 def render_error(err: ApiError):
     return jsonify(openai_proto.error_body(err.status, err.message, param=err.param)), err.status, err.headers
 
 
-def admin_token() -> str | None:
+def _bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.cookies.get("zengate_admin")
+    return None
+
+
+def admin_token() -> str | None:
+    return _bearer_token() or request.cookies.get(COOKIE_NAME)
 
 
 def require_admin() -> None:
-    """401 unless the request carries a live admin session."""
+    """401 unless the request carries a live admin session; 403 for a cookie session without the CSRF header."""
     if not auth.session_valid(admin_token()):
         raise ApiError(401, "admin login required: POST /_admin/login, then send 'Authorization: Bearer <token>'",
                        kind="auth")
+    if _bearer_token() is None and request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        raise ApiError(403, f"{CSRF_HEADER}: header required on state-changing requests made with the session "
+                       "cookie", param=CSRF_HEADER, kind="auth")
+
+
+def _set_session_cookie(response, token: str, expires) -> None:
+    response.set_cookie(COOKIE_NAME, token, expires=expires.replace(tzinfo=dt.UTC), path="/", httponly=True,
+                        samesite="Strict", secure=request.is_secure)
+
+
+def _clear_session_cookie(response) -> None:
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
 
 
 def json_object() -> dict:
@@ -57,25 +82,47 @@ def _api_error(err: ApiError):
 
 @bp.before_request
 def _guard():
-    if request.endpoint != "admin.login":
+    if request.endpoint not in ("admin.login", "admin.session"):
         require_admin()
 
 
 @bp.post("/login")
 def login():
+    """``{"password"}`` → ``{"token"}``; with ``"cookie": true`` the token is set as an HttpOnly cookie instead."""
     gw = current_gateway()
-    password = _string_field(json_object(), "password")
+    body = json_object()
+    password = _string_field(body, "password")
+    cookie = body.get("cookie", False)
+    if not isinstance(cookie, bool):
+        raise ApiError(400, "cookie: must be true or false", param="cookie", kind="input")
+    gw.settings.refresh(force=True)  # a password changed through another worker counts at once
     if not auth.check_password(gw.settings.get("admin_password_hash"), password):
         raise ApiError(401, "wrong password", kind="auth")
     token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
-    return jsonify({"token": token, "expires_at": auth.iso(expires),
-                    "default_password": gw.admin_password_is_default()})
+    info = {"expires_at": auth.iso(expires), "default_password": gw.admin_password_is_default()}
+    if not cookie:
+        return jsonify({"token": token, **info})
+    response = make_response(jsonify({"cookie": True, **info}))
+    _set_session_cookie(response, token, expires)
+    return response
+
+
+@bp.get("/session")
+def session():
+    """Whether this request carries a live admin session (200 either way, for the dashboard)."""
+    gw = current_gateway()
+    if not auth.session_valid(admin_token()):
+        return jsonify({"authenticated": False})
+    return jsonify({"authenticated": True, "default_password": gw.admin_password_is_default()})
 
 
 @bp.post("/logout")
 def logout():
     auth.close_session(admin_token() or "")
-    return jsonify({"ok": True})
+    response = make_response(jsonify({"ok": True}))
+    if request.cookies.get(COOKIE_NAME):
+        _clear_session_cookie(response)
+    return response
 
 
 @bp.get("/api-keys")
@@ -135,6 +182,7 @@ def change_password():
     body = json_object()
     current = _string_field(body, "current_password")
     new = _string_field(body, "new_password")
+    gw.settings.refresh(force=True)
     if not auth.check_password(gw.settings.get("admin_password_hash"), current):
         raise ApiError(403, "current_password: wrong password", param="current_password", kind="auth")
     if len(new) < MIN_PASSWORD_LENGTH:
@@ -143,4 +191,8 @@ def change_password():
     gw.settings.set("admin_password_hash", auth.hash_password(new), internal=True)
     auth.close_all_sessions()
     token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
-    return jsonify({"changed": True, "token": token, "expires_at": auth.iso(expires)})
+    if _bearer_token() is not None:
+        return jsonify({"changed": True, "token": token, "expires_at": auth.iso(expires)})
+    response = make_response(jsonify({"changed": True, "cookie": True, "expires_at": auth.iso(expires)}))
+    _set_session_cookie(response, token, expires)  # the cookie session goes on with a fresh token
+    return response

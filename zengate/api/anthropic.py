@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
-from .. import exchange
 from ..errors import ApiError, from_protocol, from_upstream
 from ..protocols import anthropic as anthropic_proto
 from ..protocols.errors import ProtocolError
 from ..protocols.tokens import estimate_anthropic_tokens
 from ..protocols.translate_common import is_context_length_error, prompt_too_long_message
+from ..routing import RoutingError
 from ..upstream.client import UpstreamError
-from .common import authenticate, begin, finish_with_error, read_json_body, respond
+from .common import authenticate, begin, finish_with_error, read_json_body, respond, serve
 
 bp = Blueprint("anthropic", __name__)
 
@@ -35,6 +35,11 @@ def _protocol_error(err: ProtocolError):
     return render_error(from_protocol(err))
 
 
+@bp.errorhandler(RoutingError)
+def _routing_error(err: RoutingError):
+    return render_error(ApiError(err.status, err.message, kind="routing"))
+
+
 @bp.errorhandler(UpstreamError)
 def _upstream_error(err: UpstreamError):
     if is_context_length_error(err.status, err.message):
@@ -51,10 +56,7 @@ def messages():
     body = read_json_body(gw)
     anthropic_proto.validate_messages_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
-    route = gw.route(body["model"])
-    result = exchange.for_anthropic_client(gw.upstream, route, body, record, dict(request.headers),
-                                           ping_seconds=gw.settings.get("stream_ping_seconds"))
-    return respond(result, record)
+    return respond(serve(gw, body, record, "anthropic"), record)
 
 
 @bp.post("/v1/messages/count_tokens")

@@ -8,13 +8,14 @@ from typing import Any
 
 from flask import Response, g, jsonify, request
 
-from .. import auth
+from .. import auth, exchange, routing
 from ..errors import ApiError
 from ..exchange import Answer
 from ..gateway import Gateway, current_gateway
 from ..records import RequestRecord
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PROXY_HEADER = "x-zengate-proxy"
 
 
 def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
@@ -59,15 +60,33 @@ def read_json_body(gw: Gateway) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {exc}", kind="input") from None
 
 
-def respond(result: Answer | Iterator[bytes], record: RequestRecord) -> Response:
+def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     """A JSON answer (the record is finished here) or a stream (its pump finishes the record)."""
+    headers = {"x-zengate-model": record.upstream_model} if record.upstream_model else {}
+    if record.proxy:
+        headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):
         record.finish(200)
-        return jsonify(result.body)
-    return Response(result, status=200, mimetype="text/event-stream", headers=SSE_HEADERS)
+        return jsonify(result.body), 200, headers
+    return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
+
+
+def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
+    """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
+    plan = gw.plan(body["model"], body, client_api)
+    routes = plan.routes(gw.cooldowns, routing.conversation_key(body, request.headers),
+                         max_attempts=gw.settings.get("max_attempts"))
+    options = exchange.Options(
+        client_headers=dict(request.headers),
+        ping_seconds=gw.settings.get("stream_ping_seconds") if client_api == "anthropic" else 0,
+        stream_upstream=gw.settings.get("stream_upstream"),
+    )
+    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, client_api=client_api, options=options)
 
 
 def finish_with_error(err: ApiError) -> None:
     record = g.get("record")
     if record is not None:
+        if record.proxy:
+            err.headers.setdefault(PROXY_HEADER, record.proxy)  # the (last) proxy tried
         record.finish(err.status, err.message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, redirect, request
 
 from .. import __version__
 from ..store import db
@@ -12,8 +12,13 @@ bp = Blueprint("health", __name__)
 
 @bp.route("/", methods=["GET", "HEAD"])
 def index():
-    return jsonify({"name": "zengate", "version": __version__,
-                    "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/healthz"]})
+    if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+        response = redirect("/_admin/ui", code=302)  # a person with a browser: the dashboard
+    else:
+        response = jsonify({"name": "zengate", "version": __version__,
+                            "endpoints": ["/v1/chat/completions", "/v1/messages", "/v1/models", "/healthz"]})
+    response.vary.add("Accept")
+    return response
 
 
 @bp.get("/healthz")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .. import exchange
 from ..errors import ApiError, from_protocol, from_upstream
 from ..protocols import openai as openai_proto
 from ..protocols.errors import ProtocolError
+from ..routing import RoutingError
 from ..upstream.client import UpstreamError
-from .common import authenticate, begin, finish_with_error, read_json_body, respond
+from .common import authenticate, begin, finish_with_error, read_json_body, respond, serve
 
 bp = Blueprint("openai", __name__)
 
@@ -30,6 +30,11 @@ def _protocol_error(err: ProtocolError):
     return render_error(from_protocol(err))
 
 
+@bp.errorhandler(RoutingError)
+def _routing_error(err: RoutingError):
+    return render_error(ApiError(err.status, err.message, kind="routing"))
+
+
 @bp.errorhandler(UpstreamError)
 def _upstream_error(err: UpstreamError):
     return render_error(from_upstream(err))
@@ -42,5 +47,4 @@ def chat_completions():
     body = read_json_body(gw)
     openai_proto.validate_chat_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
-    route = gw.route(body["model"])
-    return respond(exchange.for_openai_client(gw.upstream, route, body, record), record)
+    return respond(serve(gw, body, record, "openai"), record)

@@ -75,6 +75,7 @@ class RequestLog(BaseModel):
     input_messages = peewee.TextField(null=True)
     output_content = peewee.TextField(null=True)
     error = peewee.TextField(null=True)
+    attempts = peewee.TextField(null=True)  # JSON: [{"model", "backend", "key", "status", "error"}]
 
     class Meta:
         table_name = "request_log"

@@ -93,6 +93,7 @@ class UpstreamClient:
         self.settings = settings
         self.session = requests.Session()
         self.session.trust_env = False  # proxies are chosen by zengate, never by the environment
+        self.egress = None  # set by the gateway: upstream/egress.py picks direct or a proxy per request
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -121,7 +122,8 @@ class UpstreamClient:
         return (self.settings.get("upstream_connect_timeout"), self.settings.get("upstream_read_timeout"))
 
     def send(self, url: str, payload: bytes, *, key: str, protocol: str, stream: bool,
-             proxies: dict[str, str] | None = None, extra_headers: dict[str, str] | None = None) -> requests.Response:
+             proxies: dict[str, str] | None = None, extra_headers: dict[str, str] | None = None,
+             timeout: tuple[float, float] | None = None) -> requests.Response:
         """POST ``payload`` to ``url``; a 2xx response (body unread when streaming) or UpstreamError."""
         headers = self.headers(key=key, protocol=protocol, stream=stream)
         if extra_headers:
@@ -132,7 +134,7 @@ class UpstreamClient:
                 data=payload,
                 headers=headers,
                 stream=True,
-                timeout=self.timeouts(),
+                timeout=timeout or self.timeouts(),
                 proxies=proxies,
             )
         except Exception as exc:
@@ -163,11 +165,14 @@ class UpstreamClient:
             ctype = response.headers.get("Content-Type", "?")
             raise UpstreamError(502, f"the upstream answered with a non-JSON body ({ctype})", "protocol") from None
 
-    def get_json(self, url: str, timeout: float = 10.0) -> Any:
-        """A keyless GET (the upstream's /models)."""
+    def get_json(self, url: str, timeout: float | tuple[float, float] = 10.0, *,
+                 proxies: dict[str, str] | None = None, direct: bool = False) -> Any:
+        """A keyless GET (the upstream's /models); through proxies when proxy_mode is on."""
+        if self.egress is not None and proxies is None and not direct:
+            return self.egress.get_json(self, url, timeout)
         try:
             response = self.session.get(url, headers={"User-Agent": self.settings.get("user_agent")},
-                                        timeout=timeout)
+                                        timeout=timeout, proxies=proxies)
         except Exception as exc:
             raise transport_error(exc) from exc
         if response.status_code >= 400:

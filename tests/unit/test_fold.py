@@ -1,0 +1,77 @@
+"""Folding streams into the answer a non-streaming client expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from zengate.protocols.errors import ProtocolError
+from zengate.protocols.fold import fold_anthropic_events, fold_openai_chunks
+
+
+def chunk(delta, finish=None, **extra):
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 7, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+
+def test_openai_text_reasoning_tools_and_usage():
+    chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"reasoning_content": "think"}),
+        chunk({"content": "Hel"}), chunk({"content": "lo"}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x"'}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}),
+        chunk({}, "tool_calls"),
+        {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+    ]
+    answer = fold_openai_chunks(chunks, model="client-model")
+    assert answer == {
+        "id": "c1", "object": "chat.completion", "created": 7, "model": "client-model",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Hello", "reasoning_content": "think",
+            "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+                           {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+    }
+
+
+def test_openai_errors_and_unfinished_streams_raise():
+    with pytest.raises(ProtocolError) as exc:
+        fold_openai_chunks([chunk({"content": "x"}), {"error": {"message": "boom"}}])
+    assert exc.value.status == 502 and "boom" in exc.value.message
+    with pytest.raises(ProtocolError):
+        fold_openai_chunks([chunk({"content": "x"})])
+
+
+def test_anthropic_blocks_and_usage():
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                                                "model": "up", "content": [], "stop_reason": None,
+                                                                "usage": {"input_tokens": 9, "output_tokens": 0}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "thinking", "thinking": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "thinking_delta", "thinking": "hm"}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "signature_delta", "signature": "sig"}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("content_block_start", {"type": "content_block_start", "index": 1,
+                                 "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 1,
+                                 "delta": {"type": "input_json_delta", "partial_json": '{"a": '}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 1,
+                                 "delta": {"type": "input_json_delta", "partial_json": "2}"}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                           "usage": {"output_tokens": 5}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    message = fold_anthropic_events(events, model="claude-x")
+    assert message["model"] == "claude-x" and message["stop_reason"] == "tool_use"
+    assert message["usage"] == {"input_tokens": 9, "output_tokens": 5}
+    assert message["content"] == [{"type": "thinking", "thinking": "hm", "signature": "sig"},
+                                  {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 2}}]
+    with pytest.raises(ProtocolError):
+        fold_anthropic_events(events[:-1])
+    with pytest.raises(ProtocolError):
+        fold_anthropic_events([*events[:3], ("error", {"type": "error", "error": {"message": "x"}})])

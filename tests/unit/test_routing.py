@@ -1,0 +1,229 @@
+"""Every routing decision, as pure function calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from zengate.catalog import ModelCatalog, ModelsFileError, parse_models_file
+from zengate.config import Config, numbered_keys
+from zengate.routing import (
+    Cooldowns,
+    Features,
+    Router,
+    RoutingError,
+    RoutingSettings,
+    conversation_key,
+    features,
+    key_order,
+    parse_retry_after,
+)
+
+MODELS_FILE = """
+backends:
+  zai:
+    base_url: https://api.z.ai/api/coding/paas/v4/
+    protocol: openai
+    key_env: ZAI_KEY
+  direct:
+    base_url: http://127.0.0.1:9/v1
+    protocol: anthropic
+models:
+  glm-4.6:
+    backend: zai
+    max_output: 8000
+    fallbacks: [big-pickle]
+  big-pickle:
+    fallbacks: [glm-4.7-free, "go:glm-5"]
+aliases:
+  fast: gpt-5-nano
+auto:
+  free:
+    tools: [kimi-k2.5-free, big-pickle]
+"""
+
+
+def router(env=None, models=MODELS_FILE, **config) -> Router:
+    cfg = Config(upstream_url="http://zen/v1", go_upstream_url="http://go/v1", **config)
+    return Router(cfg, ModelCatalog(parse_models_file(models)), environ=env or {"ZAI_KEY": "zk"})
+
+
+def first(plan, cooldowns=None, conversation="c", **kw):
+    return next(plan.routes(cooldowns or Cooldowns(), conversation, **kw))
+
+
+def test_tiers_send_free_models_to_zen_and_paid_go_models_to_go():
+    r = router(go_api_key="gk")
+    zen = first(r.plan("big-pickle", RoutingSettings()))
+    assert (zen.base_url, zen.key, zen.tier, zen.url()) == ("http://zen/v1", "public", "zen", "http://zen/v1/chat/completions")
+    go = first(r.plan("glm-5", RoutingSettings()))
+    assert (go.base_url, go.key, go.tier) == ("http://go/v1", "gk", "go")
+    anthropic_go = first(r.plan("minimax-m2.5", RoutingSettings()))
+    assert anthropic_go.url() == "http://go/v1/messages"
+
+
+def test_paid_go_model_without_go_key_is_a_clear_4xx():
+    with pytest.raises(RoutingError) as exc:
+        router().plan("glm-5", RoutingSettings())
+    assert exc.value.status == 403 and "OPENCODE_GO_API_KEY" in exc.value.message
+
+
+def test_backend_prefix_and_direct():
+    r = router()
+    route = first(r.plan("zai:glm-4.6", RoutingSettings()))
+    assert (route.base_url, route.key, route.upstream_model, route.max_output) == (
+        "https://api.z.ai/api/coding/paas/v4", "zk", "glm-4.6", 8000)
+    by_file = first(r.plan("glm-4.6", RoutingSettings()))
+    assert by_file.tier == "zai"
+    direct = first(r.plan("direct:some-model", RoutingSettings()))
+    assert (direct.base_url, direct.protocol, direct.upstream_model) == ("http://127.0.0.1:9/v1", "anthropic",
+                                                                          "some-model")
+    assert first(r.plan("zen:gpt-5-nano", RoutingSettings())).tier == "zen"
+    with pytest.raises(RoutingError) as exc:
+        router(models="").plan("direct:x", RoutingSettings())
+    assert "direct" in exc.value.message
+    # an unknown prefix is part of the model name (OpenRouter ids contain colons)
+    assert first(r.plan("qwen/qwen3:free", RoutingSettings())).upstream_model == "qwen/qwen3:free"
+
+
+def test_fallback_chain_from_file_and_setting():
+    r = router(go_api_key="gk")
+    plan = r.plan("big-pickle", RoutingSettings())
+    assert [(c.model_id, c.backend.name) for c in plan.candidates] == [
+        ("big-pickle", "zen"), ("glm-4.7-free", "zen"), ("glm-5", "go")]
+    plan = r.plan("big-pickle", RoutingSettings(fallbacks={"big-pickle": ["gpt-5-nano"]}))
+    assert [c.model_id for c in plan.candidates] == ["big-pickle", "gpt-5-nano"]
+    # unreachable fallbacks (Go without a key) are skipped, not fatal
+    assert [c.model_id for c in router().plan("big-pickle", RoutingSettings()).candidates] == [
+        "big-pickle", "glm-4.7-free"]
+
+
+def test_claude_names_map_by_family_and_aliases():
+    r = router()
+    settings = RoutingSettings(model_map={"opus": "kimi-k2.5-free", "haiku": "zai:glm-4.6", "default": "big-pickle"})
+    assert first(r.plan("claude-opus-4-8", settings)).upstream_model == "kimi-k2.5-free"
+    assert first(r.plan("opus[1m]", settings)).upstream_model == "kimi-k2.5-free"
+    haiku = first(r.plan("claude-haiku-4-5-20251001", settings))
+    assert (haiku.tier, haiku.upstream_model, haiku.client_model) == ("zai", "glm-4.6", "claude-haiku-4-5-20251001")
+    assert first(r.plan("claude-sonnet-5", settings)).upstream_model == "big-pickle"
+    assert first(r.plan("fast", settings)).upstream_model == "gpt-5-nano"
+
+
+def test_protocol_override_and_model_overrides():
+    r = router()
+    settings = RoutingSettings(model_protocols={"big-pickle": "anthropic"},
+                               model_overrides={"big-pickle": {"max_output": 1234}})
+    route = first(r.plan("big-pickle", settings))
+    assert route.protocol == "anthropic" and route.max_output == 1234
+
+
+@pytest.mark.parametrize(("feats", "expected", "situation"), [
+    (Features(), "big-pickle", "default"),
+    (Features(tools=True), "kimi-k2.5-free", "tools"),
+    (Features(tools=True, reasoning=True), "glm-4.7-free", "reasoning"),
+    (Features(tokens=200_000, reasoning=True), "gpt-5-nano", "long_context"),
+    (Features(images=True, tokens=200_000), "gpt-5-nano", "images"),
+])
+def test_free_auto_picks_by_request(feats, expected, situation):
+    plan = router().plan("free-auto", RoutingSettings(), request_features=feats)
+    assert (plan.candidates[0].model_id, plan.chosen_by) == (expected, situation)
+    assert first(plan).client_model == "free-auto"
+
+
+def test_auto_skips_models_cooling_down_and_honours_settings():
+    r = router()
+    cooldowns = Cooldowns()
+    route = first(r.plan("kimi-k2.5-free", RoutingSettings()))
+    cooldowns.note(route, 429, "60", now=0)
+    plan = r.plan("free-auto", RoutingSettings(), request_features=Features(tools=True), cooldowns=cooldowns, now=1)
+    assert plan.candidates[0].model_id == "big-pickle"
+    custom = RoutingSettings(auto_routes={"free": {"default": ["grok-code"]}})
+    assert r.plan("free-auto", custom).candidates[0].model_id == "grok-code"
+    assert router(go_api_key="g").plan("go-auto", RoutingSettings()).candidates[0].model_id == "glm-5"
+
+
+def test_request_features_from_both_apis():
+    oa = features({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+                   "tools": [{}], "reasoning_effort": "high"}, "openai")
+    assert (oa.images, oa.tools, oa.reasoning) == (True, True, True)
+    an = features({"messages": [{"role": "user", "content": "x" * 1000}], "thinking": {"type": "adaptive"},
+                   "max_tokens": 5}, "anthropic")
+    assert (an.images, an.tools, an.reasoning) == (False, False, True) and an.tokens > 200
+
+
+def test_keys_rotate_with_cooldowns_and_conversations_stick():
+    env = {"OPENCODE_API_KEY_1": "k1", "OPENCODE_API_KEY_2": "k2", "OPENCODE_API_KEY_3": "k3"}
+    cfg = Config(upstream_url="http://zen/v1", extra_api_keys=numbered_keys("OPENCODE_API_KEY", env))
+    assert cfg.api_keys == ("k1", "k2", "k3")  # numbered keys replace the anonymous one
+    r = Router(cfg, ModelCatalog(), environ={})
+    plan = r.plan("big-pickle", RoutingSettings())
+    cooldowns = Cooldowns()
+    mine = [route.key for route in plan.routes(cooldowns, "conversation-A", now=0)]
+    assert sorted(mine) == ["k1", "k2", "k3"]
+    assert [first(plan, cooldowns, "conversation-A", now=0).key for _ in range(5)] == [mine[0]] * 5  # sticky
+    spread = {first(plan, cooldowns, f"conv-{i}", now=0).key for i in range(30)}
+    assert spread == {"k1", "k2", "k3"}  # different conversations use different keys
+    # a 429 on the conversation's key moves it to the next key until retry-after passes
+    cooldowns.note(first(plan, cooldowns, "conversation-A", now=0), 429, "10", now=0)
+    assert first(plan, cooldowns, "conversation-A", now=5).key == mine[1]
+    assert first(plan, cooldowns, "conversation-A", now=11).key == mine[0]
+    # a 401 rests the key for every model
+    cooldowns.note(first(plan, cooldowns, "conversation-A", now=11), 401, None, now=11)
+    other = r.plan("gpt-5-nano", RoutingSettings())
+    assert first(other, cooldowns, "conversation-A", now=12).key == mine[1]
+
+
+def test_everything_cooling_down_still_tries_the_first_route():
+    r = router()
+    plan = r.plan("gpt-5-nano", RoutingSettings())
+    cooldowns = Cooldowns()
+    cooldowns.note(first(plan), 429, "30", now=0)
+    routes = list(plan.routes(cooldowns, "c", now=1))
+    assert [x.upstream_model for x in routes] == ["gpt-5-nano"]  # never a 429 invented locally
+
+
+def test_max_attempts_bounds_the_plan():
+    env = {f"OPENCODE_API_KEY_{i}": f"k{i}" for i in range(1, 6)}
+    r = Router(Config(extra_api_keys=numbered_keys("OPENCODE_API_KEY", env)), ModelCatalog(), environ={})
+    assert len(list(r.plan("big-pickle", RoutingSettings()).routes(Cooldowns(), "c", max_attempts=3))) == 3
+
+
+def test_helpers():
+    assert parse_retry_after("3") == 3.0 and parse_retry_after("x") is None and parse_retry_after(None) is None
+    assert key_order(1, "a") == [0] and sorted(key_order(4, "a")) == [0, 1, 2, 3]
+    assert conversation_key({}, {"x-session-affinity": "ses_1"}) == "ses_1"
+    cc = {"metadata": {"user_id": '{"device_id":"d","session_id":"abc"}'}, "messages": []}
+    assert conversation_key(cc, {}) == "abc"
+    a = conversation_key({"messages": [{"role": "user", "content": "hi"}], "system": "s"}, {})
+    b = conversation_key({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}],
+                          "system": "s"}, {})
+    assert a == b  # later turns keep the conversation's identity
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("models: [1]", "mapping"),
+    ("nonsense: {}", "unknown sections"),
+    ("backends: {zen: {base_url: x}}", "built in"),
+    ("backends: {b: {}}", "base_url"),
+    ("backends: {b: {base_url: x, protocol: grpc}}", "protocol"),
+    ("models: {m: {backend: nowhere}}", "no backend"),
+    ("models: {m: {max_output: -1}}", "positive"),
+    ("models: {m: {colour: red}}", "unknown keys"),
+    ("auto: {free: {sometimes: [a]}}", "unknown"),
+    ("{{{", "not valid"),
+])
+def test_models_file_errors_name_the_problem(text, needle):
+    with pytest.raises(ModelsFileError) as exc:
+        parse_models_file(text)
+    assert needle in str(exc.value)
+
+
+def test_models_file_as_json_and_catalog_listing():
+    parsed = parse_models_file('{"models": {"my-model": {"backend": "zen", "protocol": "anthropic"}}}')
+    catalog = ModelCatalog(parsed)
+    ids = {e["id"]: e for e in catalog.entries()}
+    assert ids["my-model"]["protocol"] == "anthropic" and ids["my-model"]["source"] == "config"
+    assert catalog.refresh(lambda: {"data": [{"id": "glm-5"}]}, "go")
+    assert catalog.info("glm-5").tier == "go"
+    assert catalog.refresh(lambda: {"data": [{"id": "new-thing-free"}, {"id": "big-pickle"}]})
+    assert catalog.info("new-thing-free").free is True
+    assert {"new-thing-free", "glm-5", "my-model"} <= {e["id"] for e in catalog.entries()}

@@ -1,0 +1,378 @@
+// Settings, built from GET /_admin/settings's "describe": every setting the gateway has appears,
+// including ones added later. Booleans get a switch, the model map a row per Claude family with
+// the gateway's models as suggestions, numbers and strings a checked input, other objects JSON.
+
+import { api, setFieldError, toastError } from "./api.js";
+import { $, h, humanize, replace } from "./dom.js";
+
+const SECTIONS = [
+  { title: "Access", names: ["require_auth", "admin_session_hours"] },
+  { title: "Model routing", test: (n) => n.startsWith("model_") || n.startsWith("auto_") || n.includes("fallback")
+      || ["long_context_tokens", "max_attempts", "stream_upstream"].includes(n) },
+  { title: "Identity headers", help: "Sent upstream with every call, as OpenCode's own client sends them.",
+    test: (n) => n.startsWith("opencode_") || n === "user_agent" },
+  { title: "Request log", test: (n) => n.startsWith("log_") },
+  { title: "Proxy pool", test: (n) => n.startsWith("proxy_") },
+  { title: "Limits and timeouts", test: (n) => /timeout|_bytes$|_seconds$|^max_/.test(n) },
+  { title: "Other", test: () => true },
+];
+
+const LABELS = {
+  require_auth: "Require API keys",
+  admin_session_hours: "Admin login lasts (hours)",
+  model_map: "Claude model map",
+  model_protocols: "Protocol overrides",
+  opencode_project: "Project header",
+  opencode_client: "Client header",
+  opencode_session: "Session header",
+  user_agent: "User-Agent",
+  log_bodies: "Store messages and output",
+  log_body_max_chars: "Longest stored body (characters)",
+  log_retention_days: "Keep requests for (days)",
+  log_retention_rows: "Keep at most (requests)",
+  max_body_bytes: "Largest request body (bytes)",
+  upstream_connect_timeout: "Connect timeout (seconds)",
+  upstream_read_timeout: "Read timeout (seconds)",
+  stream_ping_seconds: "Ping after silence (seconds)",
+  models_refresh_seconds: "Model list refresh (seconds)",
+};
+
+const FAMILIES = [
+  ["opus", "Opus"],
+  ["sonnet", "Sonnet"],
+  ["haiku", "Haiku"],
+  ["default", "Any other"],
+];
+
+const proxyApi = document.body.dataset.proxyApi === "true";
+
+let fields = [];
+let models = new Set();
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+function show(value) {
+  if (typeof value === "boolean") return value ? "on" : "off";
+  if (typeof value === "string") return value === "" ? "(empty)" : value;
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    const entries = Object.entries(value);
+    if (!entries.length) return "none";
+    if (entries.every(([, v]) => typeof v === "string")) return entries.map(([k, v]) => `${k} → ${v}`).join(" · ");
+  }
+  return JSON.stringify(value);
+}
+
+/** Settings whose default is made at start (the reset link would only be refused). */
+const NO_RESET = new Set(["opencode_session"]);
+
+/** "model_map: unknown family …" from the API → "Unknown family …" beside the field. */
+function readable(message, name) {
+  const text = message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+class Invalid extends Error {}
+
+// --- editors: each gives {control, focusable, read(), write(value)} --------------------------
+
+function booleanEditor(id) {
+  const input = h("input", { id, type: "checkbox", role: "switch" });
+  return { control: input, focusable: input, read: () => input.checked, write: (v) => { input.checked = Boolean(v); } };
+}
+
+function numberEditor(id, spec) {
+  const integer = spec.type === "integer";
+  const input = h("input", {
+    id, type: "number", inputmode: integer ? "numeric" : "decimal", step: integer ? "1" : "any",
+    min: spec.minimum ?? null, max: spec.maximum ?? null,
+  });
+  return {
+    control: input, focusable: input,
+    read() {
+      const raw = input.value.trim();
+      if (raw === "" && input.validity.badInput) throw new Invalid("Enter a number.");
+      if (raw === "") throw new Invalid("Enter a number.");
+      const value = Number(raw);
+      if (!Number.isFinite(value)) throw new Invalid("Enter a number.");
+      if (integer && !Number.isInteger(value)) throw new Invalid("Must be a whole number.");
+      if (spec.minimum !== null && spec.minimum !== undefined && value < spec.minimum) throw new Invalid(`Must be at least ${spec.minimum}.`);
+      if (spec.maximum !== null && spec.maximum !== undefined && value > spec.maximum) throw new Invalid(`Must be at most ${spec.maximum}.`);
+      return value;
+    },
+    write: (v) => { input.value = String(v); },
+  };
+}
+
+function stringEditor(id) {
+  const input = h("input", { id, type: "text", spellcheck: "false", autocomplete: "off" });
+  return {
+    control: input, focusable: input,
+    read() {
+      const value = input.value.trim();
+      if (/[\u0000-\u001f]/.test(value)) throw new Invalid("Must be one line of plain text.");
+      return value;
+    },
+    write: (v) => { input.value = v ?? ""; },
+  };
+}
+
+function jsonEditor(id) {
+  const area = h("textarea", { id, spellcheck: "false", rows: 4 });
+  return {
+    control: area, focusable: area,
+    read() {
+      let value;
+      try {
+        value = JSON.parse(area.value.trim() || "{}");
+      } catch (err) {
+        throw new Invalid(`Not valid JSON: ${err.message}`);
+      }
+      if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Invalid("Must be a JSON object, like {\"name\": \"value\"}.");
+      return value;
+    },
+    write: (v) => { area.value = JSON.stringify(v ?? {}, null, 2); },
+  };
+}
+
+function modelMapEditor(id, spec) {
+  const inputs = new Map();
+  const warn = h("p", { class: "warn-text", "aria-live": "polite" });
+  const grid = h("div", { class: "map-editor", role: "group", "aria-label": "Zen model for each Claude family" });
+  const families = [...FAMILIES];
+  for (const family of Object.keys(spec.value || {})) {
+    if (!families.some(([f]) => f === family)) families.push([family, humanize(family)]);
+  }
+  for (const [family, label] of families) {
+    const inputId = family === "opus" ? id : `${id}-${family}`;
+    const input = h("input", {
+      id: inputId, type: "text", list: "model-suggestions", autocomplete: "off", spellcheck: "false",
+      placeholder: family === "default" ? "" : "the default model",
+    });
+    inputs.set(family, input);
+    grid.append(h("label", { for: inputId }, family === "default" ? label : `${label} →`), input);
+  }
+  const checkKnown = () => {
+    const unknown = [...inputs.values()].map((i) => i.value.trim()).filter((v) => v && models.size && !models.has(v));
+    warn.textContent = unknown.length ? `Not in the gateway's model list: ${[...new Set(unknown)].join(", ")}. It is sent upstream as written.` : "";
+  };
+  grid.addEventListener("input", checkKnown);
+  return {
+    control: h("div", {}, grid, warn), focusable: inputs.get("opus"),
+    read() {
+      const value = {};
+      for (const [family, input] of inputs) {
+        const model = input.value.trim();
+        if (model) value[family] = model;
+      }
+      if (!value.default) throw new Invalid("Choose a model for “Any other”: it is used when a family has none.");
+      return value;
+    },
+    write(v) {
+      for (const [family, input] of inputs) input.value = (v && v[family]) || "";
+      checkKnown();
+    },
+  };
+}
+
+function editorFor(name, spec, id) {
+  if (name === "model_map") return modelMapEditor(id, spec);
+  if (spec.type === "boolean") return booleanEditor(id);
+  if (spec.type === "integer" || spec.type === "number") return numberEditor(id, spec);
+  if (spec.type === "object") return jsonEditor(id);
+  return stringEditor(id);
+}
+
+// --- one setting ------------------------------------------------------------------------------
+
+/**
+ * One setting's row: label, help, editor, error line, default. `onChange` runs after every edit.
+ * Returns {name, row, value, read(), dirty(), showError(), commit(value), focus()}.
+ */
+export function makeField(name, spec, { onChange = () => {}, label } = {}) {
+  const id = `setting-${name}`;
+  const editor = editorFor(name, spec, id);
+  const error = h("p", { class: "form-error", id: `${id}-error`, role: "alert" });
+  const help = h("p", { class: "help", id: `${id}-help` }, spec.help || "");
+  const reset = h("button", { type: "button", class: "link-button small" }, "Use the default");
+  const defaultLine = NO_RESET.has(name) ? null
+    : h("p", { class: "help default-line" }, h("span", {}, `Default: ${show(spec.default)}`), reset);
+  editor.focusable.setAttribute("aria-describedby", `${id}-help`);
+  const row = h("div", { class: "setting", dataset: { setting: name } },
+    h("div", { class: "setting-label" }, h("label", { for: id }, label || LABELS[name] || humanize(name)), h("code", {}, name), help),
+    h("div", { class: "setting-control" },
+      spec.type === "boolean" ? h("div", {}, editor.control) : editor.control, error, defaultLine));
+
+  const field = {
+    name, spec, row, value: spec.value,
+    focus: () => editor.focusable.focus(),
+    read: () => editor.read(),
+    dirty() {
+      try {
+        return !same(editor.read(), field.value);
+      } catch {
+        return true;
+      }
+    },
+    showError(message) {
+      setFieldError(editor.focusable, error, message);
+    },
+    commit(value) {
+      field.value = value;
+      editor.write(value);
+      field.showError("");
+      field.update();
+    },
+    update() {
+      row.classList.toggle("dirty", field.dirty());
+      let current;
+      try {
+        current = editor.read();
+      } catch {
+        current = undefined;
+      }
+      reset.hidden = same(current, spec.default);
+    },
+  };
+  const edited = () => {
+    field.showError("");
+    field.update();
+    onChange(field);
+  };
+  reset.addEventListener("click", () => {
+    editor.write(spec.default);
+    edited();
+  });
+  row.addEventListener("input", edited);
+  row.addEventListener("change", () => { field.update(); onChange(field); });
+  editor.write(spec.value);
+  field.update();
+  return field;
+}
+
+/** Check every changed field; returns [[field, value]…] or null after marking the bad ones. */
+export function readChanges(list) {
+  const changes = [];
+  let firstBad = null;
+  for (const field of list.filter((f) => f.dirty())) {
+    try {
+      changes.push([field, field.read()]);
+      field.showError("");
+    } catch (err) {
+      field.showError(err.message);
+      firstBad = firstBad || field;
+    }
+  }
+  if (firstBad) {
+    firstBad.focus();
+    return null;
+  }
+  return changes;
+}
+
+export { readable };
+
+// --- the form ---------------------------------------------------------------------------------
+
+function status(text, bad = false) {
+  const el = $("#settings-status");
+  el.textContent = text;
+  el.classList.toggle("bad", bad);
+}
+
+function formChanged() {
+  const dirty = fields.filter((f) => f.dirty()).length;
+  $("#settings-save").disabled = dirty === 0;
+  $("#settings-discard").disabled = dirty === 0;
+  status(dirty ? `${dirty} unsaved change${dirty > 1 ? "s" : ""}` : "");
+}
+
+export function hasUnsavedSettings() {
+  return fields.some((f) => f.dirty());
+}
+
+function render(describe) {
+  // With the proxy panel present, the proxy settings live there.
+  const names = Object.keys(describe).filter((n) => !(proxyApi && n.startsWith("proxy_")));
+  fields = names.map((name) => makeField(name, describe[name], { onChange: formChanged }));
+  const remaining = new Set(fields);
+  const sections = [];
+  for (const section of SECTIONS) {
+    const mine = fields.filter((f) => remaining.has(f) && (section.names ? section.names.includes(f.name) : section.test(f.name)));
+    if (!mine.length) continue;
+    mine.forEach((f) => remaining.delete(f));
+    sections.push(h("section", { class: "card settings-section", "aria-label": section.title },
+      h("h2", {}, section.title), section.help ? h("p", { class: "help" }, section.help) : null,
+      ...mine.map((f) => f.row)));
+  }
+  if (proxyApi) {
+    sections.push(h("p", { class: "muted small" }, "Proxy settings are on the ", h("a", { href: "#proxy" }, "Proxy pool"), " page."));
+  }
+  replace($("#settings-sections"), sections);
+  formChanged();
+}
+
+let modelsLoaded = null;
+
+/** Fill the model suggestions (settings, log filters) once: GET /_admin/ui/models. */
+export function loadModels() {
+  modelsLoaded = modelsLoaded || fetchModels();
+  return modelsLoaded;
+}
+
+async function fetchModels() {
+  try {
+    const data = await api("/_admin/ui/models");
+    models = new Set(data.models.map((m) => m.id));
+    replace($("#model-suggestions"), data.models.map((m) => h("option", { value: m.id }, m.name !== m.id ? m.name : null)));
+  } catch {
+    models = new Set(); // suggestions only
+  }
+}
+
+export async function loadSettings({ force = false } = {}) {
+  if (!force && hasUnsavedSettings()) return; // keep what is being edited
+  try {
+    const [data] = await Promise.all([api("/_admin/settings"), loadModels()]);
+    render(data.describe);
+  } catch (err) {
+    toastError(err, "Could not load the settings: ");
+  }
+}
+
+async function save(event) {
+  event.preventDefault();
+  const changes = readChanges(fields);
+  if (!changes) {
+    status("Nothing was saved: correct the marked fields first.", true);
+    return;
+  }
+  $("#settings-save").disabled = true;
+  let saved = 0;
+  let firstBad = null;
+  for (const [field, value] of changes) {
+    try {
+      const result = await api("/_admin/settings", { method: "POST", body: { key: field.name, value } });
+      field.commit(result.value);
+      saved += 1;
+    } catch (err) {
+      if (err.status === 401) return;
+      field.showError(readable(err.message, field.name));
+      firstBad = firstBad || field;
+    }
+  }
+  formChanged();
+  if (firstBad) {
+    status(`${saved ? `Saved ${saved}; ` : ""}${changes.length - saved} not saved: see the message under the field.`, true);
+    firstBad.focus();
+  } else {
+    status(`Saved ${saved} setting${saved > 1 ? "s" : ""}.`);
+  }
+}
+
+export function initSettings() {
+  $("#settings-form").addEventListener("submit", save);
+  $("#settings-discard").addEventListener("click", () => {
+    for (const field of fields) field.commit(field.value);
+    formChanged();
+  });
+}
