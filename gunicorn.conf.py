@@ -2,15 +2,85 @@
 
 The master applies migrations once and refuses to listen beyond loopback while the admin
 password is still the default; each worker then starts its own background loop.
+
+Metrics: every worker writes its Prometheus values to files in ``PROMETHEUS_MULTIPROC_DIR``,
+set here — before any worker imports prometheus_client — to a fresh directory per master start;
+``child_exit`` drops a dead worker's live gauges and ``on_exit`` removes the directory.
+
+Shutdown (SIGTERM): the listeners close at once, open streams may run on for
+``ZENGATE_GRACEFUL_TIMEOUT`` seconds, then each worker flushes its request-log queue
+(``worker_exit``); the master waits ``FLUSH_SECONDS`` longer than the streams' grace, so that
+flush is never cut short by its SIGKILL.
 """
 
+import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from zengate.config import Config
 
 _config = Config.from_env()
+
+METRICS_DIR_PREFIX = "zengate-metrics-"
+_OWNER = "ZENGATE_METRICS_DIR_OWNER"  # the pid of the master that manages PROMETHEUS_MULTIPROC_DIR
+_created_metrics_dir = None
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+def _sweep_stale_metrics_dirs(base):
+    """Remove the metrics directories of masters that died without cleaning up."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(METRICS_DIR_PREFIX):
+            continue
+        pid = name[len(METRICS_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _prepare_metrics_dir():
+    """Set PROMETHEUS_MULTIPROC_DIR for this master's workers (fresh, or wiped, at each start)."""
+    global _created_metrics_dir
+    me = str(os.getpid())
+    current = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    owner = os.environ.get(_OWNER)
+    ours = bool(current) and os.path.basename(current.rstrip("/")).startswith(METRICS_DIR_PREFIX)
+    if current and owner == me:
+        if ours:
+            _created_metrics_dir = current
+        return  # a configuration reload (SIGHUP) of this master: the workers' files stay
+    if current and not ours:
+        # the operator's own directory: start from nothing, unless another master manages it (USR2)
+        os.makedirs(current, exist_ok=True)
+        if not owner:
+            for name in os.listdir(current):
+                if name.endswith(".db"):
+                    os.remove(os.path.join(current, name))
+        os.environ[_OWNER] = me
+        return
+    base = tempfile.gettempdir()
+    _sweep_stale_metrics_dirs(base)
+    _created_metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{me}-", dir=base)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _created_metrics_dir
+    os.environ[_OWNER] = me
+
+
+_prepare_metrics_dir()
 
 bind = [_config.bind]
 workers = _config.workers
@@ -19,12 +89,20 @@ worker_connections = int(os.environ.get("ZENGATE_WORKER_CONNECTIONS", "4096"))
 # Async workers notify the master from their own loop, so a long stream is never cut by this;
 # it only restarts a worker whose loop is stuck.
 timeout = 120
-graceful_timeout = 30
+# The master's limit; each worker lets its open streams run for _config.graceful_timeout of it
+# (post_worker_init) and keeps the rest to write its queued request-log rows.
+FLUSH_SECONDS = 15
+STREAM_GRACE = max(0, math.ceil(_config.graceful_timeout))
+graceful_timeout = STREAM_GRACE + FLUSH_SECONDS
 # Idle keep-alive connections hold a worker's shutdown until they time out: keep them short.
 keepalive = 5
 loglevel = _config.log_level
 accesslog = None
 errorlog = "-"
+if _config.log_format == "json":
+    from zengate.logs import gunicorn_json_logger
+
+    logger_class = gunicorn_json_logger()
 proc_name = "zengate"
 # gunicorn's control socket has one path per user: several instances would share it.
 control_socket_disable = True
@@ -41,8 +119,25 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    worker.cfg.set("graceful_timeout", STREAM_GRACE)  # this worker's grace for open streams
     gateway = worker.wsgi.extensions["zengate"]
     gateway.start_background()
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+
+def child_exit(server, worker):
+    # The master: a worker is gone (exited or killed): its live gauges (open streams, queue) go too.
+    from prometheus_client import multiprocess
+
+    try:
+        multiprocess.mark_process_dead(worker.pid)
+    except OSError:
+        server.log.warning("could not drop the metrics of worker %s", worker.pid)
+
+
+def on_exit(server):
+    if _created_metrics_dir and os.environ.get(_OWNER) == str(os.getpid()):
+        shutil.rmtree(_created_metrics_dir, ignore_errors=True)
 
 
 def worker_exit(server, worker):

@@ -10,12 +10,11 @@ from werkzeug.exceptions import HTTPException
 __version__ = "0.1.0"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr as text or JSON (``ZENGATE_LOG_FORMAT``), secrets redacted (zengate/logs.py)."""
+    from . import logs
+
+    logs.configure(level, fmt)
 
 
 def prepare_database(config) -> None:
@@ -27,6 +26,10 @@ def prepare_database(config) -> None:
     migrate()
 
 
+#: Paths whose answers carry secrets or private data (security headers in create_app).
+PRIVATE_PREFIXES = ("/_admin", "/_stats", "/metrics")
+
+
 def create_app(config=None) -> Flask:
     """Assemble the application: configuration, database, services, blueprints."""
     from . import dashboard
@@ -36,21 +39,43 @@ def create_app(config=None) -> Flask:
     from .store.db import database
 
     config = config or Config.from_env()
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
+    _register_secrets(config)
     prepare_database(config)
 
     app = Flask(__name__)
+    from .api.limits import SafeRequest
+
+    app.request_class = SafeRequest  # a too-deep JSON body is a 400, never a RecursionError
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     gateway = Gateway(config)
     gateway.initialise_state()
     app.extensions["zengate"] = gateway
+    from . import metrics
+
+    metrics.known_model = gateway.catalog.known  # catalog models always get their own metric label
 
     for blueprint in (health.bp, openai.bp, anthropic.bp, models.bp, admin.bp, stats.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(dashboard.bp)
     from .api.proxy import bp as proxy_bp  # /_admin/proxy*: proxy rotation
     app.register_blueprint(proxy_bp)
+    from .api.metrics import bp as metrics_bp  # /metrics, /_admin/metrics-token
+    app.register_blueprint(metrics_bp)
+    from .openapi import bp as openapi_bp  # /openapi.json
+
+    app.register_blueprint(openapi_bp)
+
+    @app.after_request
+    def _security_headers(response):
+        # No CORS: no Access-Control-* header is ever sent, so browsers keep other origins out.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith(PRIVATE_PREFIXES) and response.mimetype in ("application/json", "text/plain"):
+            response.headers["Cache-Control"] = "no-store"  # admin, stats and metrics answers are never cached
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
 
     @app.teardown_appcontext
     def _close_db(_exc):
@@ -67,6 +92,14 @@ def create_app(config=None) -> Flask:
         return _error_response(500, f"internal error ({type(exc).__name__}); see the gateway's log")
 
     return app
+
+
+def _register_secrets(config) -> None:
+    """Values the log formatters mask wherever they appear."""
+    from . import logs
+
+    for secret in (*config.api_keys, *config.go_api_keys, config.admin_password, config.metrics_token):
+        logs.register_secret(secret)
 
 
 def _error_response(status: int, message: str):

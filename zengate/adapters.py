@@ -7,11 +7,10 @@ pure stream translators of :mod:`zengate.protocols`.
 
 from __future__ import annotations
 
-import json
-
 from .protocols import anthropic as anthropic_proto
 from .protocols import openai as openai_proto
 from .protocols.anthropic_to_openai import StreamToAnthropic
+from .protocols.jsoncodec import loads
 from .protocols.openai_to_anthropic import StreamToOpenAI
 from .protocols.sse import DONE, Event, encode_data, encode_event
 from .records import RequestRecord
@@ -22,7 +21,7 @@ ENDED_EARLY = "the upstream stream ended before the answer was finished"
 
 def _json(event: Event) -> dict | None:
     try:
-        value = json.loads(event.data)
+        value = loads(event.data)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

@@ -1,4 +1,6 @@
-"""The per-worker background loop: request-log batches, the model-list and proxy-pool refreshes.
+"""The per-worker background loop: request-log batches, the model-list and proxy-pool refreshes,
+request-log retention (one pass at a time across workers, see :mod:`zengate.store.retention`) and
+the worker's metric gauges.
 
 Started from gunicorn's ``post_worker_init`` hook, where gevent has patched ``threading``: the
 thread below is then a greenlet of the worker. Outside gunicorn (tests, the Flask dev server) it
@@ -22,6 +24,11 @@ class Background:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshing = False
+        from . import metrics
+        from .store.retention import Retention
+
+        self._gauges = metrics.GaugeUpdater(gateway)
+        self._retention = Retention(gateway.settings, on_deleted=_count_deleted)
 
     def start(self) -> None:
         if self._thread is None:
@@ -34,12 +41,23 @@ class Background:
             gw.request_log.wait(FLUSH_INTERVAL)
             try:
                 gw.request_log.flush()
+                self._metered()
                 gw.egress.tick()  # proxy pool refresh when due (no Geonode traffic in proxy_mode off)
                 if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):
                     self._refreshing = True
                     threading.Thread(target=self._refresh_models, daemon=True).start()
             except Exception:
                 log.exception("background loop error")
+            try:
+                self._retention.tick()  # bounded; at most once a minute across workers and instances
+            except Exception:
+                log.exception("request log retention failed")
+
+    def _metered(self) -> None:
+        try:
+            self._gauges.tick()
+        except Exception:
+            log.exception("metrics update failed")
 
     def _refresh_models(self) -> None:
         try:
@@ -54,6 +72,13 @@ class Background:
         if self._thread is not None:
             self._thread.join(timeout)
         flush_all(self.gateway, timeout)
+
+
+def _count_deleted(result) -> None:
+    from . import metrics
+
+    metrics.rows_deleted("age", result.by_age)
+    metrics.rows_deleted("rows", result.by_rows)
 
 
 def flush_all(gateway, timeout: float = 10.0) -> None:

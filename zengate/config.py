@@ -37,6 +37,10 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("OPENCODE_GO_API_KEY_1..N", "(unset)", "More Go-tier keys, rotated the same way."),
     ("ZENGATE_MODELS_FILE", "(unset)", "YAML/JSON file: extra backends, model knowledge, fallbacks, auto routing."),
     ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table (changes reach every worker within it)."),
+    ("ZENGATE_LOG_FORMAT", "text", "Log format: `text` (one line per event) or `json` (one JSON object per line)."),
+    ("ZENGATE_GRACEFUL_TIMEOUT", "30", "Seconds open streams may run on after SIGTERM before they are cut."),
+    ("ZENGATE_METRICS_TOKEN", "(unset)", "A bearer token `GET /metrics` accepts (besides one set by the admin API)."),
+    ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where workers share metric values; wiped at start."),
 ]
 
 
@@ -65,6 +69,9 @@ class Config:
     extra_api_keys: tuple[str, ...] = ()
     extra_go_api_keys: tuple[str, ...] = ()
     models_file: str | None = None
+    log_format: str = "text"  # text | json
+    graceful_timeout: float = 30.0
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls) -> Config:
@@ -87,6 +94,9 @@ class Config:
             extra_api_keys=numbered_keys("OPENCODE_API_KEY", os.environ),
             extra_go_api_keys=numbered_keys("OPENCODE_GO_API_KEY", os.environ),
             models_file=_env("ZENGATE_MODELS_FILE"),
+            log_format="json" if _env("ZENGATE_LOG_FORMAT", "text").strip().lower() == "json" else "text",
+            graceful_timeout=float(_env("ZENGATE_GRACEFUL_TIMEOUT", "30")),
+            metrics_token=_env("ZENGATE_METRICS_TOKEN"),
         )
 
     @property

@@ -8,15 +8,14 @@ a stream of client bytes. Translation is delegated to the pure functions in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import adapters, relay
 from .protocols import anthropic_to_openai, openai_to_anthropic
 from .protocols.fold import fold_anthropic_events, fold_openai_chunks
+from .protocols.jsoncodec import loads
 from .protocols.sse import DONE, SSEParser, encode_event
-from .protocols.tokens import estimate_anthropic_tokens
 from .records import RequestRecord
 from .routing import RETRYABLE_STATUSES, Attempts, Cooldowns, Route
 from .upstream.client import UpstreamClient, UpstreamError
@@ -100,6 +99,7 @@ class Options:
     client_headers: dict[str, str] = field(default_factory=dict)
     ping_seconds: float = 0  # Anthropic ping events on upstream silence (0: none)
     stream_upstream: bool = False  # stream from the upstream even for a non-streaming client; fold it
+    input_estimate: int = 0  # a cheap first guess of the prompt's tokens for message_start (upstream usage follows)
 
 
 PING = encode_event("ping", {"type": "ping"})
@@ -164,7 +164,7 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
     response = relay.send(client, route, upstream_body, stream=stream or fold, record=record)
     if stream or fold:
         translator = anthropic_to_openai.StreamToAnthropic(
-            client_model=route.client_model, names=names, input_tokens_estimate=estimate_anthropic_tokens(body))
+            client_model=route.client_model, names=names, input_tokens_estimate=options.input_estimate)
         chunks = relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record,
                             heartbeat=heartbeat, finish_record=stream)
         return chunks if stream else _folded(chunks, "anthropic", route.client_model)
@@ -180,8 +180,8 @@ def _folded(chunks: Iterator[bytes], client_api: str, model: str) -> Answer:
     parser = SSEParser()
     events = [e for chunk in chunks for e in parser.feed(chunk)] + parser.finish()
     if client_api == "openai":
-        return Answer(fold_openai_chunks([json.loads(e.data) for e in events if e.data != DONE], model=model))
-    pairs = [(e.event or "", json.loads(e.data)) for e in events if e.event != "ping"]
+        return Answer(fold_openai_chunks([loads(e.data) for e in events if e.data != DONE], model=model))
+    pairs = [(e.event or "", loads(e.data)) for e in events if e.event != "ping"]
     return Answer(fold_anthropic_events(pairs, model=model))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -27,12 +28,16 @@ class Gateway:
         self.egress = Egress(self.settings, self.upstream.session, geonode_url=config.geonode_url,
                              static_env=config.proxies)
         self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
-        self.request_log = RequestLogWriter()
+        self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at)
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns()
         self.started_at = time.time()
         self.background = None
+
+    def _log_cleared_at(self) -> dt.datetime | None:
+        value = self.settings.get("log_cleared_at")
+        return dt.datetime.fromisoformat(value) if value else None
 
     def initialise_state(self) -> None:
         """First-start state: the instance's OpenCode session id and the admin password."""

@@ -24,7 +24,19 @@ def opencode_id(prefix: str) -> str:
             _last_ms, _counter = now, 0
         _counter += 1
         stamp = (now * 0x1000 + _counter) & 0xFFFF_FFFF_FFFF
-    return f"{prefix}_{stamp:012x}{''.join(secrets.choice(BASE62) for _ in range(14))}"
+    return f"{prefix}_{stamp:012x}{_base62(14)}"
+
+
+def _base62(length: int) -> str:
+    """``length`` random base62 characters (one read of the OS random source, no modulo bias)."""
+    out = []
+    while len(out) < length:
+        for byte in secrets.token_bytes(length * 2):
+            if byte < 248:  # 248 = 4 * 62: bytes above it would favour the first characters
+                out.append(BASE62[byte % 62])
+                if len(out) == length:
+                    break
+    return "".join(out)
 
 
 def is_opencode_id(value: object, prefix: str) -> bool:

@@ -16,7 +16,8 @@ from typing import Protocol
 
 import requests
 
-from .protocols.sse import Event, SSEParser, dumps
+from .protocols.jsoncodec import dumps
+from .protocols.sse import Event, SSEParser
 from .records import RequestRecord
 from .routing import Route
 from .upstream.client import UpstreamClient, UpstreamError, iter_body, transport_error
@@ -37,7 +38,7 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
          extra_headers: dict[str, str] | None = None) -> requests.Response:
     """POST the upstream request; a 2xx response or UpstreamError."""
     record.upstream_model = route.upstream_model
-    payload = dumps(body).encode()
+    payload = dumps(body)
     egress = getattr(client, "egress", None)  # proxy rotation (upstream/egress.py): direct or via proxies
     if egress is not None:
         return egress.send(client, route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
@@ -47,6 +48,39 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
 
 
 _END = object()
+
+
+DRAIN_LIMIT = 256 * 1024
+DRAIN_TIMEOUT = 5.0
+
+
+def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -> None:
+    """Return a finished stream's connection to the pool instead of closing it.
+
+    urllib3 gives a connection back to its pool once the body was read to its end. After
+    ``[DONE]`` or ``message_stop`` an upstream may still send a little (Zen's cost frame, the
+    chunked terminator): a helper greenlet reads that rest (bounded in size and time), so the next
+    request skips a TCP (and TLS) handshake instead of paying for a closed connection.
+    """
+    if rest is None:
+        response.close()  # read to the end: the connection is already back in the pool
+        return
+
+    def drain() -> None:
+        try:
+            sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+            if sock is not None:
+                sock.settimeout(DRAIN_TIMEOUT)  # urllib3 sets its own timeout on the next request
+            size = 0
+            for chunk in rest:
+                size += len(chunk)
+                if size > DRAIN_LIMIT:
+                    raise OverflowError("the upstream kept talking after the end of the stream")
+        except Exception:  # noqa: BLE001 - any trouble: the connection is simply not reused
+            pass
+        response.close()
+
+    threading.Thread(target=drain, name="zengate-drain", daemon=True).start()
 
 
 def close_upstream(response: requests.Response) -> None:
@@ -108,9 +142,9 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
     """
     parser = SSEParser()
     status_error: str | None = None
-    source: Iterator[bytes | None] = iter_body(response)
-    if heartbeat:
-        source = with_heartbeat(source, heartbeat[0])
+    body = iter_body(response)
+    source: Iterator[bytes | None] = with_heartbeat(body, heartbeat[0]) if heartbeat else body
+    ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
     try:
         try:
             sent = False
@@ -127,7 +161,9 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
                         sent = True
                         yield b"".join(out)
                     if adapter.ended:
+                        ended = "early"
                         return
+            ended = "eof"
             for event in parser.finish():
                 out = adapter.on_event(event)
                 if out:
@@ -136,15 +172,20 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
                     return
             out = adapter.on_end()
         except GeneratorExit:
+            ended = None
             status_error = "client disconnected"
             raise
         except Exception as exc:  # noqa: BLE001 - transport failure mid-stream
+            ended = None
             err = exc if isinstance(exc, UpstreamError) else transport_error(exc)
             status_error = f"{err.kind}: {err.message}"
             out = adapter.on_failure(err)
         if out:
             yield b"".join(out)
     finally:
-        close_upstream(response)
+        if ended and not heartbeat:
+            keep_connection(response, body if ended == "early" else None)
+        else:
+            close_upstream(response)
         if finish_record:
             record.finish(200, status_error or adapter.error)

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from . import catalog as catalog_mod
@@ -85,9 +85,12 @@ class Plan:
     candidates: list[Candidate]
     chosen_by: str | None = None
 
-    def routes(self, cooldowns: Cooldowns, conversation: str, *, now: float | None = None,
+    def routes(self, cooldowns: Cooldowns, conversation: str | Callable[[], str], *, now: float | None = None,
                max_attempts: int = 4) -> Attempts:
-        """The routes to try, in order; see :class:`Attempts`."""
+        """The routes to try, in order; see :class:`Attempts`.
+
+        ``conversation`` may be a callable: it is only worked out when a backend has several keys.
+        """
         return Attempts(self, cooldowns, conversation, time.monotonic() if now is None else now, max_attempts)
 
     def _route(self, candidate: Candidate, index: int) -> Route:
@@ -115,7 +118,8 @@ class Attempts:
     :meth:`next_model` skips the model's other keys.
     """
 
-    def __init__(self, plan: Plan, cooldowns: Cooldowns, conversation: str, now: float, max_attempts: int):
+    def __init__(self, plan: Plan, cooldowns: Cooldowns, conversation: str | Callable[[], str], now: float,
+                 max_attempts: int):
         self._routes = self._walk(plan, cooldowns, conversation, now, max_attempts)
         self._skip_model: str | None = None
 
@@ -128,12 +132,15 @@ class Attempts:
     def next_model(self, route: Route) -> None:
         self._skip_model = f"{route.tier}/{route.model_id}"
 
-    def _walk(self, plan: Plan, cooldowns: Cooldowns, conversation: str, now: float,
+    def _walk(self, plan: Plan, cooldowns: Cooldowns, conversation: str | Callable[[], str], now: float,
               max_attempts: int) -> Iterator[Route]:
         tried = 0
         resting: list[Route] = []
         for candidate in plan.candidates:
-            for index in key_order(len(candidate.backend.keys), conversation):
+            count = len(candidate.backend.keys)
+            if count > 1 and callable(conversation):
+                conversation = conversation()
+            for index in key_order(count, conversation if count > 1 else ""):
                 if self._skip_model == f"{candidate.backend.name}/{candidate.model_id}":
                     break
                 route = plan._route(candidate, index)

@@ -160,6 +160,9 @@ SPECS: dict[str, Spec] = {
                          1, 20),
     "stream_upstream": Spec(bool, False, "Ask the upstream for a stream even when the client did not; fold it."),
     "max_body_bytes": Spec(int, 20_000_000, "Largest accepted request body (bytes).", 1024, 500_000_000),
+    "max_json_depth": Spec(int, 64, "Deepest nesting of arrays and objects accepted in a request body.", 8, 512),
+    "max_messages": Spec(int, 10_000, "Most messages accepted in one request.", 1, 1_000_000),
+    "max_tools": Spec(int, 512, "Most tools accepted in one request.", 1, 100_000),
     "upstream_connect_timeout": Spec(float, 10.0, "Seconds to connect to the upstream.", 0.05, 300),
     "upstream_read_timeout": Spec(
         float, 300.0, "Seconds the upstream may stay silent (before or within a stream).", 0.05, 3600
@@ -170,8 +173,17 @@ SPECS: dict[str, Spec] = {
     "models_refresh_seconds": Spec(int, 600, "How often the live model list is refreshed.", 10, 86_400),
     "log_bodies": Spec(bool, True, "Store input messages and output content in the request log."),
     "log_body_max_chars": Spec(int, 100_000, "Truncate stored bodies to this many characters.", 0, 10_000_000),
+    "log_retention_days": Spec(int, 0, "Delete request-log rows older than this many days (0: keep forever).",
+                               0, 36_500),
+    "log_retention_rows": Spec(int, 0, "Keep at most this many request-log rows, the newest (0: no limit).",
+                               0, 1_000_000_000),
+    "log_retention_due": Spec(float, 0.0, "When the next retention pass is due (epoch s; shared by instances).", 0,
+                              public=False),
+    "metrics_token_hash": Spec(str, "", "SHA-256 of the bearer token GET /metrics accepts (set by the admin API).",
+                               public=False),
     "admin_session_hours": Spec(float, 24.0, "Lifetime of an admin login (hours).", 0.01, 24 * 90),
     "admin_password_hash": Spec(str, "", "Salted hash of the admin password.", public=False),
+    "log_cleared_at": Spec(str, "", "When the request log was last cleared (UTC, ISO 8601).", public=False),
     # proxy rotation (zengate/upstream/egress.py; also POST /_admin/proxy/settings without the prefix)
     "proxy_mode": Spec(str, "off", "off: direct only; auto: direct until a 429, then proxies; on: proxies only.",
                        check=_proxy.check_mode),

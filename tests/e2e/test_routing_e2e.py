@@ -154,3 +154,12 @@ def test_stream_upstream_always_folds_into_the_same_shape(gw, up):
     assert folded["choices"][0]["message"] == plain["choices"][0]["message"]
     assert folded["choices"][0]["finish_reason"] == "stop" and folded["usage"]["total_tokens"] == 15
     assert message.content[0].text == "Hello from upstream" and message.usage.output_tokens == 5
+
+
+def test_finished_streams_give_their_connection_back(gw, up):
+    """After [DONE] (and Zen's cost frame) the upstream connection is reused, not closed."""
+    for _ in range(3):
+        r = chat(gw, "gpt-5-nano", stream=True)
+        assert r.text.rstrip().endswith("data: [DONE]") and "cost" not in r.text
+    ports = {q.client[1] for q in up.requests}
+    assert len(up.requests) == 3 and len(ports) == 1, ports

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, current_app, jsonify, make_response, request
 
 from .. import auth
 from ..errors import ApiError
@@ -12,6 +12,7 @@ from ..gateway import current_gateway
 from ..protocols import openai as openai_proto
 from ..settings import SettingError
 from ..store.models import ApiKey
+from .loginlimit import LoginLimiter
 
 bp = Blueprint("admin", __name__, url_prefix="/_admin")
 
@@ -23,6 +24,17 @@ COOKIE_NAME = "zengate_admin"
 #: custom header, and a cross-site fetch that sets one needs a CORS preflight, which we never grant.
 CSRF_HEADER = "X-Zengate-CSRF"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+#: Where the app keeps its login limiter (per worker, in memory; see loginlimit.py).
+LIMITER_KEY = "zengate.login_limiter"
+
+
+def login_limiter() -> LoginLimiter:
+    limiter = current_app.extensions.get(LIMITER_KEY)
+    if limiter is None:
+        limiter = current_app.extensions[LIMITER_KEY] = LoginLimiter()
+    return limiter
 
 
 def render_error(err: ApiError):
@@ -95,9 +107,17 @@ def login():
     cookie = body.get("cookie", False)
     if not isinstance(cookie, bool):
         raise ApiError(400, "cookie: must be true or false", param="cookie", kind="input")
+    limiter, address = login_limiter(), request.remote_addr or "unknown"
+    refused = limiter.retry_after(address)
+    if refused is not None:
+        wait, reason = refused
+        raise ApiError(429, f"{reason}; try again in {wait} seconds", kind="auth",
+                       headers={"Retry-After": str(wait)})
     gw.settings.refresh(force=True)  # a password changed through another worker counts at once
     if not auth.check_password(gw.settings.get("admin_password_hash"), password):
+        limiter.failed(address)
         raise ApiError(401, "wrong password", kind="auth")
+    limiter.succeeded(address)
     token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
     info = {"expires_at": auth.iso(expires), "default_password": gw.admin_password_is_default()}
     if not cookie:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, g, jsonify, request
+from flask import Response, g, request
 
 from .. import auth, exchange, routing
 from ..errors import ApiError
 from ..exchange import Answer
 from ..gateway import Gateway, current_gateway
+from ..protocols.jsoncodec import dumps, loads
 from ..records import RequestRecord
+from . import limits
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PROXY_HEADER = "x-zengate-proxy"
@@ -44,7 +45,7 @@ def authenticate(gw: Gateway, record: RequestRecord) -> None:
 
 
 def read_json_body(gw: Gateway) -> Any:
-    """The request body as JSON: 413 over the size limit, 400 when it is not JSON."""
+    """The request body as JSON: 413 over the size limit, 400 when it is not JSON or over an input limit."""
     limit = gw.settings.get("max_body_bytes")
     length = request.content_length
     if length is not None and length > limit:
@@ -55,9 +56,15 @@ def read_json_body(gw: Gateway) -> Any:
     if not data.strip():
         raise ApiError(400, "request body is empty; send a JSON object", kind="input")
     try:
-        return json.loads(data)
+        body = loads(data)
+    except RecursionError:  # the fallback parser on a very deep body
+        raise limits.depth_error(gw.settings.get("max_json_depth")) from None
     except ValueError as exc:
+        if "recursion" in str(exc).lower():  # orjson stops at 1024 levels
+            raise limits.depth_error(gw.settings.get("max_json_depth")) from None
         raise ApiError(400, f"request body is not valid JSON: {exc}", kind="input") from None
+    limits.check(gw.settings, data, body)  # nesting depth, messages, tools: 400 naming the limit
+    return body
 
 
 def respond(result: Answer | Iterator[bytes], record: RequestRecord):
@@ -67,19 +74,21 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
         headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):
         record.finish(200)
-        return jsonify(result.body), 200, headers
+        return Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
     return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
 
 
 def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
     """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
     plan = gw.plan(body["model"], body, client_api)
-    routes = plan.routes(gw.cooldowns, routing.conversation_key(body, request.headers),
+    headers = request.headers
+    routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
                          max_attempts=gw.settings.get("max_attempts"))
     options = exchange.Options(
         client_headers=dict(request.headers),
         ping_seconds=gw.settings.get("stream_ping_seconds") if client_api == "anthropic" else 0,
         stream_upstream=gw.settings.get("stream_upstream"),
+        input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, client_api=client_api, options=options)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from .jsoncodec import dumps
 
 DONE = "[DONE]"
 
@@ -76,16 +77,12 @@ def parse_stream(chunks: Iterable[bytes]) -> Iterator[Event]:
     yield from parser.finish()
 
 
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def encode_data(obj: object) -> bytes:
     """An OpenAI-style event: ``data: <json>`` (or ``data: [DONE]``)."""
-    payload = obj if isinstance(obj, str) else dumps(obj)
-    return f"data: {payload}\n\n".encode()
+    payload = obj.encode() if isinstance(obj, str) else dumps(obj)
+    return b"data: " + payload + b"\n\n"
 
 
 def encode_event(name: str, obj: object) -> bytes:
     """An Anthropic-style event: ``event: <name>`` then ``data: <json>``."""
-    return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()
+    return b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
