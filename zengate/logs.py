@@ -1,7 +1,7 @@
 """Log formatting: the text or JSON format (``ZENGATE_LOG_FORMAT``) and secret redaction.
 
-Every line the gateway writes goes through :class:`TextFormatter` or :class:`JsonFormatter`, and
-both pass the finished text through :func:`redact`: ``sk-zen-…`` keys keep only the prefix the
+Every line the gateway writes goes through :class:`TextFormatter` (the finished line) or
+:class:`JsonFormatter` (each text value) and :func:`redact`: ``sk-zen-…`` keys keep only the prefix the
 dashboard shows, bearer tokens, ``key=``/``password=``-style values and credentials in URLs are
 masked, and the process's own secrets (upstream keys, the first admin password, the metrics
 token; see :func:`register_secret`) are replaced wherever they appear. Redaction is a safety net:
@@ -19,26 +19,26 @@ import logging
 import re
 import threading
 
-FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 MASK = "[redacted]"
 
 # sk-zen-<shown prefix: 6 chars><the rest>: only what the dashboard shows of a key stays.
 _ZEN_KEY = re.compile(r"(sk-zen-[A-Za-z0-9_-]{6})[A-Za-z0-9_-]+")
-# Generic bearer tokens and key=value / "key": "value" pairs whose name says secret.
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# Generic bearer tokens and key=value / "key": "value" pairs whose name says secret. These two run
+# on the lower-cased text (a case-sensitive search is ten times faster than an IGNORECASE one) and
+# mask the same span of the original.
+_BEARER = re.compile(r"\b(bearer\s+)([a-z0-9._~+/=-]{8,})")
 _NAMED = re.compile(
-    r"""(?ix)
+    r"""(?x)
     ( (?:api[_-]?key|x-api-key|access[_-]?token|auth[_-]?token|token|secret|password|passwd|authorization)
       ["']?\s*[:=]\s*["']? )
     (?!\[redacted\]|sk-zen-|bearer\s)([^\s"',;&}]{4,})
     """
 )
 # user:password@ in URLs (proxy URLs, database URLs).
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+_URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
 
-_secrets: set[str] = set()
-_secrets_pattern: re.Pattern | None = None
+_secrets: tuple[str, ...] = ()
 _secrets_lock = threading.Lock()
 MIN_SECRET_CHARS = 6
 NOT_SECRET = {"public", "admin"}  # Zen's anonymous key; the default password is no secret either
@@ -46,29 +46,47 @@ NOT_SECRET = {"public", "admin"}  # Zen's anonymous key; the default password is
 
 def register_secret(value: str | None) -> None:
     """A value that must never appear in a log line (an upstream key, a password, a token)."""
-    global _secrets_pattern
+    global _secrets
     if not value or len(value) < MIN_SECRET_CHARS or value in NOT_SECRET:
         return
     with _secrets_lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secrets_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        if value not in _secrets:
+            _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
+
+
+def _mask(pattern: re.Pattern, text: str) -> str:
+    """Mask group 2 of every match of ``pattern`` in the lower-cased ``text``."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer: search the original
+        lowered = text
+        pattern = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE)
+    parts, last = [], 0
+    for match in pattern.finditer(lowered):
+        start, end = match.span(2)
+        parts += (text[last:start], MASK)
+        last = end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def redact(text: str) -> str:
     """``text`` with every known or recognisable secret masked."""
     if not text:
         return text
-    pattern = _secrets_pattern
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
     if "sk-zen-" in text:
         text = _ZEN_KEY.sub(r"\1…", text)
-    text = _BEARER.sub(r"\1" + MASK, text)
-    text = _NAMED.sub(r"\1" + MASK, text)
-    if "@" in text:
+    lowered = text.lower()
+    if "bearer" in lowered:
+        text = _mask(_BEARER, text)
+    if ("key" in lowered or "token" in lowered or "secret" in lowered or "passw" in lowered
+            or "authorization" in lowered):
+        text = _mask(_NAMED, text)
+    if "@" in text and "://" in text:
         text = _URL_CREDENTIALS.sub(r"\1***@", text)
     return text
 
@@ -84,7 +102,10 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, pid, message, the record's ``fields``, exc."""
+    """One JSON object per line: time, level, logger, pid, message, the record's ``fields``, exc.
+
+    Each text value is redacted before it is encoded (the field names are the gateway's own).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -106,7 +127,7 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = redact(record.exc_text)
         if record.stack_info:
             out["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return json.dumps(out, default=str)
 
 
 def formatter(fmt: str = "text") -> logging.Formatter:

@@ -145,6 +145,8 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
     body = iter_body(response)
     source: Iterator[bytes | None] = with_heartbeat(body, heartbeat[0]) if heartbeat else body
     ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
+    if finish_record:
+        record.stream_opened()  # counted in zengate_open_streams until the record is finished
     try:
         try:
             sent = False
@@ -180,6 +182,10 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
             err = exc if isinstance(exc, UpstreamError) else transport_error(exc)
             status_error = f"{err.kind}: {err.message}"
             out = adapter.on_failure(err)
+        except BaseException as exc:  # the worker is shutting down (GreenletExit): note it, let it go
+            ended = None
+            status_error = f"interrupted ({type(exc).__name__})"
+            raise
         if out:
             yield b"".join(out)
     finally:

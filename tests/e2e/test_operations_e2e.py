@@ -242,24 +242,26 @@ def _rows(workdir: Path) -> list[sqlite3.Row]:
 def test_sigterm_lets_open_streams_finish_and_loses_no_row(tmp_path, up):
     gw = GatewayProcess(tmp_path, up.url, workers=2).start()
     words = [f"w{i} " for i in range(20)]
-    up.script("big-pickle", openai_text("".join(words), chunks=words, delay=0.5))  # ~10 s
-    stream = Streamer(gw.url, "the-graceful-stream")
-    stream.start()
-    assert stream.first.wait(10) and stream.error is None
-    with ThreadPoolExecutor(25) as pool:  # a burst just before the signal: rows still queued
-        statuses = list(pool.map(lambda i: chat(gw.url, f"burst-{i}").status_code, range(100)))
-    assert statuses == [200] * 100
-    gw.process.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    gw.wait_for(lambda: _refused(gw.port), timeout=5)  # no new connection is accepted…
-    assert stream.is_alive()  # …while the open stream goes on
-    stream.join(30)
-    assert stream.error is None, stream.error
-    assert stream.body.rstrip().endswith(b"data: [DONE]")
-    assert all(w.strip().encode() in stream.body for w in words)
-    assert gw.process.wait(30) == 0
-    assert time.monotonic() - signalled < 20
-    gw.stop()
+    try:
+        up.script("big-pickle", openai_text("".join(words), chunks=words, delay=0.5))  # ~10 s
+        stream = Streamer(gw.url, "the-graceful-stream")
+        stream.start()
+        assert stream.first.wait(10) and stream.error is None
+        with ThreadPoolExecutor(25) as pool:  # a burst just before the signal: rows still queued
+            statuses = list(pool.map(lambda i: chat(gw.url, f"burst-{i}").status_code, range(100)))
+        assert statuses == [200] * 100
+        gw.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        gw.wait_for(lambda: _refused(gw.port), timeout=5)  # no new connection is accepted…
+        assert stream.is_alive()  # …while the open stream goes on
+        stream.join(30)
+        assert stream.error is None, stream.error
+        assert stream.body.rstrip().endswith(b"data: [DONE]")
+        assert all(w.strip().encode() in stream.body for w in words)
+        assert gw.process.wait(30) == 0
+        assert time.monotonic() - signalled < 20
+    finally:
+        gw.stop()
 
     rows = _rows(tmp_path)
     assert len(rows) == 101
@@ -272,16 +274,18 @@ def test_sigterm_lets_open_streams_finish_and_loses_no_row(tmp_path, up):
 
 def test_a_stream_longer_than_the_grace_period_is_cut_but_still_logged(tmp_path, up):
     gw = GatewayProcess(tmp_path, up.url, workers=1, env={"ZENGATE_GRACEFUL_TIMEOUT": "1"}).start()
-    up.script("big-pickle", openai_text("slow " * 60, chunks=60, delay=0.25))  # ~15 s
-    stream = Streamer(gw.url, "the-cut-stream")
-    stream.start()
-    assert stream.first.wait(10)
-    signalled = time.monotonic()
-    gw.process.send_signal(signal.SIGTERM)
-    assert gw.process.wait(30) == 0
-    assert time.monotonic() - signalled < 10  # the grace (1 s), not the stream, decided
-    stream.join(30)
-    assert b"[DONE]" not in stream.body
-    gw.stop()
+    try:
+        up.script("big-pickle", openai_text("slow " * 60, chunks=60, delay=0.25))  # ~15 s
+        stream = Streamer(gw.url, "the-cut-stream")
+        stream.start()
+        assert stream.first.wait(10)
+        signalled = time.monotonic()
+        gw.process.send_signal(signal.SIGTERM)
+        assert gw.process.wait(30) == 0
+        assert time.monotonic() - signalled < 10  # the grace (1 s), not the stream, decided
+        stream.join(30)
+        assert b"[DONE]" not in stream.body
+    finally:
+        gw.stop()
     rows = _rows(tmp_path)
     assert [r["input_messages"] is not None and "the-cut-stream" in r["input_messages"] for r in rows] == [True]

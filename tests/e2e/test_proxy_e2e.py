@@ -8,6 +8,8 @@ and every wait is on a condition.
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 import requests
 
@@ -87,18 +89,22 @@ def proxied(up, everything=False) -> list[bool]:
             if everything or req.method == "POST"]
 
 
-def logged(gw, n: int, since: int = 0) -> list[dict]:
-    """The ``n`` request-log rows after id ``since``, once all are written (each worker flushes its own)."""
+def logged(gw, n: int, since: str = "") -> list[dict]:
+    """The ``n`` request-log rows of requests made after ``since``, once all are written.
+
+    Rows are selected by the time their request started, not by id: a row of an earlier request can
+    still be queued in another worker and get a higher id later.
+    """
     def rows():
-        page = gw.admin("GET", "/_stats/requests?limit=200&bodies=0").json()["requests"]
-        page = [row for row in page if row["id"] > since]
+        query = f"&since={since}" if since else ""
+        page = gw.admin("GET", f"/_stats/requests?limit=200&bodies=0{query}").json()["requests"]
         return page if len(page) >= n else None
     return gw.wait_for(rows, timeout=10)
 
 
-def last_log_id(gw) -> int:
-    page = gw.admin("GET", "/_stats/requests?limit=1&bodies=0").json()["requests"]
-    return page[0]["id"] if page else 0
+def last_log_id(gw) -> str:
+    """A moment before the next request (UTC, ISO 8601): ``logged`` counts rows from then on."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat()
 
 
 def posts(proxy: LocalProxy) -> int:

@@ -103,6 +103,7 @@ class RequestLogWriter:
                     self.retry_at = time.monotonic() + delay
                     log.warning("request log: writing %d rows failed (%s); %d queued, retry in %.1fs",
                                 len(batch), type(exc).__name__, len(self._queue), delay)
+                    self.written += written
                     return written
                 written += len(batch)
                 self.failures = 0
