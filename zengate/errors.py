@@ -45,3 +45,16 @@ def from_upstream(err: UpstreamError) -> ApiError:
     upstream_type = err.error_type if isinstance(err.error_type, str) else None
     return ApiError(err.status, message, type=upstream_type if err.kind == "http" else None,
                     headers=headers, kind=kind)
+
+
+def to_api_error(exc: Exception) -> ApiError:
+    """Any error a client-API view can raise, as the one error type the blueprints render."""
+    from .routing import RoutingError
+
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ProtocolError):
+        return from_protocol(exc)
+    if isinstance(exc, RoutingError):
+        return ApiError(exc.status, exc.message, kind="routing")
+    return from_upstream(exc)

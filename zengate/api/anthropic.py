@@ -7,46 +7,29 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ..errors import ApiError, from_protocol, from_upstream
+from ..errors import ApiError
 from ..protocols import anthropic as anthropic_proto
-from ..protocols.errors import ProtocolError
 from ..protocols.tokens import estimate_anthropic_tokens
 from ..protocols.translate_common import is_context_length_error, prompt_too_long_message
-from ..routing import RoutingError
 from ..upstream.client import UpstreamError
-from .common import authenticate, begin, finish_with_error, read_json_body, respond, serve
+from .common import authenticate, begin, install_error_handler, read_json_body, respond, serve
 
 bp = Blueprint("anthropic", __name__)
 
 
-def render_error(err: ApiError):
-    finish_with_error(err)
+def _anthropic_body(err: ApiError) -> dict:
     known = err.type if err.type in anthropic_proto.STATUS_FOR_TYPE else None
-    return jsonify(anthropic_proto.error_body(err.status, err.message, known)), err.status, err.headers
+    return anthropic_proto.error_body(err.status, err.message, known)
 
 
-@bp.errorhandler(ApiError)
-def _api_error(err: ApiError):
-    return render_error(err)
+def _context_overflow(err: ApiError, exc: Exception) -> ApiError:
+    """Claude Code compacts the conversation when it reads this exact prefix."""
+    if isinstance(exc, UpstreamError) and is_context_length_error(exc.status, exc.message):
+        return ApiError(400, prompt_too_long_message(exc.message), "invalid_request_error", kind="upstream")
+    return err
 
 
-@bp.errorhandler(ProtocolError)
-def _protocol_error(err: ProtocolError):
-    return render_error(from_protocol(err))
-
-
-@bp.errorhandler(RoutingError)
-def _routing_error(err: RoutingError):
-    return render_error(ApiError(err.status, err.message, kind="routing"))
-
-
-@bp.errorhandler(UpstreamError)
-def _upstream_error(err: UpstreamError):
-    if is_context_length_error(err.status, err.message):
-        # Claude Code compacts the conversation when it reads this exact prefix.
-        return render_error(ApiError(400, prompt_too_long_message(err.message), "invalid_request_error",
-                                     kind="upstream"))
-    return render_error(from_upstream(err))
+install_error_handler(bp, _anthropic_body, _context_overflow)
 
 
 @bp.post("/v1/messages")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, g, jsonify, request
 
 from .. import auth, exchange, routing
-from ..errors import ApiError
+from ..errors import ApiError, to_api_error
 from ..exchange import Answer
 from ..gateway import Gateway, current_gateway
+from ..protocols.errors import ProtocolError
 from ..protocols.jsoncodec import dumps, loads
 from ..records import RequestRecord
+from ..routing import RoutingError
+from ..upstream.client import UpstreamError
 from . import limits
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -91,6 +94,20 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, client_api=client_api, options=options)
+
+
+def install_error_handler(bp, body: Callable[[ApiError], dict],
+                          adapt: Callable[[ApiError, Exception], ApiError] | None = None) -> None:
+    """Render every error of a client-API blueprint in that API's shape, finishing the request record."""
+    def handle(exc: Exception):
+        err = to_api_error(exc)
+        if adapt is not None:
+            err = adapt(err, exc)
+        finish_with_error(err)
+        return jsonify(body(err)), err.status, err.headers
+
+    for kind in (ApiError, ProtocolError, RoutingError, UpstreamError):
+        bp.register_error_handler(kind, handle)
 
 
 def finish_with_error(err: ApiError) -> None:
