@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 
+from tests.support.fixtures import fixture_requests, needs_fixtures
 from zengate.protocols.anthropic import error_body, validate_messages_request
 from zengate.protocols.errors import ProtocolError
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "clients"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not found at {FIXTURES}")
-
-
-def fixture_bodies(path: str) -> list[tuple[str, dict]]:
-    if not FIXTURES.is_dir():
-        return []
-    found = []
-    for file in sorted(FIXTURES.glob("*.json")):
-        for n, request in enumerate(json.loads(file.read_text())["requests"]):
-            if request["path"] == path and isinstance(request.get("body"), dict):
-                found.append((f"{file.stem}#{n}", request["body"]))
-    return found
 
 
 def minimal(**overrides) -> dict:
@@ -65,14 +50,14 @@ def test_protocol_error_carries_status_message_and_param():
 # --- real requests pass --------------------------------------------------------------------------
 
 @needs_fixtures
-@pytest.mark.parametrize(("name", "body"), fixture_bodies("/v1/messages"),
+@pytest.mark.parametrize(("name", "body"), fixture_requests("/v1/messages"),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_fixture_messages_requests_are_valid(name, body):
     validate_messages_request(body)
 
 
 @needs_fixtures
-@pytest.mark.parametrize(("name", "body"), fixture_bodies("/v1/messages/count_tokens"),
+@pytest.mark.parametrize(("name", "body"), fixture_requests("/v1/messages/count_tokens"),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_fixture_count_tokens_requests_are_valid_without_max_tokens(name, body):
     validate_messages_request(body, require_max_tokens=False)

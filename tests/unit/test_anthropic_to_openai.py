@@ -6,10 +6,10 @@ import copy
 import json
 import random
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
 from zengate.protocols.anthropic_to_openai import (
     StreamToAnthropic,
     request_to_openai,
@@ -24,9 +24,6 @@ from zengate.protocols.translate_common import (
     parse_arguments,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "clients"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not found at {FIXTURES}")
-
 OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -34,23 +31,8 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def fixture_requests(prefixes: tuple[str, ...], path: str) -> list[tuple[str, dict]]:
-    if not FIXTURES.is_dir():
-        return []
-    found = []
-    for file in sorted(FIXTURES.glob("*.json")):
-        if not file.name.startswith(prefixes):
-            continue
-        for n, request in enumerate(json.loads(file.read_text())["requests"]):
-            if request["path"] == path and isinstance(request.get("body"), dict):
-                found.append((f"{file.stem}#{n}", request["body"]))
-    return found
 
 
-def fixture_body(file: str, n: int) -> dict:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"client fixtures not found at {FIXTURES}")
-    return json.loads((FIXTURES / file).read_text())["requests"][n]["body"]
 
 
 def body(messages, **extra) -> dict:
@@ -221,7 +203,7 @@ def collect(events: list[tuple[str, dict]]) -> dict:
 
 @needs_fixtures
 @pytest.mark.parametrize(("name", "request_body"),
-                         fixture_requests(("cc_", "oc_", "py_anthropic_"), "/v1/messages"),
+                         fixture_requests("/v1/messages", ("cc_", "oc_", "py_anthropic_")),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_fixture_request_translates_to_a_valid_openai_request(name, request_body):
     before = copy.deepcopy(request_body)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
 from zengate.protocols.anthropic import validate_messages_request
 from zengate.protocols.anthropic_to_openai import request_to_openai
 from zengate.protocols.errors import ProtocolError
@@ -19,9 +18,6 @@ from zengate.protocols.openai_to_anthropic import (
 )
 from zengate.protocols.translate_common import ToolNames
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "clients"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not found at {FIXTURES}")
-
 ANTHROPIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -29,23 +25,8 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def fixture_requests(prefixes: tuple[str, ...], path: str) -> list[tuple[str, dict]]:
-    if not FIXTURES.is_dir():
-        return []
-    found = []
-    for file in sorted(FIXTURES.glob("*.json")):
-        if not file.name.startswith(prefixes):
-            continue
-        for n, request in enumerate(json.loads(file.read_text())["requests"]):
-            if request["path"] == path and isinstance(request.get("body"), dict):
-                found.append((f"{file.stem}#{n}", request["body"]))
-    return found
 
 
-def fixture_body(file: str, n: int) -> dict:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"client fixtures not found at {FIXTURES}")
-    return json.loads((FIXTURES / file).read_text())["requests"][n]["body"]
 
 
 def chat(messages, **extra) -> dict:
@@ -95,7 +76,7 @@ MIN_BUDGET = 1024
 # --- requests ----------------------------------------------------------------------------------------------
 
 @needs_fixtures
-@pytest.mark.parametrize(("name", "request_body"), fixture_requests(("oc_", "py_openai_"), "/v1/chat/completions"),
+@pytest.mark.parametrize(("name", "request_body"), fixture_requests("/v1/chat/completions", ("oc_", "py_openai_")),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_fixture_chat_request_translates_to_a_valid_anthropic_request(name, request_body):
     before = copy.deepcopy(request_body)

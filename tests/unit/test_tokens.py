@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
 from zengate.protocols import tokens
 from zengate.protocols.anthropic_to_openai import request_to_openai
 from zengate.protocols.tokens import estimate_anthropic_tokens, estimate_openai_tokens
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "clients"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"client fixtures not found at {FIXTURES}")
-
-
-def fixture_bodies(paths: tuple[str, ...]) -> list[tuple[str, dict]]:
-    if not FIXTURES.is_dir():
-        return []
-    found = []
-    for file in sorted(FIXTURES.glob("*.json")):
-        for n, request in enumerate(json.loads(file.read_text())["requests"]):
-            if request["path"] in paths and isinstance(request.get("body"), dict):
-                found.append((f"{file.stem}#{n}", request["body"]))
-    return found
-
-
-def fixture_body(file: str, n: int) -> dict:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"client fixtures not found at {FIXTURES}")
-    return json.loads((FIXTURES / file).read_text())["requests"][n]["body"]
 
 
 def msgs(*contents) -> dict:
@@ -44,7 +24,7 @@ def test_docstring_says_how_it_counts():
 
 
 @needs_fixtures
-@pytest.mark.parametrize(("name", "body"), fixture_bodies(("/v1/messages", "/v1/messages/count_tokens")),
+@pytest.mark.parametrize(("name", "body"), fixture_requests(("/v1/messages", "/v1/messages/count_tokens")),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_anthropic_fixture_is_estimated_high_but_sane(name, body):
     estimate = estimate_anthropic_tokens(body)
@@ -56,7 +36,7 @@ def test_every_anthropic_fixture_is_estimated_high_but_sane(name, body):
 
 
 @needs_fixtures
-@pytest.mark.parametrize(("name", "body"), fixture_bodies(("/v1/chat/completions",)),
+@pytest.mark.parametrize(("name", "body"), fixture_requests(("/v1/chat/completions",)),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_openai_fixture_is_estimated(name, body):
     estimate = estimate_openai_tokens(body)
