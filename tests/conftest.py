@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_upstream import running_upstream
+from tests.support.fixtures import FIXTURES
 from tests.support.gateway import ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "clients"
 
 
 def load_fixture(name: str) -> dict:
