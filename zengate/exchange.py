@@ -24,6 +24,11 @@ from .upstream.client import UpstreamClient, UpstreamError
 ANTHROPIC_HEADER_ALLOW_LIST = ("anthropic-beta",)
 
 
+def allowed_headers(headers) -> dict[str, str]:
+    """The allow-listed client headers, for passthrough to an Anthropic-protocol upstream."""
+    return {name: headers[name] for name in ANTHROPIC_HEADER_ALLOW_LIST if headers.get(name)}
+
+
 @dataclass
 class Answer:
     body: dict
@@ -96,7 +101,7 @@ def _renamed(route: Route) -> str | None:
 class Options:
     """Per-request choices the views pass down."""
 
-    client_headers: dict[str, str] = field(default_factory=dict)
+    passed_headers: dict[str, str] = field(default_factory=dict)  # allowed_headers(): all the client sends up
     ping_seconds: float = 0  # Anthropic ping events on upstream silence (0: none)
     stream_upstream: bool = False  # stream from the upstream even for a non-streaming client; fold it
     input_estimate: int = 0  # a cheap first guess of the prompt's tokens for message_start (upstream usage follows)
@@ -146,9 +151,8 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
     heartbeat = (options.ping_seconds, PING) if stream and options.ping_seconds > 0 else None
     if route.protocol == "anthropic":
         upstream_body = {**body, "model": route.upstream_model, "stream": stream or fold}
-        passed = {k: v for k, v in options.client_headers.items() if k.lower() in ANTHROPIC_HEADER_ALLOW_LIST and v}
         response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
-                              extra_headers=passed)
+                              extra_headers=options.passed_headers)
         if stream or fold:
             adapter = adapters.AnthropicPassthrough(record, client_model=_renamed(route))
             chunks = relay.pump(response, adapter, record, heartbeat=heartbeat, finish_record=stream)

@@ -376,10 +376,3 @@ class Router:
                 return candidate, situation
         return preferences[0], situation
 
-
-def resolve(model: str, *, config: Config, model_map: dict[str, str] | None = None,
-            protocol_overrides: dict[str, str] | None = None) -> Route:
-    """The first route for ``model`` (a shortcut for tests and simple callers)."""
-    router = Router(config, ModelCatalog(), environ={})
-    plan = router.plan(model, RoutingSettings(model_map=model_map or {}, model_protocols=protocol_overrides or {}))
-    return next(plan.routes(Cooldowns(), "", max_attempts=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zengate import ids, routing
+from zengate.catalog import ModelCatalog
 from zengate.config import Config, is_loopback_bind
 
 
@@ -58,13 +59,19 @@ def test_claude_family(model, family):
 
 def test_resolve_maps_claude_names_and_keeps_known_ones():
     config = Config(upstream_url="http://u/v1", api_key="public")
+
+    def resolve(model, model_map=None, protocol_overrides=None):
+        plan = routing.Router(config, ModelCatalog(), environ={}).plan(model, routing.RoutingSettings(
+            model_map=model_map or {}, model_protocols=protocol_overrides or {}))
+        return next(plan.routes(routing.Cooldowns(), ""))
+
     model_map = {"opus": "kimi-k2.5-free", "default": "big-pickle"}
-    route = routing.resolve("claude-opus-4-8", config=config, model_map=model_map)
+    route = resolve("claude-opus-4-8", model_map=model_map)
     assert (route.client_model, route.upstream_model, route.url()) == (
         "claude-opus-4-8", "kimi-k2.5-free", "http://u/v1/chat/completions")
-    assert routing.resolve("claude-sonnet-5", config=config, model_map=model_map).upstream_model == "big-pickle"
-    assert routing.resolve("gpt-5-nano", config=config, model_map=model_map).upstream_model == "gpt-5-nano"
-    anthropic = routing.resolve("minimax-m2.5-free", config=config)
+    assert resolve("claude-sonnet-5", model_map=model_map).upstream_model == "big-pickle"
+    assert resolve("gpt-5-nano", model_map=model_map).upstream_model == "gpt-5-nano"
+    anthropic = resolve("minimax-m2.5-free")
     assert anthropic.protocol == "anthropic" and anthropic.url() == "http://u/v1/messages"
-    forced = routing.resolve("big-pickle", config=config, protocol_overrides={"big-pickle": "anthropic"})
+    forced = resolve("big-pickle", protocol_overrides={"big-pickle": "anthropic"})
     assert forced.protocol == "anthropic"
