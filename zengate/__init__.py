@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 __version__ = "0.1.0"
@@ -85,6 +85,28 @@ def create_app(config=None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return _error_response(exc.code or 500, exc.description or exc.name)
+
+    from .store.db import UNAVAILABLE
+
+    def _database_unavailable(exc: Exception):
+        # The database is down or locked: a clear 503 in the path's shape, not a 500 (the request path of
+        # /v1 needs no database; admin, stats and logins do).
+        from .api.common import DB_RETRY_AFTER
+        from .store.db import discard_connection
+
+        logging.getLogger("zengate").warning("database unavailable on %s %s: %s", request.method, request.path,
+                                             type(exc).__name__)
+        discard_connection()
+        message = "the gateway's database is unavailable right now; retry shortly"
+        record = g.get("record")
+        if record is not None:
+            record.finish(503, message)
+        response, status = _error_response(503, message)
+        response.headers["Retry-After"] = str(DB_RETRY_AFTER)
+        return response, status
+
+    for kind in UNAVAILABLE:
+        app.register_error_handler(kind, _database_unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -3,6 +3,11 @@
 Client keys carry 32 random bytes; being random they are stored as a plain SHA-256 (a slow hash
 buys nothing against a 256-bit secret and would cost every request). The admin password, chosen by
 a person, is stored with a salted slow hash (scrypt, via werkzeug).
+
+The database decides whether a key is active on every request. Each worker also remembers, for
+``KEY_CACHE_SECONDS``, the hashes of the keys the database last accepted (:class:`KeyCache`), so
+that while the database is down or locked those keys keep working; any other key then gets a 503,
+never a guess. A key the database refuses is forgotten at once.
 """
 
 from __future__ import annotations
@@ -11,15 +16,21 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import DEFAULT_ADMIN_PASSWORD
+from .store.db import UNAVAILABLE, discard_connection
 from .store.models import AdminSession, ApiKey, utcnow
 
 KEY_PREFIX = "sk-zen-"
 SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 6
+KEY_CACHE_SECONDS = 900.0  # how long a key the database accepted stays usable while it is unreachable
+KEY_CACHE_SIZE = 10_000
 
 
 def _sha256(secret: str) -> str:
@@ -43,6 +54,63 @@ def find_active_key(key: str | None) -> ApiKey | None:
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     return ApiKey.get_or_none((ApiKey.key_hash == _sha256(key)) & (ApiKey.active == True))  # noqa: E712
+
+
+class KeyStoreUnavailable(Exception):
+    """The database could not be asked about a key this worker has not seen accepted lately."""
+
+
+class KeyCache:
+    """SHA-256 hashes of keys the database accepted lately (never the keys), with their ids; per worker."""
+
+    def __init__(self, seconds: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE):
+        self.seconds = seconds
+        self.size = size
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key_hash: str, key_id: int) -> None:
+        with self._lock:
+            self._seen[key_hash] = (key_id, time.monotonic())
+            self._seen.move_to_end(key_hash)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+    def forget(self, key_hash: str) -> None:
+        with self._lock:
+            self._seen.pop(key_hash, None)
+
+    def recall(self, key_hash: str) -> int | None:
+        """The key's id when the database accepted it within ``seconds``."""
+        with self._lock:
+            entry = self._seen.get(key_hash)
+        if entry is None or time.monotonic() - entry[1] > self.seconds:
+            return None
+        return entry[0]
+
+
+def verify_key(key: str | None, cache: KeyCache) -> int | None:
+    """The id of the active key presented, or None; raises KeyStoreUnavailable when that cannot be told.
+
+    The database is asked every time (a revocation counts at once); only when it cannot answer does a
+    key it accepted within ``cache.seconds`` pass on this worker's memory of it.
+    """
+    if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    key_hash = _sha256(key)
+    try:
+        record = ApiKey.get_or_none((ApiKey.key_hash == key_hash) & (ApiKey.active == True))  # noqa: E712
+    except UNAVAILABLE as exc:
+        discard_connection()
+        key_id = cache.recall(key_hash)
+        if key_id is None:
+            raise KeyStoreUnavailable(type(exc).__name__) from exc
+        return key_id
+    if record is None:
+        cache.forget(key_hash)
+        return None
+    cache.remember(key_hash, record.id)
+    return record.id
 
 
 def revoke_key(key_id: int | None = None, prefix: str | None = None) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,7 @@ class Background:
             gw.request_log.wait(FLUSH_INTERVAL)
             try:
                 gw.request_log.flush()
+                gw.request_log.recover()  # spilled rows, once the database takes writes again
                 self._metered()
                 gw.egress.tick()  # proxy pool refresh when due (no Geonode traffic in proxy_mode off)
                 if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):
@@ -66,7 +66,7 @@ class Background:
             self._refreshing = False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop and write every queued row (retrying until ``timeout``)."""
+        """Stop the loop and write every queued row (retrying until ``timeout``, then spilling to disk)."""
         self._stop.set()
         self.gateway.request_log.wake()
         if self._thread is not None:
@@ -82,14 +82,8 @@ def _count_deleted(result) -> None:
 
 
 def flush_all(gateway, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    writer = gateway.request_log
-    while writer.pending and time.monotonic() < deadline:
-        writer.flush(force=True)
-        if writer.pending:
-            time.sleep(0.2)
-    if writer.pending:
-        log.error("request log: %d rows could not be written before shutdown", writer.pending)
+    """Write the queued rows (or spill them to disk when the database refuses) and close the connection."""
+    gateway.request_log.close(timeout)
     _close_connection()
 
 

@@ -7,9 +7,11 @@ table instead (see :mod:`zengate.settings`), so it can change without a restart.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_UPSTREAM_URL = "https://opencode.ai/zen/v1"
 DEFAULT_GO_UPSTREAM_URL = "https://opencode.ai/zen/go/v1"
@@ -40,6 +42,8 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_LOG_FORMAT", "text", "Log format: `text` (one line per event) or `json` (one JSON object per line)."),
     ("ZENGATE_GRACEFUL_TIMEOUT", "30", "Seconds open streams may run on after SIGTERM before they are cut."),
     ("ZENGATE_METRICS_TOKEN", "(unset)", "A bearer token `GET /metrics` accepts (besides one set by the admin API)."),
+    ("ZENGATE_LOG_QUEUE_MAX", "5000", "Request-log rows a worker keeps in memory while the database refuses "
+     "writes; the rest spill to `$ZENGATE_DATA_DIR/request-log-spill/` until it is back."),
     ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where workers share metric values; wiped at start."),
 ]
 
@@ -72,6 +76,16 @@ class Config:
     log_format: str = "text"  # text | json
     graceful_timeout: float = 30.0
     metrics_token: str | None = None
+    log_queue_max: int = 5000  # ZENGATE_LOG_QUEUE_MAX: request-log rows in memory before they spill to disk
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where request-log rows wait on disk while the database refuses them.
+
+        One folder per database (a digest of its address without credentials), so instances that
+        share a data directory but not a database never import each other's rows.
+        """
+        return self.data_dir / "request-log-spill" / database_tag(self.database_url)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -97,6 +111,7 @@ class Config:
             log_format="json" if _env("ZENGATE_LOG_FORMAT", "text").strip().lower() == "json" else "text",
             graceful_timeout=float(_env("ZENGATE_GRACEFUL_TIMEOUT", "30")),
             metrics_token=_env("ZENGATE_METRICS_TOKEN"),
+            log_queue_max=max(1, int(_env("ZENGATE_LOG_QUEUE_MAX", "5000"))),
         )
 
     @property
@@ -112,6 +127,18 @@ class Config:
     @property
     def bind_is_loopback(self) -> bool:
         return is_loopback_bind(self.bind)
+
+
+def database_tag(url: str) -> str:
+    """A short digest naming a database: scheme, host, port and database (or the SQLite file), no secrets."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+        where = str(Path(path).resolve()) if path and path != ":memory:" else path
+    else:
+        where = f"{parts.hostname}:{parts.port or ''}{parts.path}"
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    return hashlib.sha256(f"{scheme}://{where}".encode()).hexdigest()[:12]
 
 
 def numbered_keys(name: str, environ, limit: int = 64) -> tuple[str, ...]:

@@ -28,7 +28,9 @@ class Gateway:
         self.egress = Egress(self.settings, self.upstream.session, geonode_url=config.geonode_url,
                              static_env=config.proxies)
         self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
-        self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at)
+        self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at, max_queued=config.log_queue_max,
+                                            spill_dir=config.spill_dir)
+        self.key_cache = auth.KeyCache()  # keys the database accepted lately: they work while it is down
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns()

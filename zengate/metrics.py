@@ -62,6 +62,9 @@ UPSTREAM_ERRORS = Counter(
 OPEN_STREAMS = Gauge("zengate_open_streams", "Client streams open now (all workers).", multiprocess_mode="livesum")
 LOG_QUEUE = Gauge("zengate_request_log_queue_depth", "Request-log rows queued, not yet written (all workers).",
                   multiprocess_mode="livesum")
+LOG_SPILLED = Gauge("zengate_request_log_spilled_rows",
+                    "Request-log rows waiting on disk (spilled while the database refused them; all workers).",
+                    multiprocess_mode="livesum")
 LOG_WRITTEN = Counter("zengate_request_log_rows_written", "Request-log rows written to the database.")
 LOG_FAILING = Gauge("zengate_request_log_write_failures",
                     "Consecutive failed request-log writes (the worst live worker; 0 when healthy).",
@@ -165,6 +168,7 @@ def update_queue(gateway) -> None:
     """The worker's request-log queue (the background loop calls this after every flush)."""
     writer = gateway.request_log
     LOG_QUEUE.set(writer.pending)
+    LOG_SPILLED.set(writer.spilled)
     LOG_FAILING.set(writer.failures)
 
 

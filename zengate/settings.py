@@ -2,12 +2,15 @@
 
 Every worker reads the settings table at most every ``CACHE_SECONDS``; a change made through one
 worker therefore reaches every worker (and every instance sharing a PostgreSQL database) within
-seconds, with no query on the request path in between.
+seconds, with no query on the request path in between. When a reload fails (the database is down
+or locked) the worker keeps the values it last read, logs one warning, and tries again after
+``RETRY_SECONDS``: requests go on being served with the last known settings.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,10 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ids
+from .store.db import UNAVAILABLE, discard_connection
 from .store.models import Setting, utcnow
 from .upstream import proxypool as _proxy
 
+log = logging.getLogger(__name__)
+
 CACHE_SECONDS = 2.0
+RETRY_SECONDS = 1.0  # after a failed reload, keep the last values this long before trying again
 
 DEFAULT_USER_AGENT = "opencode/1.18.33 ai-sdk/provider-utils/4.0.23 runtime/bun/1.3.14"
 
@@ -220,6 +227,7 @@ class Settings:
         self._values: dict[str, Any] = {}
         self._loaded_at = -1e18
         self._lock = threading.Lock()
+        self._failing = False  # the last reload failed (warned once until one succeeds)
 
     def _load(self) -> None:
         values = {}
@@ -235,10 +243,29 @@ class Settings:
         self._loaded_at = time.monotonic()
 
     def refresh(self, force: bool = False) -> None:
+        """Reload when the cache is older than its TTL; a failed reload keeps the last values (``force`` raises)."""
         if force or time.monotonic() - self._loaded_at > self._cache_seconds:
             with self._lock:
                 if force or time.monotonic() - self._loaded_at > self._cache_seconds:
-                    self._load()
+                    try:
+                        self._load()
+                    except UNAVAILABLE as exc:
+                        discard_connection()
+                        if force:
+                            raise
+                        self._reload_failed(exc)
+                        return
+                    if self._failing:
+                        self._failing = False
+                        log.info("settings: reloaded from the database again")
+
+    def _reload_failed(self, exc: Exception) -> None:
+        # as if loaded just so long ago that the next try comes RETRY_SECONDS from now, not on every call
+        self._loaded_at = time.monotonic() - self._cache_seconds + RETRY_SECONDS
+        if not self._failing:
+            self._failing = True
+            log.warning("settings: could not reload from the database (%s: %s); keeping the last known values",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
     def get(self, name: str) -> Any:
         self.refresh()

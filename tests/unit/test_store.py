@@ -71,11 +71,11 @@ def test_failed_write_keeps_rows_and_retries(store, monkeypatch):
     real_write = writer._write
     calls = {"n": 0}
 
-    def flaky(batch):
+    def flaky(batch, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:  # the second batch fails once
             raise RuntimeError("database is locked")
-        return real_write(batch)
+        return real_write(batch, **kwargs)
 
     monkeypatch.setattr(writer, "_write", flaky)
     assert writer.flush(force=True) == 10

@@ -20,6 +20,7 @@ from . import limits
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PROXY_HEADER = "x-zengate-proxy"
+DB_RETRY_AFTER = 5  # seconds a client is asked to wait when the database is unavailable
 
 
 def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
@@ -37,14 +38,18 @@ def authenticate(gw: Gateway, record: RequestRecord) -> None:
         record.key_prefix = auth.key_prefix(presented)
     if not gw.settings.get("require_auth"):
         return
-    key = auth.find_active_key(presented)
-    if key is None:
+    try:
+        key_id = auth.verify_key(presented, gw.key_cache)
+    except auth.KeyStoreUnavailable:
+        raise ApiError(503, "the gateway cannot check API keys right now: its database is unavailable; "
+                       "retry shortly", headers={"Retry-After": str(DB_RETRY_AFTER)}, kind="gateway") from None
+    if key_id is None:
         message = ("this gateway requires an API key: send an active sk-zen key as "
                    "'Authorization: Bearer sk-zen-…' or 'x-api-key'")
         if presented:
             message = "invalid or revoked API key; " + message.split(": ", 1)[1]
         raise ApiError(401, message, kind="auth")
-    record.key_id = key.id
+    record.key_id = key_id
 
 
 def read_json_body(gw: Gateway) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, redirect, request
 
 from .. import __version__
+from ..gateway import current_gateway
 from ..store import db
 
 bp = Blueprint("health", __name__)
@@ -24,6 +25,8 @@ def index():
 @bp.get("/healthz")
 @bp.get("/health")
 def healthz():
+    """The database's state, and the answering worker's request-log queue (queued, spilled to disk, failures)."""
     ok = db.healthy()
     return jsonify({"status": "ok" if ok else "degraded", "version": __version__,
-                    "database": "ok" if ok else "unavailable"}), (200 if ok else 503)
+                    "database": "ok" if ok else "unavailable",
+                    "request_log": current_gateway().request_log.status()}), (200 if ok else 503)

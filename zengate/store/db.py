@@ -15,6 +15,9 @@ from playhouse.db_url import connect as connect_url
 
 database = peewee.DatabaseProxy()
 
+#: What a query raises when the database is down, unreachable or locked (peewee wraps the drivers' errors).
+UNAVAILABLE: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
+
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 10_000,
@@ -69,6 +72,19 @@ def _make_psycopg2_cooperative() -> None:
                 raise OperationalError(f"bad state from poll: {state}")
 
     extensions.set_wait_callback(wait)
+
+
+def discard_connection() -> None:
+    """Drop this thread's connection after a database error, so the next query opens a fresh one.
+
+    A PostgreSQL connection cut under a long-lived greenlet (the background loop) would otherwise
+    fail every later query; the pool does not hand a broken connection out again.
+    """
+    try:
+        if database.obj is not None and not database.is_closed() and not database.in_transaction():
+            database.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; its state is reset anyway
+        pass
 
 
 def healthy() -> bool:

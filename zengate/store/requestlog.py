@@ -7,26 +7,54 @@ failed batch goes back to the front of the queue and is retried with backoff, so
 dropped silently and a database hiccup never fails a client's request. Each batch also stamps
 ``last_used_at`` on the keys it saw. Rows made before the log was last cleared (and still queued in
 some worker at that moment) are discarded when they come up, as the clear asked.
+
+The queue is bounded (``ZENGATE_LOG_QUEUE_MAX``). While the database refuses writes, the rows past
+the bound — the oldest — spill to this worker's append-only file under the data directory
+(:mod:`zengate.store.spill`); once it takes writes again, ``recover`` imports the spilled rows,
+oldest file first, a few batches per tick, and removes a file only after its rows are committed.
+Files left by a killed worker or a previous run are claimed and imported the same way.
+
+Where spilling happens: in the background loop, which holds the rows in memory until the bound is
+passed and then writes the overflow in one append and one ``fsync``; the request path never
+touches the disk and never serialises a row for it. Only if the queue reaches twice the bound —
+the background loop is stuck in a hung database call while traffic goes on — does ``record`` spill
+the overflow itself (without ``fsync``, and only when no other spill is under way, so it never
+waits): memory stays bounded whatever the database does.
+
+Retried and spilled rows are written with ``dedupe``: a row whose ``request_id`` is already stored
+is skipped, so a batch whose commit was acknowledged too late (the connection died after the
+``COMMIT``) or a file re-imported after a crash never makes a duplicate.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from .db import database
+import peewee
+
+from .db import SQLITE_PRAGMAS, database, discard_connection
 from .models import ApiKey, RequestLog
+from .spill import SpillStore
+from .spill import encode as spill_encode
 
 log = logging.getLogger(__name__)
 
 _FIELDS = [f for f in RequestLog._meta.sorted_fields if f.name != "id"]
 _BODIES = ("input_messages", "output_content")
+
+DEFAULT_MAX_QUEUED = 5000  # ZENGATE_LOG_QUEUE_MAX
+SQLITE_WRITE_BUSY_MS = 250
+ORPHAN_SCAN_SECONDS = 5.0  # how often a worker looks for spill files nobody holds
+SPILL_INTERVAL = 0.2  # the background loop spills (and fsyncs) at most this often
 
 
 def _clip(value: Any, limit: int) -> str | None:
@@ -54,9 +82,12 @@ def _db_row(row: dict[str, Any]) -> list[Any]:
 
 class RequestLogWriter:
     def __init__(self, batch_size: int = 500, max_backoff: float = 30.0,
-                 cleared_before: Callable[[], dt.datetime | None] | None = None):
+                 cleared_before: Callable[[], dt.datetime | None] | None = None,
+                 max_queued: int = DEFAULT_MAX_QUEUED, spill_dir: Path | str | None = None):
         self.batch_size = batch_size
         self.max_backoff = max_backoff
+        self.max_queued = max(1, max_queued)
+        self.hard_cap = max(2 * self.max_queued, batch_size)  # record() spills past this (loop stuck)
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wakeup = threading.Event()
@@ -65,16 +96,36 @@ class RequestLogWriter:
         self.retry_at = 0.0
         self.cleared_before = cleared_before or (lambda: None)
         self.discarded = 0  # rows made before a clear of the log
+        self.spill = SpillStore(Path(spill_dir)) if spill_dir is not None else None
+        self.spill_errors = 0  # failed attempts to spill (the rows stayed in memory)
+        self._next_orphan_scan = 0.0
+        self._next_spill = 0.0
 
     @property
     def pending(self) -> int:
+        """Rows queued in memory."""
         return len(self._queue)
 
+    @property
+    def spilled(self) -> int:
+        """Rows in this worker's spill files, not yet in the database."""
+        return self.spill.rows_on_disk if self.spill is not None else 0
+
+    def status(self) -> dict[str, int]:
+        return {"queued": self.pending, "spilled": self.spilled, "write_failures": self.failures}
+
     def record(self, row: dict[str, Any]) -> None:
-        """Queue one row; never blocks, never raises."""
-        self._queue.append(row)
-        if len(self._queue) >= self.batch_size:
-            self._wakeup.set()
+        """Queue one row: O(1), never blocks, never raises; no disk I/O unless the queue is at twice its bound."""
+        queue = self._queue
+        queue.append(row)
+        size = len(queue)
+        if size >= self.batch_size and time.monotonic() >= self.retry_at:
+            self._wakeup.set()  # not while backing off: the loop comes round every tick anyway
+        if size > self.hard_cap and self.spill is not None:
+            try:
+                self._spill_overflow(sync=False, blocking=False)
+            except Exception:  # noqa: BLE001 - the row stays queued in memory
+                pass
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -84,9 +135,12 @@ class RequestLogWriter:
         self._wakeup.wait(timeout)
         self._wakeup.clear()
 
+    # --- writing ----------------------------------------------------------------------------
+
     def flush(self, force: bool = False) -> int:
-        """Write every queued row; returns how many were written. Failed rows stay queued."""
+        """Write every queued row; returns how many were written. Failed rows stay queued (or spill)."""
         if not force and time.monotonic() < self.retry_at:
+            self._spill_overflow()
             return 0
         written = 0
         with self._flush_lock:
@@ -95,41 +149,208 @@ class RequestLogWriter:
                 while self._queue and len(batch) < self.batch_size:
                     batch.append(self._queue.popleft())
                 try:
-                    self._write(batch)
+                    # after a failure, the batch may have been committed all the same: dedupe it
+                    self._write(batch, dedupe=self.failures > 0)
                 except Exception as exc:  # noqa: BLE001 - keep the rows, retry later
                     self._queue.extendleft(reversed(batch))
-                    self.failures += 1
-                    delay = min(self.max_backoff, 0.2 * 2 ** min(self.failures, 10))
-                    self.retry_at = time.monotonic() + delay
-                    log.warning("request log: writing %d rows failed (%s); %d queued, retry in %.1fs",
-                                len(batch), type(exc).__name__, len(self._queue), delay)
+                    self._failed(exc, len(batch))
                     self.written += written
+                    self._spill_overflow(now=True)
                     return written
                 written += len(batch)
-                self.failures = 0
-                self.retry_at = 0.0
+                self._succeeded()
         self.written += written
         return written
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def recover(self, force: bool = False, max_batches: int = 20) -> int:
+        """Import spilled rows (this worker's and orphans'), oldest first; returns how many were written.
+
+        At most ``max_batches`` batches per call, so the background loop keeps flushing the queue.
+        """
+        spill = self.spill
+        if spill is None or (not force and time.monotonic() < self.retry_at):
+            return 0
+        written = 0
+        with self._flush_lock:
+            try:
+                if time.monotonic() >= self._next_orphan_scan:
+                    self._next_orphan_scan = time.monotonic() + ORPHAN_SCAN_SECONDS
+                    spill.adopt_orphans()
+                if spill.rows_on_disk and not spill.has_claimed:
+                    spill.rotate()  # the database is taking writes again: import this worker's file
+            except OSError as exc:
+                log.error("request log: could not claim spilled rows (%s)", exc)
+                return 0
+            for _ in range(max_batches):
+                try:
+                    item = spill.next_batch(self.batch_size)
+                except OSError as exc:
+                    log.error("request log: could not read spilled rows (%s)", exc)
+                    break
+                if item is None:
+                    break
+                source, rows, offset = item
+                try:
+                    self._write(rows, dedupe=True)
+                except Exception as exc:  # noqa: BLE001 - the rows stay on disk, retried later
+                    self._failed(exc, len(rows), spilled=True)
+                    break
+                spill.committed(source, len(rows), offset)
+                written += len(rows)
+                self._succeeded()
+        self.written += written
+        return written
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Worker exit: write what can be written, spill the rest to disk; returns rows left in memory."""
+        deadline = time.monotonic() + timeout
+        attempts = 0
+        while self._queue and time.monotonic() < deadline:
+            self.flush(force=True)
+            attempts += 1
+            if self._queue and self.spill is not None and attempts >= 2:
+                break  # the database is failing: the rows are safer on disk than in a retry loop
+            if self._queue:
+                time.sleep(0.2)
+        if self._queue and self.spill is not None:
+            count = len(self._queue)
+            if self._spill_overflow(limit=0, now=True):
+                log.warning("request log: %d rows spilled to %s for the next worker to write", count,
+                            self.spill.directory)
+        if self.spill is not None:
+            try:
+                self.spill.close()
+            except OSError as exc:
+                log.error("request log: closing the spill files failed (%s)", exc)
+        if self._queue:
+            log.error("request log: %d rows could not be written before shutdown", len(self._queue))
+        return len(self._queue)
+
+    def _failed(self, exc: Exception, rows: int, spilled: bool = False) -> None:
+        self.failures += 1
+        delay = min(self.max_backoff, 0.2 * 2 ** min(self.failures, 10))
+        self.retry_at = time.monotonic() + delay
+        where = "spilled rows" if spilled else "rows"
+        log.warning("request log: writing %d %s failed (%s); %d queued, %d on disk, retry in %.1fs",
+                    rows, where, type(exc).__name__, len(self._queue), self.spilled, delay)
+        discard_connection()  # a broken connection is not reused: the retry opens a fresh one
+
+    def _succeeded(self) -> None:
+        if self.failures:
+            log.info("request log: writing again after %d failed attempts", self.failures)
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def _spill_overflow(self, *, sync: bool = True, blocking: bool = True, limit: int | None = None,
+                        now: bool = False) -> int:
+        """Move the oldest rows past the bound (or past ``limit``) to disk; returns how many moved.
+
+        From the background loop (``blocking``) at most once per ``SPILL_INTERVAL`` unless ``now``,
+        so an outage costs one append and one ``fsync`` per interval, not one per request. Never
+        raises: rows the disk refuses go back to the queue, never dropped.
+        """
+        spill = self.spill
+        keep = self.max_queued if limit is None else limit
+        if spill is None:
+            return 0
+        if len(self._queue) <= keep or (blocking and not now and time.monotonic() < self._next_spill):
+            if blocking:
+                self._sync_spill()
+            return 0
+        if blocking:
+            self._next_spill = time.monotonic() + SPILL_INTERVAL
+        rows = []
+        while len(self._queue) > keep:
+            try:
+                rows.append(self._queue.popleft())
+            except IndexError:  # the background loop took the rest meanwhile
+                break
+        try:
+            lines = [spill_encode(row, _spill_form) for row in rows]
+            if spill.append(lines, sync=sync, blocking=blocking):
+                return len(rows)
+            self._queue.extendleft(reversed(rows))  # another spill is under way: it will take them
+        except Exception as exc:  # noqa: BLE001 - memory grows past the bound instead
+            self._queue.extendleft(reversed(rows))
+            self.spill_errors += 1
+            if blocking:
+                log.error("request log: spilling %d rows to disk failed (%s); they stay in memory", len(rows), exc)
+        return 0
+
+    def _sync_spill(self) -> None:
+        try:
+            self.spill.sync()
+        except OSError as exc:
+            log.error("request log: fsync of the spill file failed (%s)", exc)
+
+    def _write(self, batch: list[dict[str, Any]], dedupe: bool = False) -> None:
         cutoff = self.cleared_before()
         if cutoff is not None:
             kept = [row for row in batch if row["created_at"] >= cutoff]
             self.discarded += len(batch) - len(kept)
             batch = kept
-        rows = [_db_row(row) for row in batch]
         last_used: dict[int, Any] = {}
         for row in batch:
             key_id = row.get("key_id")
             if key_id is not None:
                 last_used[key_id] = max(last_used.get(key_id, row["created_at"]), row["created_at"])
         db = database.obj
-        with database.atomic():
+        with _short_busy_wait(db), database.atomic():
+            if dedupe and batch:
+                batch = _without_stored(batch)
+            rows = [_db_row(row) for row in batch]
             if rows:
                 cursor = db.cursor()
                 cursor.executemany(_insert_sql(db), rows)
             for key_id, when in last_used.items():
                 ApiKey.update(last_used_at=when).where(ApiKey.id == key_id).execute()
+
+
+def _spill_form(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as it is spilled: bodies and attempts serialised and clipped, as the database stores them."""
+    limit = row.get("body_max_chars") or 100_000
+    out = dict(row)
+    for name in _BODIES:
+        out[name] = _clip(row.get(name), limit)
+    attempts = row.get("attempts")
+    if attempts is not None and not isinstance(attempts, str):
+        out["attempts"] = json.dumps(attempts)
+    return out
+
+
+def _without_stored(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``batch`` whose ``request_id`` is not stored yet (within the batch's time span)."""
+    stamps = [row["created_at"] for row in batch if row.get("created_at") is not None]
+    ids = [row["request_id"] for row in batch if row.get("request_id")]
+    if not stamps or not ids:
+        return batch
+    query = (RequestLog.select(RequestLog.request_id)
+             .where(RequestLog.created_at.between(min(stamps), max(stamps)) & RequestLog.request_id.in_(ids)))
+    stored = {request_id for (request_id,) in query.tuples()}
+    if not stored:
+        return batch
+    log.info("request log: %d rows were already stored; skipped", len(stored))
+    return [row for row in batch if row.get("request_id") not in stored]
+
+
+@contextlib.contextmanager
+def _short_busy_wait(db) -> Iterator[None]:
+    """On SQLite, wait at most ``SQLITE_WRITE_BUSY_MS`` for a lock while writing the log.
+
+    SQLite's busy wait blocks the whole gevent worker; a locked database must cost the requests
+    being served a fraction of a second per retry, not the 10 s other statements may wait.
+    """
+    if not isinstance(db, peewee.SqliteDatabase):
+        yield
+        return
+    db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_WRITE_BUSY_MS}")
+    try:
+        yield
+    finally:
+        try:
+            db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_PRAGMAS['busy_timeout']}")
+        except Exception:  # noqa: BLE001 - the connection is discarded on failure anyway
+            pass
 
 
 _INSERT: dict[str, str] = {}
