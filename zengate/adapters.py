@@ -19,12 +19,25 @@ from .upstream.client import UpstreamError
 ENDED_EARLY = "the upstream stream ended before the answer was finished"
 
 
+NOT_JSON = "the upstream sent a stream event that is not valid JSON"
+NOT_AN_OBJECT = "the upstream sent a stream event that is not a JSON object"
+
+
 def _json(event: Event) -> dict | None:
+    """An event's data as a JSON object; None for an empty one (a keep-alive).
+
+    Anything else is a corrupt stream, raised as :class:`UpstreamError` (the pump turns it into the
+    client's error event): garbage is neither forwarded nor silently dropped from an answer.
+    """
     try:
         value = loads(event.data)
     except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        if not event.data.strip():
+            return None
+        raise UpstreamError(502, NOT_JSON, "protocol") from None
+    if not isinstance(value, dict):
+        raise UpstreamError(502, NOT_AN_OBJECT, "protocol")
+    return value
 
 
 def _error_message(body: dict) -> str:
@@ -55,7 +68,7 @@ class OpenAIPassthrough:
             return [encode_data(DONE)]
         chunk = _json(event)
         if chunk is None:
-            return [event.raw]
+            return []
         if chunk.get("error") is not None or chunk.get("type") == "error":
             self.error = _error_message(chunk)
             return [event.raw]
@@ -102,7 +115,7 @@ class AnthropicPassthrough:
     def on_event(self, event: Event) -> list[bytes]:
         data = _json(event)
         if data is None:
-            return []  # garbage is not forwarded into a strict event stream
+            return []
         kind = data.get("type") or event.event
         if kind == "message_start":
             self.started = True

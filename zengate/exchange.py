@@ -125,7 +125,7 @@ def _openai_client(client: UpstreamClient, route: Route, body: dict, record: Req
             adapter = adapters.OpenAIFromAnthropic(record, translator)
             chunks = relay.pump(response, adapter, record, finish_record=stream)
             return chunks if stream else _folded(chunks, "openai", route.client_model)
-        message = check_anthropic_answer(client.read_json(response))
+        message = check_anthropic_answer(relay.read_answer(client, response))
         record.first_byte()
         record_anthropic_answer(message, record)
         return Answer(openai_to_anthropic.response_from_anthropic(message, client_model=route.client_model,
@@ -137,7 +137,7 @@ def _openai_client(client: UpstreamClient, route: Route, body: dict, record: Req
         adapter = adapters.OpenAIPassthrough(record, include_usage=include_usage, client_model=_renamed(route))
         chunks = relay.pump(response, adapter, record, finish_record=stream)
         return chunks if stream else _folded(chunks, "openai", route.client_model)
-    answer = check_openai_answer(client.read_json(response))
+    answer = check_openai_answer(relay.read_answer(client, response))
     record.first_byte()
     answer["model"] = route.client_model
     record_openai_answer(answer, record)
@@ -157,7 +157,7 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
             adapter = adapters.AnthropicPassthrough(record, client_model=_renamed(route))
             chunks = relay.pump(response, adapter, record, heartbeat=heartbeat, finish_record=stream)
             return chunks if stream else _folded(chunks, "anthropic", route.client_model)
-        message = check_anthropic_answer(client.read_json(response))
+        message = check_anthropic_answer(relay.read_answer(client, response))
         record.first_byte()
         message["model"] = route.client_model
         record_anthropic_answer(message, record)
@@ -172,7 +172,7 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
         chunks = relay.pump(response, adapters.AnthropicFromOpenAI(record, translator), record,
                             heartbeat=heartbeat, finish_record=stream)
         return chunks if stream else _folded(chunks, "anthropic", route.client_model)
-    answer = check_openai_answer(client.read_json(response))
+    answer = check_openai_answer(relay.read_answer(client, response))
     record.first_byte()
     message = anthropic_to_openai.response_from_openai(answer, client_model=route.client_model, names=names)
     record_anthropic_answer(message, record)

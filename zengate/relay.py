@@ -4,6 +4,12 @@ A stream is a generator that yields as the upstream yields. Its shape is decided
 (passthrough or a protocol translator) that turns each upstream SSE event into client bytes; the
 pump here owns everything else: reading the socket, timing, transport failures, closing the
 upstream when the client goes away, and finishing the request record exactly once.
+
+Upstream faults are told apart by when they happen. Before the stream's first client bytes
+(an HTML page or a JSON body instead of events, a connection dropped or a stream ended before any
+event, garbage first) the pump raises :class:`UpstreamError`: the client still gets a status and
+an error body, and the exchange may try the next route. After them, the adapter ends the client's
+stream with an error event in its own protocol; a stream never just stops as if it were complete.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Generator, Iterator
+from typing import Any, Protocol
 
 import requests
+import urllib3
 
-from .protocols.jsoncodec import dumps
+from .protocols.jsoncodec import dumps, loads
 from .protocols.sse import Event, SSEParser
 from .records import RequestRecord
 from .routing import Route
@@ -45,6 +52,76 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
                            extra_headers=extra_headers, record=record)
     return client.send(route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
                        extra_headers=extra_headers)
+
+
+_TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+
+
+def _caused_by(exc: BaseException, kinds: type | tuple[type, ...]) -> bool:
+    """``exc`` or an exception it wraps (requests and urllib3 nest them in ``args``) is one of ``kinds``."""
+    todo: list[Any] = [exc]
+    for _ in range(12):
+        if not todo:
+            break
+        item = todo.pop()
+        if isinstance(item, kinds):
+            return True
+        if isinstance(item, BaseException):
+            todo.extend((*item.args, item.__cause__, item.__context__))
+    return False
+
+
+def read_error(exc: BaseException) -> UpstreamError:
+    """A failure while reading an answer's body: the upstream was reached and had begun to answer.
+
+    :func:`transport_error` speaks of reaching the upstream; here the answer broke off, and the
+    client is told so (a timeout is a 504, anything else a 502).
+    """
+    if isinstance(exc, UpstreamError):
+        return exc
+    if _caused_by(exc, _TIMEOUTS):
+        return UpstreamError(504, "the upstream went silent mid-answer and did not answer in time", "timeout")
+    if _caused_by(exc, urllib3.exceptions.InvalidChunkLength):
+        return UpstreamError(502, "the upstream's answer broke off: its chunked encoding is malformed", "protocol")
+    if _caused_by(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
+        return UpstreamError(502, "the upstream's answer could not be decoded", "protocol")
+    if isinstance(exc, (urllib3.exceptions.HTTPError, requests.RequestException, OSError)):
+        return UpstreamError(502, "the upstream closed the connection before the answer was complete", "connection")
+    return transport_error(exc)
+
+
+def not_a_stream(response: requests.Response) -> UpstreamError | None:
+    """Why a 2xx answer to a stream request is no event stream (an HTML page, a JSON body), or None."""
+    ctype = (response.headers.get("Content-Type") or "").lower()
+    if "html" in ctype:
+        return UpstreamError(502, f"the upstream answered {response.status_code} with an HTML page instead of an "
+                             "event stream", "protocol")
+    if "json" not in ctype:
+        return None  # text/event-stream, or a type some upstream sends for it: the events decide
+    try:
+        content = response.raw.read(64 * 1024, decode_content=True)
+    except Exception as exc:  # noqa: BLE001 - mapped like any read failure
+        return read_error(exc)
+    try:
+        body = loads(content)
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if err:
+        message = err.get("message") if isinstance(err, dict) else None
+        return UpstreamError(502, f"upstream error: {message or err}", "protocol")
+    return UpstreamError(502, f"the upstream answered {response.status_code} with {ctype.split(';')[0]} instead "
+                         "of an event stream", "protocol")
+
+
+def read_answer(client: UpstreamClient, response: requests.Response) -> Any:
+    """The JSON body of a non-streaming answer; a body cut short is a clear 502 (504 on a timeout)."""
+    try:
+        response.content  # noqa: B018 - read here, so a broken-off body is reported as one
+    except Exception as exc:
+        response.close()
+        raise read_error(exc) from exc
+    return client.read_json(response)
 
 
 _END = object()
@@ -134,22 +211,55 @@ def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes |
 
 def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,
          heartbeat: tuple[float, bytes] | None = None, finish_record: bool = True) -> Iterator[bytes]:
-    """Yield client bytes as upstream events arrive; always closes the upstream and the record.
+    """Client bytes as upstream events arrive; always closes the upstream and finishes the record.
+
+    The stream is started here: this returns once its first client bytes are ready. A failure
+    before them raises :class:`UpstreamError` — nothing reached the client, so the caller may try
+    another route or answer with a status, and the record is left to it. A failure after them
+    ends the client's stream with the adapter's error event.
 
     With ``heartbeat=(seconds, payload)``, ``payload`` is sent whenever the upstream stays silent
     that long (Anthropic ``ping`` events while a reasoning model thinks) — never before the
     stream's first event, which must stay first.
     """
+    return _started(_pump(response, adapter, record, heartbeat, finish_record))
+
+
+def _started(chunks: Generator[bytes, None, None]) -> Iterator[bytes]:
+    """``chunks`` with its first item already produced, so that a failure before it raises here."""
+    first = next(chunks, None)
+    if first is None:
+        return iter(())
+    rest = _resume(first, chunks)
+    next(rest)  # run to its first yield: closing it from now on (the client left) closes ``chunks``
+    return rest
+
+
+def _resume(first: bytes, chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+    try:
+        yield b""  # consumed by _started
+        yield first
+        yield from chunks
+    finally:
+        chunks.close()
+
+
+def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord,
+          heartbeat: tuple[float, bytes] | None, finish_record: bool) -> Generator[bytes, None, None]:
     parser = SSEParser()
     status_error: str | None = None
     body = iter_body(response)
     source: Iterator[bytes | None] = with_heartbeat(body, heartbeat[0]) if heartbeat else body
     ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
+    sent = False  # client bytes were yielded: failures now become the adapter's error event
+    handed_over = False  # a failure before any client byte was raised to the caller, with the record
     if finish_record:
         record.stream_opened()  # counted in zengate_open_streams until the record is finished
     try:
         try:
-            sent = False
+            refusal = not_a_stream(response)
+            if refusal is not None:
+                raise refusal
             for chunk in source:
                 if chunk is None:
                     if sent:
@@ -169,17 +279,23 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
             for event in parser.finish():
                 out = adapter.on_event(event)
                 if out:
+                    sent = True
                     yield b"".join(out)
                 if adapter.ended:
                     return
             out = adapter.on_end()
+            if not sent and adapter.error:
+                raise UpstreamError(502, adapter.error, "protocol")
         except GeneratorExit:
             ended = None
             status_error = "client disconnected"
             raise
-        except Exception as exc:  # noqa: BLE001 - transport failure mid-stream
+        except Exception as exc:  # noqa: BLE001 - transport failure, garbage, or no stream at all
             ended = None
-            err = exc if isinstance(exc, UpstreamError) else transport_error(exc)
+            err = read_error(exc)
+            if not sent:
+                handed_over = True
+                raise err from (None if err is exc else exc)
             status_error = f"{err.kind}: {err.message}"
             out = adapter.on_failure(err)
         except BaseException as exc:  # the worker is shutting down (GreenletExit): note it, let it go
@@ -193,5 +309,5 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
             keep_connection(response, body if ended == "early" else None)
         else:
             close_upstream(response)
-        if finish_record:
+        if finish_record and not handed_over:
             record.finish(200, status_error or adapter.error)

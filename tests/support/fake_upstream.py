@@ -49,10 +49,15 @@ __all__ = [
     "anthropic_raw",
     "anthropic_text",
     "anthropic_tool_use",
+    "broken_chunk",
+    "cut_body",
     "drop_after",
+    "end_after",
     "error",
+    "garbage",
     "hang",
     "html",
+    "inject",
     "openai_raw",
     "openai_text",
     "openai_tool_calls",
@@ -463,6 +468,15 @@ class _Hang(Reply):
             ex.close()
 
 
+def _frames_of(reply: Reply, ex: _Exchange, what: str) -> list[tuple[bytes, float]]:
+    """The SSE frames a streaming reply would send (always as a stream)."""
+    if isinstance(reply, _Streamable):
+        return reply.events(ex.req, ex.ids)
+    if isinstance(reply, _Raw):
+        return [(f, reply.delay) for f in reply.frames]
+    raise TypeError(f"{what}() needs a streaming reply, got {reply!r}")
+
+
 @dataclass
 class _DropAfter(Reply):
     n_events: int
@@ -470,15 +484,78 @@ class _DropAfter(Reply):
     stall: float
 
     def send(self, ex: _Exchange) -> None:
-        if isinstance(self.reply, _Streamable):
-            frames = self.reply.events(ex.req, ex.ids)
-        elif isinstance(self.reply, _Raw):
-            frames = [(f, self.reply.delay) for f in self.reply.frames]
-        else:
-            raise TypeError(f"drop_after() needs a streaming reply, got {self.reply!r}")
+        frames = _frames_of(self.reply, ex, "drop_after")
         ex.stream(frames[: self.n_events], finish=False)
         if self.stall > 0:
             ex.idle(self.stall)
+        ex.close()
+
+
+@dataclass
+class _EndAfter(Reply):
+    n_events: int
+    reply: Reply
+
+    def send(self, ex: _Exchange) -> None:
+        ex.stream(_frames_of(self.reply, ex, "end_after")[: self.n_events])
+
+
+@dataclass
+class _Inject(Reply):
+    n_events: int
+    reply: Reply
+    frame: bytes
+
+    def send(self, ex: _Exchange) -> None:
+        frames = _frames_of(self.reply, ex, "inject")
+        ex.stream([*frames[: self.n_events], (self.frame, 0.0), *frames[self.n_events:]])
+
+
+@dataclass
+class _BrokenChunk(Reply):
+    n_events: int
+    reply: Reply
+    how: str
+
+    def send(self, ex: _Exchange) -> None:
+        frames = _frames_of(self.reply, ex, "broken_chunk")
+        if not ex.stream(frames[: self.n_events], finish=False):
+            return
+        frame = frames[self.n_events][0] if self.n_events < len(frames) else b"data: {}\n\n"
+        if self.how == "partial":
+            broken = b"%x\r\n%s" % (len(frame), frame[: len(frame) // 2])
+        elif self.how == "bad-size":
+            broken = b"zz\r\n" + frame + b"\r\n"
+        else:
+            raise ValueError(f"unknown broken_chunk how={self.how!r}")
+        try:
+            ex.h.wfile.write(broken)
+        except OSError:
+            pass
+        ex.close()
+
+
+@dataclass
+class _CutBody(Reply):
+    reply: Reply
+    keep: float
+
+    def send(self, ex: _Exchange) -> None:
+        if not isinstance(self.reply, (_Streamable, _Full)):
+            raise TypeError(f"cut_body() needs a JSON reply, got {self.reply!r}")
+        if isinstance(self.reply, _Full):
+            status, body, ctype = self.reply.status, self.reply.body, self.reply.content_type
+        else:
+            status, body, ctype = 200, json.dumps(self.reply.body(ex.req, ex.ids)).encode(), "application/json"
+        h = ex.h
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            h.wfile.write(body[: int(len(body) * self.keep)])
+        except OSError:
+            pass
         ex.close()
 
 
@@ -644,6 +721,41 @@ def drop_after(n_events: int, reply: Reply, *, stall: float = 0.0) -> Reply:
 def html(status: int = 200, body: str = "<html><body><h1>Bad Gateway</h1></body></html>") -> Reply:
     """An HTML page (e.g. a proxy/CDN error page)."""
     return _Full(status, body.encode(), "text/html; charset=utf-8")
+
+
+def garbage(body: bytes = b"\x00\x9f{not json at all", *, status: int = 200,
+            content_type: str = "application/json") -> Reply:
+    """A complete answer (with ``Content-Length``) whose body is ``body`` verbatim, whatever the
+    request asked for: by default a 200 that claims JSON and is not."""
+    return _Full(status, body, content_type)
+
+
+def end_after(n_events: int, reply: Reply) -> Reply:
+    """Stream the first ``n_events`` frames of ``reply`` (always as a stream), then end the chunked
+    body cleanly: a stream that stops without ``[DONE]`` / ``message_stop``."""
+    return _EndAfter(n_events, reply)
+
+
+def inject(n_events: int, reply: Reply, frame: bytes = b"data: {this is not json\n\n") -> Reply:
+    """Stream ``reply`` (always as a stream) with ``frame`` written verbatim, as its own chunk,
+    after its first ``n_events`` frames (by default a ``data:`` line that is not JSON)."""
+    return _Inject(n_events, reply, frame)
+
+
+def broken_chunk(n_events: int, reply: Reply, *, how: str = "partial") -> Reply:
+    """Stream the first ``n_events`` frames of ``reply``, then break the chunked encoding and close.
+
+    how="partial":  the next chunk's size line promises the whole frame, half of it is sent.
+    how="bad-size": the next chunk's size line is not hexadecimal (``zz``).
+    """
+    return _BrokenChunk(n_events, reply, how)
+
+
+def cut_body(reply: Reply, keep: float = 0.5) -> Reply:
+    """A non-streaming answer (``reply``'s JSON body, or an ``error()``/``garbage()`` body) whose
+    ``Content-Length`` promises the whole body; only the first ``keep`` fraction is sent, then the
+    connection closes."""
+    return _CutBody(reply, keep)
 
 
 # --------------------------------------------------------------------------- server
