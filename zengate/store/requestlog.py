@@ -153,9 +153,9 @@ class RequestLogWriter:
                     self._write(batch, dedupe=self.failures > 0)
                 except Exception as exc:  # noqa: BLE001 - keep the rows, retry later
                     self._queue.extendleft(reversed(batch))
+                    self._spill_overflow(now=True)
                     self._failed(exc, len(batch))
                     self.written += written
-                    self._spill_overflow(now=True)
                     return written
                 written += len(batch)
                 self._succeeded()
