@@ -16,8 +16,8 @@ Files left by a killed worker or a previous run are claimed and imported the sam
 
 Where spilling happens: in the background loop, which holds the rows in memory until the bound is
 passed and then writes the overflow in one append and one ``fsync``; the request path never
-touches the disk and never serialises a row for it. Only if the queue reaches twice the bound —
-the background loop is stuck in a hung database call while traffic goes on — does ``record`` spill
+touches the disk and never serialises a row for it. Only if the queue reaches twice the bound (at
+least one batch) — the background loop is stuck in a hung database call while traffic goes on — does ``record`` spill
 the overflow itself (without ``fsync``, and only when no other spill is under way, so it never
 waits): memory stays bounded whatever the database does.
 
