@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from . import __version__
+from .protocols import anthropic as anthropic_proto
+from .protocols import openai as openai_proto
 
 bp = Blueprint("openapi", __name__)
 
@@ -80,6 +82,15 @@ STATS_FILTERS = [
 ]
 PROXY_STATUS = [_query("proxies", INT, "how many top proxies to list")]
 
+# One server-sent event each (OpenAPI 3.1: a text/event-stream schema describes one event).
+OPENAI_EVENT = _obj({"event": STRING, "data": {
+    "type": "string", "description": "A chat.completion.chunk as JSON (an error object on failure), [DONE] last"}},
+    ("data",))
+ANTHROPIC_EVENT = _obj({"event": STRING, "data": {
+    "type": "string", "contentMediaType": "application/json",
+    "contentSchema": _obj({"type": STRING}, ("type",)),
+    "description": "The event as JSON; its type repeats the event name (error events included)"}}, ("event", "data"))
+
 PATHS: dict[str, dict] = {
     "/": {"get": _op("Name, version and endpoints (a browser is sent to the dashboard)", {"200": _ok()},
                      security=[], tags=("health",))},
@@ -92,14 +103,14 @@ PATHS: dict[str, dict] = {
         "OpenAI chat completions (JSON, or text/event-stream with stream: true)",
         {"200": {"description": "A chat.completion, or server-sent chat.completion.chunk events",
                  "content": {"application/json": {"schema": {"type": "object"}},
-                             "text/event-stream": {"schema": STRING}}},
+                             "text/event-stream": {"schema": OPENAI_EVENT}}},
          **_errors(OPENAI_ERROR, 400, 401, 403, 413, 429, 502, 504)},
         body={"$ref": "#/components/schemas/ChatCompletionRequest"}, security=CLIENT, tags=("openai",))},
     "/v1/messages": {"post": _op(
         "Anthropic messages (JSON, or text/event-stream with stream: true); ?beta=true accepted",
         {"200": {"description": "A message, or server-sent message events",
                  "content": {"application/json": {"schema": {"type": "object"}},
-                             "text/event-stream": {"schema": STRING}}},
+                             "text/event-stream": {"schema": ANTHROPIC_EVENT}}},
          **_errors(ANTHROPIC_ERROR, 400, 401, 403, 413, 429, 502, 504)},
         body={"$ref": "#/components/schemas/MessagesRequest"}, security=CLIENT, tags=("anthropic",))},
     "/v1/messages/count_tokens": {"post": _op(
@@ -171,8 +182,15 @@ PATHS: dict[str, dict] = {
                             security=[{"metricsBearer": []}, *ADMIN], tags=("metrics",))},
 }
 
-MESSAGE = {"type": "object", "required": ["role"],
-           "properties": {"role": STRING, "content": {"oneOf": [STRING, {"type": "array"}, {"type": "null"}]}}}
+MODEL = {"type": "string", "minLength": 1, "pattern": r"\S", "description": "A model id, alias or tier:model"}
+PART = {"type": "object", "required": ["type"], "properties": {"type": STRING}}
+CHAT_MESSAGE = {"type": "object", "required": ["role"],
+                "properties": {"role": {"enum": list(openai_proto.ROLES)},
+                               "content": {"oneOf": [STRING, {"type": "array", "items": PART}, {"type": "null"}]}}}
+ANTHROPIC_MESSAGE = {"type": "object", "required": ["role", "content"],
+                     "properties": {"role": {"enum": list(anthropic_proto.ROLES)},
+                                    "content": {"oneOf": [STRING, {"type": "array", "items": PART}]}}}
+POSITIVE = {"type": "integer", "minimum": 1}
 
 SPEC = {
     "openapi": "3.1.0",
@@ -202,17 +220,22 @@ SPEC = {
                                     "error": _obj({"type": STRING, "message": STRING}, ("type", "message"))},
                                    ("type", "error")),
             "ChatCompletionRequest": {
-                **_obj({"model": STRING, "messages": {"type": "array", "items": MESSAGE, "maxItems": 10_000},
+                **_obj({"model": MODEL,
+                        "messages": {"type": "array", "items": CHAT_MESSAGE, "minItems": 1, "maxItems": 10_000},
                         "stream": BOOL, "tools": {"type": "array", "maxItems": 512},
-                        "max_tokens": INT, "temperature": {"type": "number"}}, ("model", "messages")),
+                        "max_tokens": POSITIVE, "temperature": {"type": "number"}}, ("model", "messages")),
                 "description": "Limits (settings): max_body_bytes, max_json_depth, max_messages, max_tools.",
+                "examples": [{"model": "big-pickle", "messages": [{"role": "user", "content": "say hi"}]}],
             },
             "MessagesRequest": {
-                **_obj({"model": STRING, "max_tokens": INT,
-                        "messages": {"type": "array", "items": MESSAGE, "maxItems": 10_000},
+                **_obj({"model": MODEL, "max_tokens": POSITIVE,
+                        "messages": {"type": "array", "items": ANTHROPIC_MESSAGE, "minItems": 1,
+                                     "maxItems": 10_000},
                         "system": {"oneOf": [STRING, {"type": "array"}]}, "stream": BOOL,
                         "tools": {"type": "array", "maxItems": 512}}, ("model", "messages")),
                 "description": "max_tokens is required on /v1/messages, not on count_tokens. Limits as above.",
+                "examples": [{"model": "claude-sonnet-5", "max_tokens": 64,
+                              "messages": [{"role": "user", "content": "say hi"}]}],
             },
         },
     },

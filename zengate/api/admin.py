@@ -12,6 +12,7 @@ from ..gateway import current_gateway
 from ..protocols import openai as openai_proto
 from ..settings import SettingError
 from ..store.models import ApiKey
+from .limits import MAX_ROW_ID
 from .loginlimit import LoginLimiter
 
 bp = Blueprint("admin", __name__, url_prefix="/_admin")
@@ -171,6 +172,8 @@ def delete_key():
         raise ApiError(400, "id: must be an integer", param="id", kind="input")
     if key_id is None and not isinstance(prefix, str):
         raise ApiError(400, "id or prefix: say which key to revoke", param="id", kind="input")
+    if key_id is not None and abs(key_id) > MAX_ROW_ID:
+        raise ApiError(404, "no such key", kind="input")  # past any row id (and the database's integers)
     if not auth.revoke_key(key_id=key_id, prefix=prefix if key_id is None else None):
         raise ApiError(404, "no such key", kind="input")
     return jsonify({"revoked": True})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, g, jsonify, request
 
@@ -75,9 +76,23 @@ def read_json_body(gw: Gateway) -> Any:
     return body
 
 
+def header_value(text: str) -> str:
+    """``text`` as a valid response header value: anything but printable ASCII percent-encoded.
+
+    A model name comes from the client and may hold any character; the server refuses to send a
+    header with control or non-Latin-1 characters, which would turn the answer into a 500.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe=_PRINTABLE_ASCII, errors="backslashreplace")
+
+
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     """A JSON answer (the record is finished here) or a stream (its pump finishes the record)."""
-    headers = {"x-zengate-model": record.upstream_model} if record.upstream_model else {}
+    headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
     if record.proxy:
         headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):

@@ -14,6 +14,9 @@ from werkzeug.exceptions import BadRequest
 
 from ..errors import ApiError
 
+#: The largest id a database row can have (64-bit): a larger number would overflow the driver.
+MAX_ROW_ID = 2**63 - 1
+
 
 def depth_error(limit: int) -> ApiError:
     return ApiError(400, f"request body nests arrays and objects too deeply: the limit is {limit} levels "

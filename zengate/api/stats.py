@@ -21,6 +21,7 @@ from ..gateway import current_gateway
 from ..store.db import is_postgres
 from ..store.models import RequestLog, utcnow
 from .admin import render_error, require_admin
+from .limits import MAX_ROW_ID
 
 # Rows arrive in batches from several workers, so ids are not in time order: sort by time first.
 NEWEST_FIRST = (RequestLog.created_at.desc(), RequestLog.id.desc())
@@ -335,7 +336,8 @@ def requests_page():
 
 @bp.get("/requests/<int:request_id>")
 def request_detail(request_id: int):
-    row = RequestLog.get_or_none(RequestLog.id == request_id)
+    # the route takes any number; one past a 64-bit id would overflow the database driver
+    row = RequestLog.get_or_none(RequestLog.id == request_id) if request_id <= MAX_ROW_ID else None
     if row is None:
         raise ApiError(404, f"no request with id {request_id} in the log", kind="input")
     return jsonify(_row(row, bodies=True))

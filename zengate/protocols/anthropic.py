@@ -110,7 +110,7 @@ def _check_block(block: Any, where: str, role: str) -> None:
     if not isinstance(block, dict):
         raise _fail(where, "must be an object")
     kind = block.get("type")
-    if kind not in BLOCK_TYPES:
+    if not isinstance(kind, str) or kind not in BLOCK_TYPES:  # a list or object type is unhashable
         raise _fail(f"{where}.type", f"unknown content block type {kind!r}")
     if role == "system" and kind != "text":
         raise _fail(f"{where}.type", "system messages may only contain text blocks")
@@ -137,7 +137,8 @@ def _check_block(block: Any, where: str, role: str) -> None:
         if isinstance(content, list):
             for j, part in enumerate(content):
                 part_where = f"{where}.content.{j}"
-                if not isinstance(part, dict) or part.get("type") not in _TOOL_RESULT_PART_TYPES:
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str) \
+                        or part["type"] not in _TOOL_RESULT_PART_TYPES:
                     kind_ = part.get("type") if isinstance(part, dict) else None
                     raise _fail(f"{part_where}.type", f"unsupported block type in tool_result: {kind_!r}")
                 _check_block(part, part_where, "user")
