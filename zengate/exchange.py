@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import adapters, relay
 from .protocols import anthropic_to_openai, openai_to_anthropic
+from .protocols.errors import ProtocolError
 from .protocols.fold import fold_anthropic_events, fold_openai_chunks
 from .protocols.jsoncodec import loads
 from .protocols.sse import DONE, SSEParser, encode_event
@@ -180,13 +181,20 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
 
 
 def _folded(chunks: Iterator[bytes], client_api: str, model: str) -> Answer:
-    """A whole client-format stream folded into the one answer a non-streaming client expects."""
+    """A whole client-format stream folded into the one answer a non-streaming client expects.
+
+    A stream that failed (its error event, or no end) is an :class:`UpstreamError`: nothing has
+    reached the client yet, so the next route may still be tried.
+    """
     parser = SSEParser()
     events = [e for chunk in chunks for e in parser.feed(chunk)] + parser.finish()
-    if client_api == "openai":
-        return Answer(fold_openai_chunks([loads(e.data) for e in events if e.data != DONE], model=model))
-    pairs = [(e.event or "", loads(e.data)) for e in events if e.event != "ping"]
-    return Answer(fold_anthropic_events(pairs, model=model))
+    try:
+        if client_api == "openai":
+            return Answer(fold_openai_chunks([loads(e.data) for e in events if e.data != DONE], model=model))
+        pairs = [(e.event or "", loads(e.data)) for e in events if e.event != "ping"]
+        return Answer(fold_anthropic_events(pairs, model=model))
+    except ProtocolError as err:
+        raise UpstreamError(err.status, err.message, "protocol") from None
 
 
 # --- fallbacks ---------------------------------------------------------------------------------------

@@ -310,6 +310,29 @@ def test_upstream_silent_mid_stream_times_out(gw, up, p, small_timeout):
     assert_serving(gw, p, stream=True)
 
 
+# --- a non-streaming client on a streamed upstream (stream_upstream): nothing was sent yet -------
+
+@pytest.fixture
+def stream_upstream(gw):
+    gw.set_setting("stream_upstream", True)
+    yield
+    gw.set_setting("stream_upstream", False)
+
+
+@pairings
+@pytest.mark.parametrize("fault", ["connection-dropped", "ended-without-end-marker", "garbage-event"])
+def test_folded_stream_fault_is_a_clear_error(gw, up, p, fault, stream_upstream):
+    reply, needles = MID_STREAM_FAULTS[fault]
+    up.script(p.upstream, reply(p))
+    marker = uuid.uuid4().hex
+    message = error_message(p, call(gw, p, stream=False, marker=marker), 502)
+    assert_says(message, *needles)
+    assert up.received(model=p.upstream)[0].stream is True
+    row = log_row(gw, marker)
+    assert row["status"] == 502 and row["error"] == message
+    assert_serving(gw, p, stream=False)
+
+
 # --- before the first byte a fault is one more reason to try the next model ----------------------
 
 def test_stream_fault_before_the_first_event_falls_back(gw, up):
@@ -323,7 +346,8 @@ def test_stream_fault_before_the_first_event_falls_back(gw, up):
             r = call(gw, p, stream=True, marker=marker)
             events = stream_events(p, r)
             assert events[-1][0] == "message_stop" and r.headers["x-zengate-model"] == "big-pickle"
-            assert [q.model for q in up.requests] == ["minimax-m2.5-free", "big-pickle"]
+            assert [q.model for q in up.received(path="/messages") + up.received(path="/chat/completions")] == [
+                "minimax-m2.5-free", "big-pickle"]
             row = log_row(gw, marker)
             assert row["status"] == 200 and not row["error"]
             attempts = row["attempts"] if isinstance(row["attempts"], list) else json.loads(row["attempts"])

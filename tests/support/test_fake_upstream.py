@@ -18,10 +18,15 @@ from .fake_upstream import (
     anthropic_raw,
     anthropic_text,
     anthropic_tool_use,
+    broken_chunk,
+    cut_body,
     drop_after,
+    end_after,
     error,
+    garbage,
     hang,
     html,
+    inject,
     openai_raw,
     openai_text,
     openai_tool_calls,
@@ -311,6 +316,46 @@ def test_drop_after_closes_mid_stream(up: FakeUpstream) -> None:
             next(lines)
     assert all(line.startswith("data: ") for line in got)
     assert up.disconnects == 0 and up.completed_streams == 0
+
+
+def test_garbage_is_sent_verbatim_whatever_was_asked(up: FakeUpstream) -> None:
+    up.script("big-pickle", garbage(), garbage(b"<oops>", status=200, content_type="text/plain"))
+    r = chat(up, stream=True)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+    assert r.content == b"\x00\x9f{not json at all"
+    assert chat(up).text == "<oops>"
+
+
+def test_end_after_ends_the_stream_cleanly_without_its_end(up: FakeUpstream) -> None:
+    up.script("big-pickle", end_after(2, openai_text("a b c d e")))
+    with chat(up, stream=True) as resp:
+        payloads = data_payloads(resp)
+    assert len(payloads) == 2 and "[DONE]" not in payloads
+    assert up.wait_for(lambda: up.completed_streams == 1)
+
+
+def test_inject_puts_a_frame_among_the_others(up: FakeUpstream) -> None:
+    up.script("big-pickle", inject(1, openai_text("a b", cost_frame=False), b"data: {oops\n\n"))
+    with chat(up, stream=True) as resp:
+        payloads = data_payloads(resp)
+    assert payloads[1] == "{oops" and payloads[-1] == "[DONE]" and len(payloads) == 6
+
+
+@pytest.mark.parametrize("how", ["partial", "bad-size"])
+def test_broken_chunk_breaks_the_encoding(up: FakeUpstream, how: str) -> None:
+    up.script("big-pickle", broken_chunk(1, openai_text("a b c"), how=how))
+    with chat(up, stream=True) as resp:
+        lines = sse_lines(resp)
+        assert next(lines).startswith("data: ")
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            list(lines)
+
+
+def test_cut_body_promises_more_than_it_sends(up: FakeUpstream) -> None:
+    up.script("big-pickle", cut_body(openai_text()), cut_body(error(500, "boom"), keep=0.2))
+    for _ in range(2):
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            chat(up)
 
 
 def test_events_are_flushed_immediately(up: FakeUpstream) -> None:

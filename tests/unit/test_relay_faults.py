@@ -1,0 +1,213 @@
+"""Upstream faults in the relay: read failures mapped, non-streams refused, garbage events, and the
+pump raising before the stream's first client bytes but ending a started stream with an error event."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+import urllib3
+from urllib3.exceptions import IncompleteRead, InvalidChunkLength, ProtocolError, ReadTimeoutError
+
+from zengate import relay
+from zengate.adapters import NOT_AN_OBJECT, NOT_JSON, AnthropicPassthrough, OpenAIPassthrough, _json
+from zengate.protocols.sse import Event
+from zengate.records import RequestRecord
+from zengate.upstream.client import UpstreamError
+
+
+class Sink:
+    def __init__(self):
+        self.rows = []
+
+    def record(self, row):
+        self.rows.append(row)
+
+
+def record() -> RequestRecord:
+    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", Sink(), stream=True)
+
+
+def chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    return b"data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+
+
+class FakeResponse:
+    """What the pump needs of a streamed upstream response; its body comes from ``relay.iter_body``."""
+
+    def __init__(self, content_type: str = "text/event-stream", body: bytes = b""):
+        self.status_code = 200
+        self.headers = {"Content-Type": content_type}
+        self.raw = urllib3.HTTPResponse(body=io.BytesIO(body), preload_content=False)
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def body(monkeypatch):
+    """Script the upstream body: a list of byte chunks, an exception among them is raised there."""
+    script: list = []
+
+    def fake_iter_body(response) -> Iterator[bytes]:
+        for item in script:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    monkeypatch.setattr(relay, "iter_body", fake_iter_body)
+    return script
+
+
+def error_of(out: bytes) -> dict:
+    return json.loads(out.decode().strip()[6:])["error"]
+
+
+class _Partial:
+    """The little of a urllib3 response that InvalidChunkLength reads."""
+
+    length_remaining = None
+
+    def tell(self) -> int:
+        return 0
+
+
+# --- read_error ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("exc", "status", "kind", "needle"), [
+    (ReadTimeoutError(None, "/", "read timed out"), 504, "timeout", "did not answer in time"),
+    (requests.ConnectionError(ReadTimeoutError(None, "/", "read timed out")), 504, "timeout", "in time"),
+    (TimeoutError("timed out"), 504, "timeout", "in time"),
+    (ProtocolError("Response ended prematurely"), 502, "connection", "closed the connection before"),
+    (requests.exceptions.ChunkedEncodingError(ProtocolError("Connection broken", IncompleteRead(3, 9))), 502,
+     "connection", "closed the connection before"),
+    (ProtocolError("Connection broken: InvalidChunkLength", InvalidChunkLength(_Partial(), b"zz")), 502, "protocol",
+     "chunked encoding is malformed"),
+    (urllib3.exceptions.DecodeError("bad gzip"), 502, "protocol", "could not be decoded"),
+    (ConnectionResetError(104, "reset"), 502, "connection", "closed the connection before"),
+])
+def test_read_error_says_the_answer_broke_off(exc, status, kind, needle):
+    err = relay.read_error(exc)
+    assert (err.status, err.kind) == (status, kind) and needle in err.message
+
+
+def test_read_error_keeps_upstream_errors_and_names_the_unknown():
+    mine = UpstreamError(502, "x", "protocol")
+    assert relay.read_error(mine) is mine
+    assert relay.read_error(ValueError("?")).message == "upstream failure: ValueError"
+
+
+# --- not_a_stream ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("ctype", "content", "needle"), [
+    ("text/event-stream", b"data: {}\n\n", None),
+    ("", b"data: {}\n\n", None),
+    ("text/plain", b"data: {}\n\n", None),
+    ("text/html; charset=utf-8", b"<html>maintenance</html>", "with an HTML page instead of an event stream"),
+    ("application/json", b'{"type": "error", "error": {"message": "quota exceeded"}}',
+     "upstream error: quota exceeded"),
+    ("application/json", b'{"error": "plain"}', "upstream error: plain"),
+    ("application/json; charset=utf-8", b"\x00garbage", "with application/json instead of an event stream"),
+    ("application/json", b'{"choices": []}', "with application/json instead of an event stream"),
+])
+def test_not_a_stream(ctype, content, needle):
+    err = relay.not_a_stream(FakeResponse(ctype, content))
+    if needle is None:
+        assert err is None
+    else:
+        assert err.status == 502 and err.kind == "protocol" and needle in err.message
+
+
+# --- garbage events --------------------------------------------------------------------------------
+
+def test_event_data_must_be_a_json_object():
+    assert _json(Event(None, '{"a": 1}', b"")) == {"a": 1}
+    assert _json(Event(None, "  ", b"")) is None  # an empty keep-alive is skipped
+    with pytest.raises(UpstreamError) as exc:
+        _json(Event(None, "{oops", b""))
+    assert exc.value.message == NOT_JSON and exc.value.status == 502
+    with pytest.raises(UpstreamError) as exc:
+        _json(Event(None, "[1, 2]", b""))
+    assert exc.value.message == NOT_AN_OBJECT
+
+
+@pytest.mark.parametrize("adapter", [lambda r: OpenAIPassthrough(r, include_usage=False),
+                                     lambda r: AnthropicPassthrough(r)])
+def test_passthroughs_neither_forward_nor_drop_garbage(adapter):
+    with pytest.raises(UpstreamError):
+        adapter(record()).on_event(Event(None, "<html>", b"data: <html>\n\n"))
+
+
+# --- the pump ----------------------------------------------------------------------------------------
+
+def start(response: FakeResponse, rec: RequestRecord) -> Iterator[bytes]:
+    return relay.pump(response, OpenAIPassthrough(rec, include_usage=False), rec)
+
+
+@pytest.mark.parametrize(("script", "needle"), [
+    ([ProtocolError("Response ended prematurely")], "closed the connection before"),
+    ([b"data: {oops\n\n"], NOT_JSON),
+    ([b": a comment only\n\n"], "ended before"),
+    ([], "ended before"),
+])
+def test_failure_before_the_first_event_is_raised_and_the_record_left_to_the_caller(body, script, needle):
+    body.extend(script)
+    response, rec = FakeResponse(), record()
+    with pytest.raises(UpstreamError) as exc:
+        start(response, rec)
+    assert exc.value.status == 502 and needle in exc.value.message
+    assert response.closed and rec.sink.rows == [] and not rec.done
+
+
+def test_an_html_page_is_refused_before_its_body_is_read(body):
+    body.append(AssertionError("the body was read"))
+    response, rec = FakeResponse("text/html"), record()
+    with pytest.raises(UpstreamError) as exc:
+        start(response, rec)
+    assert "HTML page" in exc.value.message and response.closed and not rec.done
+
+
+@pytest.mark.parametrize(("fault", "needle", "kind"), [
+    (ProtocolError("Response ended prematurely"), "closed the connection before", "connection"),
+    (ReadTimeoutError(None, "/", "read timed out"), "did not answer in time", "timeout"),
+    (b"data: {oops\n\n", NOT_JSON, "protocol"),
+])
+def test_failure_after_the_first_event_ends_the_stream_with_an_error(body, fault, needle, kind):
+    body.extend([chunk("Hel"), chunk("lo"), fault, chunk("never")])
+    response, rec = FakeResponse(), record()
+    out = list(start(response, rec))
+    assert out[:2] == [chunk("Hel"), chunk("lo")] and len(out) == 3
+    err = error_of(out[-1])
+    assert needle in err["message"] and "mid-stream" in err["message"]
+    assert response.closed
+    [row] = rec.sink.rows
+    assert row["status"] == 200 and row["error"].startswith(f"{kind}: ")
+
+
+def test_a_complete_stream_is_unchanged(body):
+    body.extend([chunk("Hi"), chunk(finish="stop"), b"data: [DONE]\n\n"])
+    rec = record()
+    out = list(start(FakeResponse(), rec))
+    assert b"".join(out) == chunk("Hi") + chunk(finish="stop") + b"data: [DONE]\n\n"
+    [row] = rec.sink.rows
+    assert row["status"] == 200 and row["error"] is None
+
+
+@pytest.mark.parametrize("consumed", [0, 1])
+def test_closing_a_started_stream_closes_the_upstream(body, consumed):
+    """The client leaves — before the server took the primed first bytes, or after."""
+    body.extend([chunk("a"), chunk("b"), chunk("c")])
+    response, rec = FakeResponse(), record()
+    stream = start(response, rec)
+    for _ in range(consumed):
+        assert next(stream) == chunk("a")
+    stream.close()
+    assert response.closed
+    [row] = rec.sink.rows
+    assert row["error"] == "client disconnected"
