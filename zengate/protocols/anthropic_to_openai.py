@@ -214,8 +214,9 @@ def _order_tool_messages(messages: list[dict]) -> list[dict]:
             out.append(message)
             if role == "assistant" and message.get("tool_calls"):
                 pending.extend(c["id"] for c in message["tool_calls"])
-    if out and out[-1].get("tool_calls") and pending:
-        # the conversation ends on the calls (a prefill): nothing to answer them with yet
+    if out and out[-1].get("tool_calls") and pending and not deferred:
+        # the conversation ends on the calls (a prefill): nothing to answer them with yet. (With
+        # system messages waiting after them the calls are not last: they get placeholders.)
         pending.clear()
     settle()
     return out
@@ -337,7 +338,8 @@ def response_from_openai(openai_resp: dict, *, client_model: str, names: ToolNam
         text = refusal
     if isinstance(text, str) and text.strip():
         content.append({"type": "text", "text": text})
-    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
+    calls = [c for c in calls if isinstance(c, dict)]
     content.extend(_tool_use_block(c, names, upstream_id or message_id) for c in calls)
     if not content:
         content.append({"type": "text", "text": ""})
@@ -496,7 +498,8 @@ class StreamToAnthropic:
         usage = chunk.get("usage")
         if isinstance(usage, dict) and usage:
             self._usage = anthropic_usage(usage)
-        for choice in chunk.get("choices") or []:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
@@ -509,11 +512,14 @@ class StreamToAnthropic:
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
                 self._on_content(out, "text", refusal)
-            for position, fragment in enumerate(delta.get("tool_calls") or []):
-                if isinstance(fragment, dict):
-                    self._on_tool_fragment(out, fragment, position)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+            fragments = delta.get("tool_calls")
+            if isinstance(fragments, list):
+                for position, fragment in enumerate(fragments):
+                    if isinstance(fragment, dict):
+                        self._on_tool_fragment(out, fragment, position)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason and isinstance(finish_reason, str):
+                self._finish_reason = finish_reason
         if self._finish_reason and isinstance(usage, dict) and usage:
             self._close(out)
         return out

@@ -298,7 +298,8 @@ def response_from_anthropic(anthropic_resp: dict, *, client_model: str, names: T
     thoughts: list[str] = []
     calls: list[dict] = []
     salt = str(anthropic_resp.get("id") or "")
-    for block in anthropic_resp.get("content") or []:
+    content = anthropic_resp.get("content")
+    for block in content if isinstance(content, list) else ():
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
@@ -328,6 +329,12 @@ def response_from_anthropic(anthropic_resp: dict, *, client_model: str, names: T
 # --- stream ----------------------------------------------------------------------------------
 
 
+def _index(data: dict) -> int | None:
+    """A content block's index (None when missing or not a number: such a block is no tool call)."""
+    index = data.get("index")
+    return index if isinstance(index, int) else None
+
+
 def _error_chunk(status: int, message: str) -> dict:
     """``{"error": {"message", "type", "code", "param"}}``; context overflows get OpenAI's code."""
     if is_context_length_error(status, message):
@@ -342,7 +349,9 @@ class StreamToOpenAI:
     (``reasoning_content``) and tool-call chunks (id and name only in a call's first fragment;
     a call whose input stayed empty gets ``"{}"`` as arguments); one finish chunk on
     ``message_delta``; on ``message_stop`` the usage chunk (``choices: []``, only when
-    ``include_usage``) and then the string ``"[DONE]"``.
+    ``include_usage``) and then the string ``"[DONE]"``. Content arriving after ``message_delta`` is
+    dropped (nothing follows the finish reason); ``message_stop`` without ``message_delta`` still
+    finishes (``tool_calls`` when a call was sent, else ``stop``).
 
     An Anthropic ``error`` event (or :meth:`fail`, or a stream ending before ``message_delta``)
     gives one ``{"error": {...}}`` chunk and nothing more - no ``[DONE]``, which would tell the
@@ -392,7 +401,7 @@ class StreamToOpenAI:
         kind = data.get("type") or event
         if kind == "error":
             err = data.get("error") if isinstance(data.get("error"), dict) else {}
-            status = STATUS_FOR_TYPE.get(err.get("type") or "", 500)
+            status = STATUS_FOR_TYPE.get(err.get("type"), 500) if isinstance(err.get("type"), str) else 500
             return self._fail(status, err.get("message") if isinstance(err.get("message"), str) else str(err))
         if kind == "ping":
             return []
@@ -403,6 +412,8 @@ class StreamToOpenAI:
                 self._id = _completion_id(message.get("id"))
             self._add_usage(message.get("usage"))
         self._start(out)
+        if self._finished and kind != "message_stop" and kind != "message_delta":
+            return out  # content after the stop reason: OpenAI clients expect none after finish_reason
         if kind == "content_block_start":
             self._on_block_start(out, data)
         elif kind == "content_block_delta":
@@ -468,14 +479,14 @@ class StreamToOpenAI:
         if kind == "tool_use":
             call_index = self._tool_count
             self._tool_count += 1
-            self._tool_blocks[data.get("index")] = [call_index, False]
+            self._tool_blocks[_index(data)] = [call_index, False]
             call = {"index": call_index, "id": self._names.id_in(block.get("id"), salt=f"{self._id}:{call_index}"),
                     "type": "function", "function": {"name": self._names.name_in(block.get("name") or ""),
                                                      "arguments": ""}}
             out.append(self._chunk({"tool_calls": [call]}))
             initial = block.get("input")
             if isinstance(initial, dict) and initial:  # some servers put the whole input here
-                self._arguments(out, data.get("index"), dump_json(initial))
+                self._arguments(out, _index(data), dump_json(initial))
         elif kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             self._text.append(block["text"])
             out.append(self._chunk({"content": block["text"]}))
@@ -498,17 +509,17 @@ class StreamToOpenAI:
         elif kind == "thinking_delta" and isinstance(delta.get("thinking"), str) and delta["thinking"]:
             out.append(self._chunk({"reasoning_content": delta["thinking"]}))
         elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
-            self._arguments(out, data.get("index"), delta["partial_json"])
+            self._arguments(out, _index(data), delta["partial_json"])
         # signature_delta, citations_delta: nothing OpenAI clients can use
 
     def _on_block_stop(self, out: list, data: dict) -> None:
-        entry = self._tool_blocks.get(data.get("index"))
+        entry = self._tool_blocks.get(_index(data))
         if entry is not None and not entry[1]:
-            self._arguments(out, data.get("index"), "{}")
+            self._arguments(out, _index(data), "{}")
 
     def _end(self, out: list) -> None:
-        if not self._finished:
-            out.append(self._chunk({}, "stop"))
+        if not self._finished:  # message_stop without message_delta: no stop reason known
+            out.append(self._chunk({}, finish_reason_for(None, has_tool_calls=self._tool_count > 0)))
             self._finished = True
         if self._include_usage:
             out.append({"id": self._id, "object": "chat.completion.chunk", "created": self._created,

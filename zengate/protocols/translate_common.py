@@ -66,6 +66,8 @@ class ToolNames:
 
     def name_in(self, wire: str) -> str:
         """The client's tool name for a name the upstream used (unchanged when unknown)."""
+        if not isinstance(wire, str):  # a malformed upstream answer: no usable name
+            return ""
         return self._name_in.get(wire, wire)
 
     def id_out(self, original: str) -> str:
@@ -84,7 +86,7 @@ class ToolNames:
         hash, so the same upstream id in two different answers gives two different client ids.
         A missing id becomes ``toolu_`` + a hash of the salt.
         """
-        if not wire:
+        if not wire or not isinstance(wire, str):
             return "toolu_" + _short_hash("missing:" + salt, 24)
         if wire in self._id_in:
             return self._id_in[wire]
@@ -239,7 +241,7 @@ def stop_reason_for(finish_reason: str | None, *, has_tool_use: bool) -> str:
     """Anthropic ``stop_reason`` for an OpenAI ``finish_reason``; tool calls always win."""
     if has_tool_use:
         return "tool_use"
-    stop = FINISH_TO_STOP.get(finish_reason or "stop", "end_turn")
+    stop = FINISH_TO_STOP.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
     return "end_turn" if stop == "tool_use" else stop  # "tool_calls" without any call
 
 
@@ -247,7 +249,7 @@ def finish_reason_for(stop_reason: str | None, *, has_tool_calls: bool) -> str:
     """OpenAI ``finish_reason`` for an Anthropic ``stop_reason``; tool calls always win."""
     if has_tool_calls:
         return "tool_calls"
-    finish = STOP_TO_FINISH.get(stop_reason or "end_turn", "stop")
+    finish = STOP_TO_FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
     return "stop" if finish == "tool_calls" else finish  # "tool_use" without any call
 
 
