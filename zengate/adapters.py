@@ -50,8 +50,8 @@ def _error_message(body: dict) -> str:
 class OpenAIPassthrough:
     """OpenAI stream to an OpenAI client: events pass as received, with Zen's quirks removed.
 
-    Nothing after ``data: [DONE]`` (Zen's cost frame) reaches the client; the usage-only chunk is
-    dropped unless the client asked for it; usage and output are noted for the log.
+    Nothing after ``data: [DONE]`` (Zen's cost frame) or an error chunk reaches the client; the
+    usage-only chunk is dropped unless the client asked for it; usage and output are noted for the log.
     """
 
     def __init__(self, record: RequestRecord, *, include_usage: bool, client_model: str | None = None):
@@ -71,6 +71,7 @@ class OpenAIPassthrough:
             return []
         if chunk.get("error") is not None or chunk.get("type") == "error":
             self.error = _error_message(chunk)
+            self.ended = True  # an error ends the answer: nothing after it, [DONE] least of all
             return [event.raw]
         usage = chunk.get("usage")
         if usage:

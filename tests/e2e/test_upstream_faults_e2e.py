@@ -274,6 +274,12 @@ def test_stream_hang_before_headers_is_504(gw, up, p, small_timeout):
 # start and its first delta (Anthropic) — never the end of the answer
 N = 4
 
+IN_BAND_ERROR = {
+    "openai": b'data: {"error": {"message": "upstream overloaded", "type": "overloaded_error"}}\n\n',
+    "anthropic": b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
+                 b'"message": "upstream overloaded"}}\n\n',
+}
+
 MID_STREAM_FAULTS: dict[str, tuple[Callable[[Pairing], Reply], tuple[str, ...]]] = {
     "connection-dropped": (lambda p: drop_after(N, p.answer()), ("closed the connection",)),
     "ended-without-end-marker": (lambda p: end_after(N, p.answer()), ("ended before",)),
@@ -281,6 +287,8 @@ MID_STREAM_FAULTS: dict[str, tuple[Callable[[Pairing], Reply], tuple[str, ...]]]
     "non-object-event": (lambda p: inject(N, p.answer(), b"data: [1, 2, 3]\n\n"), ("not a json object",)),
     "chunk-cut-short": (lambda p: broken_chunk(N, p.answer()), ("closed the connection",)),
     "chunk-size-garbled": (lambda p: broken_chunk(N, p.answer(), how="bad-size"), ("chunked encoding is malformed",)),
+    # an error event in the upstream's stream, after which it carries on as if nothing happened
+    "error-event-then-more": (lambda p: inject(N, p.answer(), IN_BAND_ERROR[p.protocol]), ("upstream overloaded",)),
 }
 
 

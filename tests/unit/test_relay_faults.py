@@ -211,3 +211,12 @@ def test_closing_a_started_stream_closes_the_upstream(body, consumed):
     assert response.closed
     [row] = rec.sink.rows
     assert row["error"] == "client disconnected"
+
+
+def test_an_error_chunk_ends_an_openai_stream(body):
+    error_chunk = b'data: {"error": {"message": "upstream overloaded", "type": "overloaded_error"}}\n\n'
+    body.extend([chunk("Hel"), error_chunk, chunk("lo"), chunk(finish="stop"), b"data: [DONE]\n\n"])
+    rec = record()
+    out = list(start(FakeResponse(), rec))
+    assert out == [chunk("Hel"), error_chunk]
+    assert rec.sink.rows[0]["error"] == "upstream overloaded"
