@@ -179,6 +179,8 @@ SPECS: dict[str, Spec] = {
     ),
     "models_refresh_seconds": Spec(int, 600, "How often the live model list is refreshed.", 10, 86_400),
     "log_bodies": Spec(bool, True, "Store input messages and output content in the request log."),
+    "redact_stored_secrets": Spec(bool, True, "Mask key-like strings (sk-…, Bearer tokens, AWS/GitHub keys, "
+                                  "api_key=…, the gateway's own secrets) in stored bodies with [redacted]."),
     "log_body_max_chars": Spec(int, 100_000, "Truncate stored bodies to this many characters.", 0, 10_000_000),
     "log_retention_days": Spec(int, 0, "Delete request-log rows older than this many days (0: keep forever).",
                                0, 36_500),
@@ -245,7 +247,12 @@ class Settings:
     def refresh(self, force: bool = False) -> None:
         """Reload when the cache is older than its TTL; a failed reload keeps the last values (``force`` raises)."""
         if force or time.monotonic() - self._loaded_at > self._cache_seconds:
-            with self._lock:
+            loaded_once = self._loaded_at > -1e18
+            # while another greenlet reloads (maybe waiting on a slow database), the others go on with
+            # the values they have; only the very first load, and a forced one, wait for it
+            if not self._lock.acquire(blocking=force or not loaded_once):
+                return
+            try:
                 if force or time.monotonic() - self._loaded_at > self._cache_seconds:
                     try:
                         self._load()
@@ -258,6 +265,8 @@ class Settings:
                     if self._failing:
                         self._failing = False
                         log.info("settings: reloaded from the database again")
+            finally:
+                self._lock.release()
 
     def _reload_failed(self, exc: Exception) -> None:
         # as if loaded just so long ago that the next try comes RETRY_SECONDS from now, not on every call

@@ -347,6 +347,16 @@ def test_settings_keep_their_last_values_when_a_reload_fails(db_path, monkeypatc
     assert settings.get("max_attempts") == 7
 
 
+def test_a_slow_reload_holds_up_nobody_else(db_path):
+    settings = Settings(cache_seconds=0)
+    settings.set("max_attempts", 5)
+    assert settings.get("max_attempts") == 5
+    Settings(cache_seconds=0).set("max_attempts", 6)
+    with settings._lock:  # another greenlet is reloading (a slow database): the last values serve meanwhile
+        assert settings.get("max_attempts") == 5
+    assert settings.get("max_attempts") == 6
+
+
 def test_known_keys_keep_working_while_the_database_is_down(db_path, monkeypatch):
     cache = auth.KeyCache()
     known, other, revoked = auth.create_key("a"), auth.create_key("b"), auth.create_key("c")

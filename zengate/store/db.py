@@ -18,6 +18,8 @@ database = peewee.DatabaseProxy()
 #: What a query raises when the database is down, unreachable or locked (peewee wraps the drivers' errors).
 UNAVAILABLE: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
 
+PG_CONNECT_TIMEOUT = 5  # seconds, unless DATABASE_URL sets connect_timeout
+
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 10_000,
@@ -37,7 +39,9 @@ def open_database(url: str) -> peewee.Database:
     elif scheme in ("postgres", "postgresql"):
         _make_psycopg2_cooperative()
         pooled = url.replace(f"{scheme}://", "postgresql+pool://", 1)
-        db = connect_url(pooled, max_connections=32, stale_timeout=300, timeout=10)
+        # a server that vanished without a word (no RST) must not hold a request for minutes
+        extra = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT}
+        db = connect_url(pooled, max_connections=32, stale_timeout=300, timeout=10, **extra)
     else:
         raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:// or postgresql://)")
     database.initialize(db)
