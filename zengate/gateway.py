@@ -87,6 +87,7 @@ class Gateway:
             sink=self.request_log,
             log_bodies=self.settings.get("log_bodies"),
             body_max_chars=self.settings.get("log_body_max_chars"),
+            redact_secrets=self.settings.get("redact_stored_secrets"),
         )
 
     def refresh_models(self) -> bool:

@@ -54,6 +54,11 @@ def register_secret(value: str | None) -> None:
             _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
 
 
+def registered_secrets() -> tuple[str, ...]:
+    """The values given to :func:`register_secret`, longest first."""
+    return _secrets
+
+
 def _mask(pattern: re.Pattern, text: str) -> str:
     """Mask group 2 of every match of ``pattern`` in the lower-cased ``text``."""
     lowered = text.lower()

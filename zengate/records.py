@@ -41,6 +41,7 @@ class RequestRecord:
     sink: Any  # RequestLogWriter
     log_bodies: bool = True
     body_max_chars: int = 100_000
+    redact_secrets: bool = True  # the log writer masks key-like strings in the bodies (zengate.redaction)
     started: float = field(default_factory=time.perf_counter)
     created_at: Any = field(default_factory=utcnow)
     model: str | None = None
@@ -131,6 +132,7 @@ class RequestRecord:
                 "input_messages": self._body(self.input_messages),
                 "output_content": self._body("".join(self.output_parts)) if self.output_parts else None,
                 "body_max_chars": self.body_max_chars,
+                "redact_secrets": self.redact_secrets,
                 "error": redact(error[:2000]) if error else None,
                 "attempts": self.attempts or None,
             })

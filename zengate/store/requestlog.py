@@ -41,6 +41,7 @@ from typing import Any
 
 import peewee
 
+from ..redaction import redact_stored
 from .db import SQLITE_PRAGMAS, database, discard_connection
 from .models import ApiKey, RequestLog
 from .spill import SpillStore
@@ -71,7 +72,7 @@ def _db_row(row: dict[str, Any]) -> list[Any]:
     for field in _FIELDS:
         value = row.get(field.name)
         if field.name in _BODIES:
-            value = _clip(value, limit)
+            value = _clip(redact_stored(value) if row.get("redact_secrets") else value, limit)
         elif field.name == "attempts" and value is not None and not isinstance(value, str):
             value = json.dumps(value)
         elif value is None and field.default is not None:

@@ -1,0 +1,111 @@
+"""zengate.redaction: key-like strings masked in stored bodies; prose and code left alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zengate import logs
+from zengate.records import RequestRecord
+from zengate.redaction import MASK, redact_secrets, redact_stored
+from zengate.store.requestlog import _db_row
+
+ZEN = "sk-zen-" + "Q2xhdWRlSXNHcmVhdDEyMzQ1Njc4OTBhYmNkZWZnaGlqa2w"
+OPENAI = "sk-proj-" + "4fGh7Kq9Zx2Lm8Np3Rt6Vw1Yb5Cd0Ef"
+ANTHROPIC = "sk-ant-api03-" + "x9Yh2Kd8Lm4Np6Qr1St3Uv5Wx7Za0Bc"
+AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+GITHUB = "ghp_" + "1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ"
+GITHUB_PAT = "github_pat_" + "11ABCDEFG0123456789_abcdefghijKLMNOP"
+SLACK = "xoxb-" + "1234567890-abcdefghij"
+GOOGLE = "AIza" + "SyD3f8Gk2Lm9Np4Qr7St1Uv6Wx0Yz5Ab-Cd"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+GENERATED = "a8Fk29Lq7Zp03Xn5Vb"
+
+
+@pytest.mark.parametrize("text, secret", [
+    (f"my key is {ZEN}, use it", ZEN),
+    (f"OPENAI_API_KEY={OPENAI}", OPENAI),
+    (f"export ANTHROPIC_API_KEY='{ANTHROPIC}'", ANTHROPIC),
+    (f"aws_access_key_id = {AWS}", AWS),
+    (f"git clone https://{GITHUB}@github.com/x/y", GITHUB),
+    (f"token: {GITHUB_PAT}", GITHUB_PAT),
+    (f"slack {SLACK}", SLACK),
+    (f"maps key {GOOGLE}", GOOGLE),
+    (f"curl -H 'Authorization: Bearer {JWT}' https://api", JWT),
+    (f"api_key={GENERATED}", GENERATED),
+    (f'{{"password": "{GENERATED}"}}', GENERATED),
+    (f"client_secret: {GENERATED}", GENERATED),
+    (f"postgres://app:{GENERATED}@db:5432/x", GENERATED),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA7"),
+])
+def test_key_like_strings_are_masked(text: str, secret: str) -> None:
+    out = redact_secrets(text)
+    assert secret not in out and MASK in out
+    # inside a serialised body (quotes escaped) too
+    stored = redact_stored([{"role": "user", "content": text}])
+    assert secret not in stored and MASK in stored
+
+
+PROSE_AND_CODE = [
+    "The bearer of bad news arrived at the task-management meeting.",
+    "Set max_tokens to 1024 and the temperature to 0.7; tokens are counted per request.",
+    "password = get_password()\napi_key = os.environ['OPENAI_API_KEY']\ntoken: str = request.token",
+    'def login(password: str, token: str | None = None) -> bool:\n    return check(password, token)',
+    "Use `Authorization: Bearer YOUR_TOKEN_HERE` and `x-api-key: <your key>`.",
+    "See https://example.com/docs/api-keys and user@example.com for details.",
+    "The secret: keep it simple. Password requirements: at least twelve characters.",
+    "sk-learn is a typo of scikit-learn; the risk-assessment-for-everyone-framework is long.",
+    "AKIA is how AWS access key ids start; ghp_ is GitHub's prefix.",
+    "git commit -m 'fix: token refresh'  # sha 3f2a9c1e7b4d",
+    'const config = { apiKey: process.env.API_KEY, secret: loadSecret("prod") };',
+    "Kubernetes secretKeyRef: name: db-credentials, key: password-v2",
+    "in 2024-01-15T10:30:00Z the build 1234567890 passed; uuid 550e8400-e29b-41d4-a716-446655440000",
+    "Les mots de passe: « motdepasse » n'est pas sûr. 密码不应该写在代码里。",
+]
+
+
+@pytest.mark.parametrize("text", PROSE_AND_CODE)
+def test_prose_and_code_pass_unchanged(text: str) -> None:
+    assert redact_secrets(text) == text
+    body = [{"role": "user", "content": text}, {"role": "assistant", "content": [{"type": "text", "text": text}]}]
+    assert json.loads(redact_stored(body)) == body
+
+
+def test_the_gateways_own_secrets_are_masked_raw_and_json_escaped() -> None:
+    secret = 'up-key"with\\quote-and-more'
+    logs.register_secret(secret)
+    try:
+        assert redact_secrets(f"key {secret} here") == f"key {MASK} here"
+        stored = redact_stored({"content": f"key {secret} here"})
+        assert secret not in json.loads(stored)["content"] and MASK in stored
+    finally:
+        logs._secrets = tuple(s for s in logs._secrets if s != secret)
+
+
+def test_empty_values_pass() -> None:
+    assert redact_secrets("") == ""
+    assert redact_stored(None) is None
+    assert redact_stored("plain") == "plain"
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def record(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_the_log_writer_masks_bodies_only_when_the_setting_is_on(redact: bool) -> None:
+    sink = _Sink()
+    record = RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", sink, redact_secrets=redact)
+    record.input_messages = [{"role": "user", "content": f"my key is {OPENAI}"}]
+    record.add_output(f"echo {OPENAI}")
+    record.finish(200)
+    row = sink.rows[0]
+    assert row["input_messages"][0]["content"].endswith(OPENAI)  # queued untouched: no work on the request path
+    stored = " ".join(str(v) for v in _db_row(row))
+    assert (OPENAI in stored) is not redact
+    assert (MASK in stored) is redact
