@@ -151,6 +151,21 @@ def test_spilled_rows_round_trip_exactly(db_path, spill_dir):
             assert getattr(one, field.name) == getattr(two, field.name), field.name
 
 
+def test_secrets_in_bodies_are_redacted_before_they_reach_the_disk(db_path, spill_dir):
+    secret = "sk-zen-" + "Ab3" * 12
+    writer = RequestLogWriter(max_queued=1, spill_dir=spill_dir)
+    with locked(db_path):
+        writer.record(_row(1, input_messages=[{"role": "user", "content": f"my key {secret}"}], redact_secrets=True))
+        writer.record(_row(0))
+        writer.flush(force=True)
+        assert writer.spilled == 1  # the oldest, with the secret
+        spilled = "".join(f.read_text() for f in _spill_files(spill_dir))
+        assert "my key" in spilled and secret not in spilled
+    _recover_all(writer)
+    stored = RequestLog.get(RequestLog.request_id == "req_1").input_messages
+    assert secret not in stored and "my key" in stored
+
+
 def test_spill_encoding_keeps_datetimes_and_aware_ones_too():
     naive = dt.datetime(2026, 2, 1, 0, 0, 0, 1)
     aware = dt.datetime(2026, 2, 1, 0, 0, 0, 1, tzinfo=dt.UTC)

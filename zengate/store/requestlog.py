@@ -308,11 +308,12 @@ class RequestLogWriter:
 
 
 def _spill_form(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as it is spilled: bodies and attempts serialised and clipped, as the database stores them."""
+    """A row as it is spilled: bodies redacted (when asked), serialised and clipped, as the database stores them."""
     limit = row.get("body_max_chars") or 100_000
     out = dict(row)
     for name in _BODIES:
-        out[name] = _clip(row.get(name), limit)
+        value = row.get(name)
+        out[name] = _clip(redact_stored(value) if row.get("redact_secrets") else value, limit)  # as _db_row
     attempts = row.get("attempts")
     if attempts is not None and not isinstance(attempts, str):
         out["attempts"] = json.dumps(attempts)
