@@ -295,6 +295,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
             err = read_error(exc)
             if not sent:
                 handed_over = True
+                record.ttfb_ms = None  # no answer came of it; another route's first byte may
                 raise err from (None if err is exc else exc)
             status_error = f"{err.kind}: {err.message}"
             out = adapter.on_failure(err)

@@ -162,7 +162,8 @@ def test_failure_before_the_first_event_is_raised_and_the_record_left_to_the_cal
     with pytest.raises(UpstreamError) as exc:
         start(response, rec)
     assert exc.value.status == 502 and needle in exc.value.message
-    assert response.closed and rec.sink.rows == [] and not rec.done
+    assert response.closed and rec.sink.rows == [] and not rec.done and rec.ttfb_ms is None
+    rec.finish(exc.value.status, exc.value.message)  # the caller's part (the error handler's)
 
 
 def test_an_html_page_is_refused_before_its_body_is_read(body):
@@ -171,6 +172,7 @@ def test_an_html_page_is_refused_before_its_body_is_read(body):
     with pytest.raises(UpstreamError) as exc:
         start(response, rec)
     assert "HTML page" in exc.value.message and response.closed and not rec.done
+    rec.finish(exc.value.status, exc.value.message)
 
 
 @pytest.mark.parametrize(("fault", "needle", "kind"), [
