@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .logs import redact
 from .protocols.errors import ProtocolError
 from .upstream.client import UpstreamError
 
@@ -36,8 +37,9 @@ def is_free_tier_refusal(err: UpstreamError) -> bool:
 
 
 def from_upstream(err: UpstreamError) -> ApiError:
-    """The error a client sees for a failed upstream call: status and message kept."""
-    message = err.message
+    """The error a client sees for a failed upstream call: status and message kept (secrets the
+    upstream echoes, such as our own key in "Incorrect API key provided: …", masked)."""
+    message = redact(err.message)
     if is_free_tier_refusal(err):
         message = f"{message.rstrip('.')}. {FREE_TIER_HINT}"
     headers = {"Retry-After": err.retry_after} if err.retry_after else {}

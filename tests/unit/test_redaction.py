@@ -7,9 +7,11 @@ import json
 import pytest
 
 from zengate import logs
+from zengate.errors import from_upstream
 from zengate.records import RequestRecord
 from zengate.redaction import MASK, redact_secrets, redact_stored
 from zengate.store.requestlog import _db_row
+from zengate.upstream.client import UpstreamError
 
 ZEN = "sk-zen-" + "Q2xhdWRlSXNHcmVhdDEyMzQ1Njc4OTBhYmNkZWZnaGlqa2w"
 OPENAI = "sk-proj-" + "4fGh7Kq9Zx2Lm8Np3Rt6Vw1Yb5Cd0Ef"
@@ -109,3 +111,16 @@ def test_the_log_writer_masks_bodies_only_when_the_setting_is_on(redact: bool) -
     stored = " ".join(str(v) for v in _db_row(row))
     assert (OPENAI in stored) is not redact
     assert (MASK in stored) is redact
+
+
+def test_upstream_errors_reach_the_client_without_the_gateways_secrets() -> None:
+    """An upstream that echoes the key it was sent ("Incorrect API key provided: …") had it passed
+    on to the client verbatim."""
+    secret = "zen-upstream-key-for-this-test-1"
+    logs.register_secret(secret)
+    try:
+        err = from_upstream(UpstreamError(401, f"Incorrect API key provided: {secret}", error_type="authentication"))
+        assert secret not in err.message and err.message == f"Incorrect API key provided: {MASK}"
+        assert err.status == 401
+    finally:
+        logs._secrets = tuple(s for s in logs._secrets if s != secret)
