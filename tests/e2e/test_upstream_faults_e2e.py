@@ -190,11 +190,20 @@ def assert_serving(gw: GatewayProcess, p: Pairing, *, stream: bool) -> None:
     assert text == "Hello from upstream"
 
 
+NORMAL_TIMEOUT = 300
+
+
+def normal_timeout(gw: GatewayProcess) -> None:
+    """Back to the usual upstream_read_timeout: a normal answer must not race the short one."""
+    gw.set_setting("upstream_read_timeout", NORMAL_TIMEOUT)
+
+
 @pytest.fixture
 def small_timeout(gw):
+    """A short upstream_read_timeout while the upstream hangs (restored afterwards in any case)."""
     gw.set_setting("upstream_read_timeout", SMALL_TIMEOUT)
     yield
-    gw.set_setting("upstream_read_timeout", 300)
+    normal_timeout(gw)
 
 
 # --- non-streaming requests: an error status and body in the client's shape ---------------------
@@ -230,6 +239,7 @@ def test_non_stream_hang_is_504(gw, up, p, small_timeout):
     assert_says(message, "did not answer in time")
     assert up.wait_for(lambda: up.aborted_hangs == 1), "the gateway left the hung connection open"
     assert log_row(gw, marker)["status"] == 504
+    normal_timeout(gw)
     assert_serving(gw, p, stream=False)
 
 
@@ -265,6 +275,7 @@ def test_stream_hang_before_headers_is_504(gw, up, p, small_timeout):
     message = error_message(p, call(gw, p, stream=True, marker=marker), 504)
     assert_says(message, "did not answer in time")
     assert log_row(gw, marker)["status"] == 504
+    normal_timeout(gw)
     assert_serving(gw, p, stream=True)
 
 
@@ -315,6 +326,7 @@ def test_upstream_silent_mid_stream_times_out(gw, up, p, small_timeout):
     assert up.wait_for(lambda: up.aborted_hangs == 1), "the gateway left the stalled connection open"
     row = log_row(gw, marker)
     assert row["status"] == 200 and row["error"].startswith("timeout")
+    normal_timeout(gw)
     assert_serving(gw, p, stream=True)
 
 
@@ -429,4 +441,5 @@ def test_anthropic_sdk_raises_on_faults(gw, up, model, small_timeout):
     with pytest.raises(anthropic.APIStatusError) as exc:
         client.messages.create(model=model, max_tokens=64, messages=HI)
     assert exc.value.status_code == 504
+    normal_timeout(gw)
     assert client.messages.create(model=model, max_tokens=64, messages=HI).content[0].text == "Hello from upstream"
