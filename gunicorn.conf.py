@@ -84,7 +84,8 @@ _prepare_metrics_dir()
 
 bind = [_config.bind]
 workers = _config.workers
-worker_class = "gevent"
+# gevent, with a deadline on request heads and gunicorn's own refusals answered in JSON (zengate/worker.py)
+worker_class = "zengate.worker.ZengateWorker"
 worker_connections = int(os.environ.get("ZENGATE_WORKER_CONNECTIONS", "4096"))
 # Async workers notify the master from their own loop, so a long stream is never cut by this;
 # it only restarts a worker whose loop is stuck.
@@ -96,6 +97,12 @@ STREAM_GRACE = max(0, math.ceil(_config.graceful_timeout))
 graceful_timeout = STREAM_GRACE + FLUSH_SECONDS
 # Idle keep-alive connections hold a worker's shutdown until they time out: keep them short.
 keepalive = 5
+# Hard limits on a request head, above the documented one (ZENGATE_MAX_HEADER_BYTES, enforced by the
+# app so the 431 comes in the client's error shape): a request line up to gunicorn's maximum, any one
+# header up to the whole documented limit, up to 128 headers (a head of at most ~4 MiB is buffered).
+limit_request_line = 8190
+limit_request_fields = 128
+limit_request_field_size = max(8190, _config.max_header_bytes)
 loglevel = _config.log_level
 accesslog = None
 errorlog = "-"

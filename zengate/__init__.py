@@ -67,6 +67,17 @@ def create_app(config=None) -> Flask:
 
     app.register_blueprint(openapi_bp)
 
+    from . import client_limits
+
+    app.wsgi_app = client_limits.BodyDeadline(app.wsgi_app, config.client_timeout)  # slow bodies → 408
+
+    @app.before_request
+    def _head_size():
+        too_big = client_limits.oversized_head(request.environ, config.max_header_bytes)
+        if too_big:
+            return _error_response(431, too_big)
+        return None
+
     @app.after_request
     def _security_headers(response):
         # No CORS: no Access-Control-* header is ever sent, so browsers keep other origins out.

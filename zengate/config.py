@@ -44,6 +44,9 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_METRICS_TOKEN", "(unset)", "A bearer token `GET /metrics` accepts (besides one set by the admin API)."),
     ("ZENGATE_LOG_QUEUE_MAX", "5000", "Request-log rows a worker keeps in memory while the database refuses "
      "writes; the rest spill to `$ZENGATE_DATA_DIR/request-log-spill/` until it is back."),
+    ("ZENGATE_CLIENT_TIMEOUT", "30", "Seconds a client has to send a request's body (its head: gunicorn's keep-alive, "
+     "5 s, or this if shorter); a slower one gets a 408 and is disconnected. Answers are never cut by it."),
+    ("ZENGATE_MAX_HEADER_BYTES", "32768", "Largest request head (request line and headers) in bytes; larger → 431."),
     ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where workers share metric values; wiped at start."),
 ]
 
@@ -77,6 +80,8 @@ class Config:
     graceful_timeout: float = 30.0
     metrics_token: str | None = None
     log_queue_max: int = 5000  # ZENGATE_LOG_QUEUE_MAX: request-log rows in memory before they spill to disk
+    client_timeout: float = 30.0  # ZENGATE_CLIENT_TIMEOUT: seconds to send a request body (and at most the head)
+    max_header_bytes: int = 32768  # ZENGATE_MAX_HEADER_BYTES: request line and headers together
 
     @property
     def spill_dir(self) -> Path:
@@ -112,6 +117,8 @@ class Config:
             graceful_timeout=float(_env("ZENGATE_GRACEFUL_TIMEOUT", "30")),
             metrics_token=_env("ZENGATE_METRICS_TOKEN"),
             log_queue_max=max(1, int(_env("ZENGATE_LOG_QUEUE_MAX", "5000"))),
+            client_timeout=max(0.1, float(_env("ZENGATE_CLIENT_TIMEOUT", "30"))),
+            max_header_bytes=max(1024, int(_env("ZENGATE_MAX_HEADER_BYTES", "32768"))),
         )
 
     @property

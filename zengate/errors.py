@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from werkzeug.exceptions import HTTPException
+
 from .logs import redact
 from .protocols.errors import ProtocolError
 from .upstream.client import UpstreamError
@@ -59,4 +61,6 @@ def to_api_error(exc: Exception) -> ApiError:
         return from_protocol(exc)
     if isinstance(exc, RoutingError):
         return ApiError(exc.status, exc.message, kind="routing")
+    if isinstance(exc, HTTPException):  # a 408 for a body that came too slowly (client_limits)
+        return ApiError(exc.code or 400, exc.description or exc.name, kind="input")
     return from_upstream(exc)

@@ -33,8 +33,10 @@ _STATUS_TEXT = {
     401: "Missing or wrong credentials.",
     403: "Forbidden (a cookie session without X-Zengate-CSRF, a Go model without a Go key…).",
     404: "Not found.",
+    408: "The request body did not arrive within ZENGATE_CLIENT_TIMEOUT seconds.",
     413: "Body over max_body_bytes.",
     429: "Rate limited; see Retry-After.",
+    431: "Request line and headers over ZENGATE_MAX_HEADER_BYTES together.",
     502: "The upstream could not be reached.",
     504: "The upstream timed out.",
 }
@@ -181,6 +183,21 @@ PATHS: dict[str, dict] = {
                              **_errors(OPENAI_ERROR, 401)},
                             security=[{"metricsBearer": []}, *ADMIN], tags=("metrics",))},
 }
+
+def _client_limits(paths: dict[str, dict]) -> dict[str, dict]:
+    """Every operation may answer 431 (head too large), and one that takes a body 408 (body too slow)."""
+    for path, ops in paths.items():
+        shape = ANTHROPIC_ERROR if path.startswith("/v1/messages") else OPENAI_ERROR
+        if path == "/v1/models":
+            shape = {"oneOf": [OPENAI_ERROR, ANTHROPIC_ERROR]}  # Anthropic's with anthropic-version
+        for op in ops.values():
+            statuses = (408, 431) if "requestBody" in op else (431,)
+            for status, response in _errors(shape, *statuses).items():
+                op["responses"].setdefault(status, response)
+    return paths
+
+
+_client_limits(PATHS)
 
 MODEL = {"type": "string", "minLength": 1, "pattern": r"\S", "description": "A model id, alias or tier:model"}
 PART = {"type": "object", "required": ["type"], "properties": {"type": STRING}}

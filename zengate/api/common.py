@@ -9,6 +9,7 @@ from urllib.parse import quote
 from flask import Response, g, jsonify, request
 
 from .. import auth, exchange, routing
+from ..client_limits import ClientTooSlow
 from ..errors import ApiError, to_api_error
 from ..exchange import Answer
 from ..gateway import Gateway, current_gateway
@@ -126,7 +127,7 @@ def install_error_handler(bp, body: Callable[[ApiError], dict],
         finish_with_error(err)
         return jsonify(body(err)), err.status, err.headers
 
-    for kind in (ApiError, ProtocolError, RoutingError, UpstreamError):
+    for kind in (ApiError, ProtocolError, RoutingError, UpstreamError, ClientTooSlow):
         bp.register_error_handler(kind, handle)
 
 

@@ -1,0 +1,106 @@
+"""gunicorn's gevent worker with two changes: bounded time for a request head, JSON errors.
+
+* A request head (request line and headers, or the wait for the next request on a kept-alive
+  connection) must arrive within gunicorn's ``keepalive`` or ``ZENGATE_CLIENT_TIMEOUT``, whichever
+  is shorter; a client trickling its head byte by byte is then disconnected. (The body has its own
+  deadline, :mod:`zengate.client_limits`; nothing bounds the answer, so long streams run on.)
+* What gunicorn refuses before the application sees the request (a request line or headers over
+  its hard limits, a malformed head) is answered in JSON, in the error shape of the API the path
+  belongs to, instead of gunicorn's HTML page.
+
+``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Any
+
+import gevent
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.http.message import Request
+from gunicorn.workers.ggevent import GeventWorker
+
+from .config import Config
+
+#: gunicorn's parse errors whose status is not 400: (error class, status, reason phrase).
+_STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
+    (http_errors.InvalidResponseHeader, 500, "Internal Server Error"),  # the application's fault
+    (http_errors.InvalidResponseHeaderName, 500, "Internal Server Error"),
+    (http_errors.ConfigurationProblem, 500, "Internal Server Error"),
+    (http_errors.LimitRequestLine, 414, "URI Too Long"),
+    (http_errors.LimitRequestHeaders, 431, "Request Header Fields Too Large"),
+    (http_errors.UnsupportedTransferCoding, 501, "Not Implemented"),
+    (http_errors.ExpectationFailed, 417, "Expectation Failed"),
+    (http_errors.ForbiddenProxyRequest, 403, "Forbidden"),
+)
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """The status and reason gunicorn gives an error it meets before or around the application."""
+    for kind, status, reason in _STATUSES:
+        if isinstance(exc, kind):
+            return status, reason
+    if isinstance(exc, http_errors.ParseException):
+        return 400, "Bad Request"
+    return 500, "Internal Server Error"
+
+
+def request_path(req: Any, exc: BaseException) -> str:
+    """The path of the request gunicorn was reading when it failed, or ``""`` when unknown.
+
+    A head refused for its headers fails inside the parser, after the request line was read: the
+    half-built request is found among the traceback's frames.
+    """
+    candidates = [req, getattr(exc, "req", None)]
+    tb: types.TracebackType | None = exc.__traceback__
+    while tb is not None:
+        candidates.append(tb.tb_frame.f_locals.get("self"))
+        tb = tb.tb_next
+    for candidate in candidates:
+        if isinstance(candidate, Request) and isinstance(getattr(candidate, "path", None), str):
+            return candidate.path
+    return ""
+
+
+def error_response(status: int, reason: str, message: str, path: str) -> bytes:
+    """A complete HTTP/1.1 response carrying a JSON error in the shape of ``path``'s API."""
+    from .protocols import anthropic as anthropic_proto
+    from .protocols import openai as openai_proto
+
+    if path.startswith("/v1/messages"):
+        body = anthropic_proto.error_body(status, message)
+    else:
+        body = openai_proto.error_body(status, message)
+    data = json.dumps(body).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nX-Content-Type-Options: nosniff\r\n\r\n")
+    return head.encode("latin-1") + data
+
+
+class ZengateWorker(GeventWorker):
+    """The gevent worker, with a deadline on request heads and errors answered in JSON."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client_timeout = Config.from_env().client_timeout
+
+    def timeout_ctx(self) -> gevent.Timeout:
+        """Bound the wait for (and the reading of) each request head; silent: the connection closes."""
+        return gevent.Timeout(min(self.cfg.keepalive, self.client_timeout), False)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's own refusals as JSON in the client's API shape (gunicorn writes HTML)."""
+        status, reason = status_of(exc)
+        if status >= 500:
+            self.log.exception("Error handling request %s", getattr(req, "uri", "(no URI read)"))
+            message = "internal error; see the gateway's log"
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+            message = f"{reason}: {exc}"
+        try:
+            util.write_nonblock(client, error_response(status, reason, message, request_path(req, exc)))
+        except OSError:
+            self.log.debug("Failed to send error message.")
