@@ -168,18 +168,26 @@ def trickle_until_closed(sock: socket.socket, data: bytes, limit: float) -> tupl
     raise AssertionError("the whole request was sent without the gateway cutting it off")
 
 
-def slow_head(gw: GatewayProcess) -> tuple[float, bytes]:
+def attacking(ready: threading.Barrier | None) -> None:
+    """Tell the test the attack is under way (the connection is open and the first bytes sent)."""
+    if ready is not None:
+        ready.wait(10)
+
+
+def slow_head(gw: GatewayProcess, ready: threading.Barrier | None = None) -> tuple[float, bytes]:
     with connect(gw) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        attacking(ready)
         return trickle_until_closed(sock, b"X-Slow: " + b"s" * 200 + b"\r\n\r\n", DEADLINE + SLACK)
 
 
-def slow_body(gw: GatewayProcess, path: str) -> tuple[float, bytes]:
+def slow_body(gw: GatewayProcess, path: str, ready: threading.Barrier | None = None) -> tuple[float, bytes]:
     body = CHAT + b" " * 200
     headers = gw.admin_headers() if path.startswith("/_admin") else {}
     with connect(gw) as sock:
         sock.sendall(request_bytes("POST", path, headers, b"")[:-len(b"Content-Length: 0\r\n\r\n")]
                      + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        attacking(ready)
         return trickle_until_closed(sock, body, DEADLINE + SLACK)
 
 
@@ -207,10 +215,12 @@ def test_a_client_trickling_its_body_gets_a_408_and_is_disconnected(gw: GatewayP
 
 def test_normal_requests_are_served_promptly_during_a_slowloris_attack(gw: GatewayProcess) -> None:
     results: list[tuple[float, bytes]] = []
+    ready = threading.Barrier(11)  # ten attackers connected and started, and this test
     attackers = [threading.Thread(target=lambda f=f: results.append(f()), daemon=True)
-                 for f in [lambda: slow_head(gw), lambda: slow_body(gw, "/v1/chat/completions")] * 5]
+                 for f in [lambda: slow_head(gw, ready), lambda: slow_body(gw, "/v1/chat/completions", ready)] * 5]
     for thread in attackers:
         thread.start()
+    ready.wait(10)
     try:
         for _ in range(3):
             start = time.monotonic()
