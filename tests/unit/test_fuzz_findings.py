@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.gateway import ADMIN_PASSWORD
 from zengate.api.common import header_value
 
 
@@ -45,3 +46,15 @@ def test_a_model_name_with_control_characters_still_answers(client):
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.headers["x-zengate-model"].isprintable()
+
+
+def test_nul_characters_are_refused_not_a_database_error(make_app, pg_url):
+    """PostgreSQL refuses NUL in text: a key name, a revoke prefix or a stats filter with one was a 500."""
+    client = make_app(database_url=pg_url).test_client()
+    token = client.post("/_admin/login", json={"password": ADMIN_PASSWORD}).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/_admin/api-keys", json={"name": "a\x00"}, headers=headers).status_code == 400
+    assert client.post("/_admin/api-keys/delete", json={"prefix": "\x00"}, headers=headers).status_code == 404
+    for query in ("key=%00", "model=%00"):
+        r = client.get(f"/_stats/requests?{query}", headers=headers)
+        assert r.status_code == 400 and "NUL" in r.get_json()["error"]["message"]

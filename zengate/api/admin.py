@@ -157,8 +157,9 @@ def create_key():
     body = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}
     name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 200:
-        raise ApiError(400, "name: must be a string of at most 200 characters", param="name", kind="input")
+    if not isinstance(name, str) or len(name) > 200 or "\x00" in name:  # PostgreSQL refuses NUL in text
+        raise ApiError(400, "name: must be a string of at most 200 characters, without NUL", param="name",
+                       kind="input")
     new = auth.create_key(name.strip())
     return jsonify({"key": new.key, **auth.key_to_dict(new.record),
                     "note": "store this key now: it is shown only once"}), 201
@@ -172,8 +173,8 @@ def delete_key():
         raise ApiError(400, "id: must be an integer", param="id", kind="input")
     if key_id is None and not isinstance(prefix, str):
         raise ApiError(400, "id or prefix: say which key to revoke", param="id", kind="input")
-    if key_id is not None and abs(key_id) > MAX_ROW_ID:
-        raise ApiError(404, "no such key", kind="input")  # past any row id (and the database's integers)
+    if (key_id is not None and abs(key_id) > MAX_ROW_ID) or (key_id is None and "\x00" in prefix):
+        raise ApiError(404, "no such key", kind="input")  # past any row id, or a NUL no database text holds
     if not auth.revoke_key(key_id=key_id, prefix=prefix if key_id is None else None):
         raise ApiError(404, "no such key", kind="input")
     return jsonify({"revoked": True})

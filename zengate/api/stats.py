@@ -97,6 +97,8 @@ def _text_arg(name: str, maximum: int = 200) -> str | None:
         return None
     if len(raw) > maximum:
         raise _bad(name, f"must be at most {maximum} characters")
+    if "\x00" in raw:  # PostgreSQL refuses NUL in text: a 500 otherwise
+        raise _bad(name, "must not contain NUL characters")
     return raw.strip()
 
 
