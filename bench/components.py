@@ -173,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         sql = f"INSERT INTO request_log ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         t0, c0 = time.perf_counter(), time.process_time()
         db.execute("BEGIN")
-        db.executemany(sql, ([row.get(name) if not isinstance(row.get(name), bool) else int(row[name])
-                              for name in names] for row in rows))
+        def floor_value(value):
+            if isinstance(value, bool):
+                return int(value)
+            return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+        db.executemany(sql, ([floor_value(row.get(name)) for name in names] for row in rows))
         db.execute("COMMIT")
         results["request log: sqlite3.executemany floor, per row"] = per_row(t0, c0, len(rows))
         db.close()

@@ -14,6 +14,10 @@ from zengate.upstream.client import UpstreamClient, UpstreamError, iter_body, pa
 
 URL = "http://upstream.test/zen/v1"
 
+# The client's own adapter (DirectAdapter) answers its direct calls, so that is what is mocked.
+mocked = responses.RequestsMock(target="zengate.upstream.client.DirectAdapter.send",
+                                assert_all_requests_are_fired=False)
+
 
 class FakeSettings(Settings):
     def __init__(self, **values):
@@ -30,12 +34,12 @@ def client():
     return UpstreamClient(FakeSettings(opencode_session="ses_0123456789abAAAAAAAAAAAAAA"))
 
 
-@responses.activate
+@mocked.activate
 def test_openai_call_carries_opencode_headers_and_key(client):
-    responses.post(URL + "/chat/completions", json={"choices": []})
+    mocked.post(URL + "/chat/completions", json={"choices": []})
     client.send(URL + "/chat/completions", b"{}", key="sk-upstream", protocol="openai", stream=False).close()
     client.send(URL + "/chat/completions", b"{}", key="sk-upstream", protocol="openai", stream=True).close()
-    first, second = (c.request.headers for c in responses.calls)
+    first, second = (c.request.headers for c in mocked.calls)
     assert first["Authorization"] == "Bearer sk-upstream"
     assert "x-api-key" not in first
     assert first["x-opencode-client"] == "cli"
@@ -47,18 +51,18 @@ def test_openai_call_carries_opencode_headers_and_key(client):
     assert second["Accept"] == "text/event-stream"
 
 
-@responses.activate
+@mocked.activate
 def test_anthropic_call_uses_x_api_key(client):
-    responses.post(URL + "/messages", json={"content": []})
+    mocked.post(URL + "/messages", json={"content": []})
     client.send(URL + "/messages", b"{}", key="k", protocol="anthropic", stream=False).close()
-    headers = responses.calls[0].request.headers
+    headers = mocked.calls[0].request.headers
     assert headers["x-api-key"] == "k" and "Authorization" not in headers
     assert headers["anthropic-version"]
 
 
-@responses.activate
+@mocked.activate
 def test_zen_error_shape_keeps_status_message_and_retry_after(client):
-    responses.post(URL + "/chat/completions", status=429, headers={"retry-after": "7"},
+    mocked.post(URL + "/chat/completions", status=429, headers={"retry-after": "7"},
                    json={"type": "error", "error": {"type": "FreeUsageLimitError", "message": "Rate limit exceeded"}})
     with pytest.raises(UpstreamError) as exc:
         client.send(URL + "/chat/completions", b"{}", key="public", protocol="openai", stream=False)
@@ -84,11 +88,11 @@ def test_parse_error_body_shapes(body, expected):
     assert parse_error_body(502, body) == expected
 
 
-@responses.activate
+@mocked.activate
 def test_connection_failure_is_502_and_timeout_is_504(client):
-    responses.post(URL + "/a", body=requests.ConnectionError("refused"))
-    responses.post(URL + "/b", body=requests.ReadTimeout("slow"))
-    responses.post(URL + "/c", body=requests.ConnectTimeout("slow"))
+    mocked.post(URL + "/a", body=requests.ConnectionError("refused"))
+    mocked.post(URL + "/b", body=requests.ReadTimeout("slow"))
+    mocked.post(URL + "/c", body=requests.ConnectTimeout("slow"))
     codes = []
     for path in ("/a", "/b", "/c"):
         with pytest.raises(UpstreamError) as exc:
@@ -97,26 +101,26 @@ def test_connection_failure_is_502_and_timeout_is_504(client):
     assert codes == [(502, "connection"), (504, "timeout"), (504, "timeout")]
 
 
-@responses.activate
+@mocked.activate
 def test_read_json_rejects_html_200(client):
-    responses.post(URL + "/chat/completions", body="<html>hi</html>", content_type="text/html")
+    mocked.post(URL + "/chat/completions", body="<html>hi</html>", content_type="text/html")
     response = client.send(URL + "/chat/completions", b"{}", key="k", protocol="openai", stream=False)
     with pytest.raises(UpstreamError) as exc:
         client.read_json(response)
     assert exc.value.status == 502 and "text/html" in exc.value.message
 
 
-@responses.activate
+@mocked.activate
 def test_iter_body_yields_everything(client):
     payload = b"".join(b"data: " + json.dumps({"i": i}).encode() + b"\n\n" for i in range(50))
-    responses.post(URL + "/chat/completions", body=payload, content_type="text/event-stream")
+    mocked.post(URL + "/chat/completions", body=payload, content_type="text/event-stream")
     response = client.send(URL + "/chat/completions", b"{}", key="k", protocol="openai", stream=True)
     assert b"".join(iter_body(response)) == payload
 
 
-@responses.activate
+@mocked.activate
 def test_models_are_fetched_without_a_key(client):
-    responses.get(URL + "/models", json={"data": [{"id": "big-pickle"}]})
+    mocked.get(URL + "/models", json={"data": [{"id": "big-pickle"}]})
     assert client.get_json(URL + "/models") == {"data": [{"id": "big-pickle"}]}
-    headers = responses.calls[0].request.headers
+    headers = mocked.calls[0].request.headers
     assert "Authorization" not in headers and "x-api-key" not in headers

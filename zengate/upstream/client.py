@@ -5,10 +5,11 @@ status the client should see (the upstream's own for HTTP errors, 502 for connec
 504 for timeouts) and the upstream's message.
 
 Direct calls (no proxy) skip ``Session.request`` and hand a ready ``PreparedRequest`` to the
-session's adapter: ``Session.request`` spends most of a millisecond per call merging environment
-settings, cookies and hooks into a request the gateway has already fully formed. The adapter, its
-urllib3 pool, keep-alive connections and TLS are the session's own either way. Proxied calls take
-the ordinary ``session.post`` path, where ``requests`` does the proxy work.
+session's adapter, a :class:`DirectAdapter`: ``Session.request`` spends most of a millisecond per
+call merging environment settings, cookies and hooks into a request the gateway has already fully
+formed, and ``HTTPAdapter.send`` another ~100 µs finding the pool and building the response. The
+urllib3 pools, keep-alive connections and TLS set-up are the session's own either way. Proxied
+calls take the ordinary ``session.post`` path, where ``requests`` does the proxy work.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.models import PreparedRequest
+from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from .. import ids
 
@@ -96,6 +98,53 @@ def transport_error(exc: BaseException) -> UpstreamError:
     return UpstreamError(502, f"upstream failure: {type(exc).__name__}", "protocol")
 
 
+class DirectAdapter(HTTPAdapter):
+    """``HTTPAdapter`` with a lean path for the gateway's own direct calls.
+
+    ``Session.send`` always passes ``proxies`` (a dict, empty when there is none) and gets the
+    ordinary adapter. The gateway's direct calls (``UpstreamClient._send_direct``) pass none: their
+    pool is looked up once per host (set up, TLS verification included, exactly as ``HTTPAdapter``
+    does it) and the response is built without the cookie jar, which nothing here reads. urllib3's
+    own exceptions come through unchanged (``retries=False``): :func:`transport_error` maps them.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+
+    def send(self, request: PreparedRequest, stream: bool = False, timeout=None, verify=True, cert=None,
+             proxies=None) -> Response:
+        lean = proxies is None and stream and verify is True and cert is None and isinstance(timeout, tuple)
+        if not lean:
+            return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+        url = request.url
+        scheme_end = url.index("://") + 3
+        path_start = url.find("/", scheme_end)
+        origin, path = (url, "/") if path_start < 0 else (url[:path_start], url[path_start:])
+        pool = self._pools.get(origin)
+        if pool is None or pool.pool is None:  # first call to this host, or its pool was closed
+            pool = self.get_connection_with_tls_context(request, verify, cert=cert)
+            self.cert_verify(pool, url, verify, cert)
+            self._pools[origin] = pool
+        raw = pool.urlopen(request.method, path, body=request.body, headers=request.headers, redirect=False,
+                           assert_same_host=False, preload_content=False, decode_content=False, retries=False,
+                           timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        response = Response()
+        response.status_code = raw.status
+        response.headers = raw.headers  # urllib3's HTTPHeaderDict: case-insensitive, as requests' own
+        response.encoding = get_encoding_from_headers(raw.headers)
+        response.raw = raw
+        response.reason = raw.reason
+        response.url = url
+        response.request = request
+        response.connection = self
+        return response
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
+
+
 class UpstreamClient:
     """Sends requests upstream with OpenCode's client headers."""
 
@@ -104,7 +153,7 @@ class UpstreamClient:
         self.session = requests.Session()
         self.session.trust_env = False  # proxies are chosen by zengate, never by the environment
         self.egress = None  # set by the gateway: upstream/egress.py picks direct or a proxy per request
-        self.adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        self.adapter = DirectAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
 
