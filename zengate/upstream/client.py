@@ -31,6 +31,39 @@ from .. import ids
 ANTHROPIC_VERSION = "2023-06-01"
 
 
+def _poll_now() -> Any:
+    """The standard library's ``select.poll``, even where gevent has patched it."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a runtime dependency
+        import select
+
+        return select.poll
+    return monkey.get_original("select", "poll")
+
+
+_original_poll = _poll_now()
+_wait_for_read = urllib3.connection.wait_for_read
+
+
+def _readable_now_or_wait(sock: Any, timeout: float | None = None) -> bool:
+    """urllib3's ``wait_for_read``, answering its zero-timeout probe without a trip through the hub.
+
+    Before reusing a pooled connection urllib3 asks whether the server closed it, with a poll of
+    timeout 0. Under gevent that poll is gevent's: it registers a watcher and switches to the hub
+    and back (about 50 µs per request). A zero-timeout poll never blocks, so the original one is
+    just as cooperative, and costs a single system call.
+    """
+    if timeout != 0:
+        return _wait_for_read(sock, timeout)
+    poller = _original_poll()
+    poller.register(sock, 1)  # POLLIN
+    return bool(poller.poll(0))
+
+
+urllib3.connection.wait_for_read = _readable_now_or_wait
+
+
 @dataclass
 class UpstreamError(Exception):
     """An upstream call that did not give a usable answer."""
