@@ -152,6 +152,11 @@ def configure(level: str = "info", fmt: str = "text") -> None:
         root.addHandler(handler)
         root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Neither format shows where a line was logged from, nor a thread's name: skip finding them out
+    # for every record (the logging HOWTO's "Optimization"; the caller walk is most of it).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
 
 
 def gunicorn_json_logger():
