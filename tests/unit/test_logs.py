@@ -9,22 +9,15 @@ import pytest
 
 from tests.support.fake_upstream import error
 from tests.support.gateway import ADMIN_PASSWORD
+from tests.support.sinks import RowSink
 from zengate import logs
 from zengate.records import RequestRecord
 from zengate.store.models import RequestLog
 
 
-class ListSink:
-    def __init__(self):
-        self.rows = []
-
-    def record(self, row):
-        self.rows.append(row)
-
-
 def _record(**kw) -> RequestRecord:
     return RequestRecord(request_id="req_abc", method="POST", path="/v1/chat/completions", format="openai",
-                         sink=ListSink(), **kw)
+                         sink=RowSink(), **kw)
 
 
 def _log_record(message: str, *args, **fields) -> logging.LogRecord:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.support.sinks import RowSink
 from zengate import logs
 from zengate.errors import from_upstream
 from zengate.records import RequestRecord
@@ -91,17 +92,10 @@ def test_empty_values_pass() -> None:
     assert redact_stored("plain") == "plain"
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def record(self, row: dict) -> None:
-        self.rows.append(row)
-
 
 @pytest.mark.parametrize("redact", [True, False])
 def test_the_log_writer_masks_bodies_only_when_the_setting_is_on(redact: bool) -> None:
-    sink = _Sink()
+    sink = RowSink()
     record = RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", sink, redact_secrets=redact)
     record.input_messages = [{"role": "user", "content": f"my key is {OPENAI}"}]
     record.add_output(f"echo {OPENAI}")

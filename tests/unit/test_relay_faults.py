@@ -12,6 +12,7 @@ import requests
 import urllib3
 from urllib3.exceptions import IncompleteRead, InvalidChunkLength, ProtocolError, ReadTimeoutError
 
+from tests.support.sinks import RowSink
 from zengate import relay
 from zengate.adapters import NOT_AN_OBJECT, NOT_JSON, AnthropicPassthrough, OpenAIPassthrough, _json
 from zengate.protocols.sse import Event
@@ -19,16 +20,8 @@ from zengate.records import RequestRecord
 from zengate.upstream.client import UpstreamError
 
 
-class Sink:
-    def __init__(self):
-        self.rows = []
-
-    def record(self, row):
-        self.rows.append(row)
-
-
 def record() -> RequestRecord:
-    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", Sink(), stream=True)
+    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", RowSink(), stream=True)
 
 
 def chunk(content: str | None = None, finish: str | None = None) -> bytes:

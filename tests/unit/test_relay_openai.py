@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests.support.sinks import RowSink
 from zengate.adapters import OpenAIPassthrough
 from zengate.exchange import openai_upstream_body
 from zengate.protocols.sse import SSEParser
@@ -12,16 +13,8 @@ from zengate.routing import Route
 from zengate.upstream.client import UpstreamError
 
 
-class Sink:
-    def __init__(self):
-        self.rows = []
-
-    def record(self, row):
-        self.rows.append(row)
-
-
 def record() -> RequestRecord:
-    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", Sink())
+    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", RowSink())
 
 
 def chunk(delta=None, finish=None, usage=None, choices=True, model="big-pickle"):
