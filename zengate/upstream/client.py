@@ -131,6 +131,16 @@ def transport_error(exc: BaseException) -> UpstreamError:
     return UpstreamError(502, f"upstream failure: {type(exc).__name__}", "protocol")
 
 
+def _whole_body(response: requests.Response) -> bytes:
+    """Read a response to its end and close it; a transport failure meanwhile is an UpstreamError."""
+    try:
+        return response.content
+    except Exception as exc:
+        raise transport_error(exc) from exc
+    finally:
+        response.close()
+
+
 class DirectAdapter(HTTPAdapter):
     """``HTTPAdapter`` with a lean path for the gateway's own direct calls.
 
@@ -254,12 +264,7 @@ class UpstreamClient:
         """The response when it is 2xx; otherwise its error as :class:`UpstreamError`."""
         if response.status_code < 400:
             return response
-        try:
-            content = response.content
-        except Exception as exc:
-            raise transport_error(exc) from exc
-        finally:
-            response.close()
+        content = _whole_body(response)
         message, error_type = parse_error_body(response.status_code, content)
         retry_after = response.headers.get("retry-after")
         raise UpstreamError(response.status_code, message, "http", error_type,
@@ -267,12 +272,7 @@ class UpstreamClient:
 
     def read_json(self, response: requests.Response) -> Any:
         """The whole body of a non-streaming answer as JSON (502 when it is not JSON)."""
-        try:
-            content = response.content
-        except Exception as exc:
-            raise transport_error(exc) from exc
-        finally:
-            response.close()
+        content = _whole_body(response)
         try:
             return json.loads(content)
         except ValueError:
@@ -289,10 +289,7 @@ class UpstreamClient:
                                         timeout=timeout, proxies=proxies)
         except Exception as exc:
             raise transport_error(exc) from exc
-        if response.status_code >= 400:
-            message, error_type = parse_error_body(response.status_code, response.content)
-            raise UpstreamError(response.status_code, message, "http", error_type)
-        return self.read_json(response)
+        return self.read_json(self._checked(response))
 
     def close(self) -> None:
         self.session.close()
