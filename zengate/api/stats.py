@@ -12,13 +12,12 @@ import json
 import math
 import time
 
-import peewee
 from flask import Blueprint, jsonify, request
 
 from .. import auth
 from ..errors import ApiError
 from ..gateway import current_gateway
-from ..store.db import is_postgres
+from ..store.db import is_postgres, peewee  # peewee as the store imports it (store/__init__.py)
 from ..store.models import RequestLog, utcnow
 from .admin import render_error, require_admin
 from .limits import MAX_ROW_ID

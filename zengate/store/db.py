@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
-from playhouse.db_url import connect as connect_url
 
 database = peewee.DatabaseProxy()
 
@@ -37,7 +36,10 @@ def open_database(url: str) -> peewee.Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
     elif scheme in ("postgres", "postgresql"):
+        load_psycopg2()
         _make_psycopg2_cooperative()
+        from playhouse.db_url import connect as connect_url
+
         pooled = url.replace(f"{scheme}://", "postgresql+pool://", 1)
         # a server that vanished without a word (no RST) must not hold a request for minutes
         extra = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT}
@@ -50,6 +52,28 @@ def open_database(url: str) -> peewee.Database:
 
 def is_postgres() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def load_psycopg2() -> None:
+    """Give peewee the psycopg2 driver it was imported without (zengate/store/__init__.py).
+
+    Sets what peewee's own import sets when psycopg2 is there: four module names, the UUID
+    adapter, and the driver's transaction states on ``Psycopg2Adapter`` (tests/unit/test_db_driver.py
+    compares the result with a plain import). A no-op when peewee already has psycopg2.
+    """
+    if peewee.psycopg2 is not None:
+        return
+    import psycopg2
+    from psycopg2 import extensions
+    from psycopg2.extras import Json, register_uuid
+
+    register_uuid()
+    peewee.psycopg2, peewee.pg_extensions, peewee.pg_register_uuid, peewee.Json_pg2 = (
+        psycopg2, extensions, register_uuid, Json)
+    adapter = peewee.Psycopg2Adapter
+    adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
+    adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
+    adapter.txn_unknown = extensions.TRANSACTION_STATUS_UNKNOWN
 
 
 def _make_psycopg2_cooperative() -> None:
