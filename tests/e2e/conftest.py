@@ -18,7 +18,7 @@ def e2e_upstream():
 @pytest.fixture(scope="module")
 def gateway_process(tmp_path_factory, e2e_upstream):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw"), e2e_upstream.url, env={"ZENGATE_SETTINGS_TTL": "0"})
-    gw.start()
+    gw.start_settled(e2e_upstream)
     yield gw
     gw.stop()
 

@@ -44,8 +44,25 @@ class GatewayProcess:
             **(env or {}),
         }
         self.env.pop("PORT", None)
+        self.workers = workers
         self.process: subprocess.Popen | None = None
         self._token: str | None = None
+
+    def start_settled(self, upstream) -> GatewayProcess:
+        """Start, then wait until each worker has fetched both tiers' model lists from ``upstream``
+        (a FakeUpstream).
+
+        A fetch still pending when a test begins would land among the test's own upstream
+        requests (``up.requests[-1]`` a ``GET /models``), or go through proxies a test turned on.
+        """
+        def model_fetches() -> int:
+            return sum(r.path.endswith("/models") for r in upstream.requests)
+
+        before = model_fetches()
+        self.start()
+        fetched = upstream.wait_for(lambda: model_fetches() >= before + 2 * self.workers)  # 2 tiers each
+        assert fetched, "the workers did not fetch the model lists"
+        return self
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
         self._log = open(self.log_path, "ab")  # closed in stop()
