@@ -1,4 +1,5 @@
-"""gunicorn's gevent worker with two changes: bounded time for a request head, JSON errors.
+"""gunicorn's gevent worker with three changes: bounded time for a request head, JSON errors,
+and each answer's head sent together with its first body bytes.
 
 * A request head (request line and headers, or the wait for the next request on a kept-alive
   connection) must arrive within gunicorn's ``keepalive`` or ``ZENGATE_CLIENT_TIMEOUT``, whichever
@@ -7,6 +8,10 @@
 * What gunicorn refuses before the application sees the request (a request line or headers over
   its hard limits, a malformed head) is answered in JSON, in the error shape of the API the path
   belongs to, instead of gunicorn's HTML page.
+* gunicorn sends an answer's status line and headers with one ``send`` and each piece of its body
+  with another: every answer reached the client as two segments, and a client woke twice before
+  its first body byte. :class:`CoalescingResponse` holds the head until the first body bytes and
+  sends both at once (time to first token, and latency, at low concurrency).
 
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
@@ -20,6 +25,7 @@ from typing import Any
 import gevent
 from gunicorn import util
 from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -80,12 +86,83 @@ def error_response(status: int, reason: str, message: str, path: str) -> bytes:
     return head.encode("latin-1") + data
 
 
+class _HeadBuffer:
+    """Stands in for the socket while gunicorn writes a response head: keeps the bytes."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+class CoalescingResponse(wsgi.Response):
+    """gunicorn's HTTP/1 response, with its head sent in the same ``send`` as the first body bytes.
+
+    The head is built by gunicorn as always, into a buffer, and goes out with the first non-empty
+    piece of body (framed as a chunk when the answer is chunked). It is never held longer than
+    gunicorn would have held it: a write that puts no body bytes on the wire (an empty piece, or an
+    answer without a body) sends it at once, as does ``close`` and a file sent with ``sendfile``.
+    """
+
+    _head: bytes | None = None
+    _coalesce = True
+
+    def send_headers(self) -> None:
+        if self.headers_sent or not self._coalesce:
+            super().send_headers()
+            return
+        sock, buffer = self.sock, _HeadBuffer()
+        self.sock = buffer
+        try:
+            super().send_headers()
+        finally:
+            self.sock = sock
+        self._head = buffer.data
+
+    def _emit_body(self, data: bytes) -> None:
+        head, self._head = self._head, None
+        if head is None:
+            super()._emit_body(data)
+            return
+        if self.chunked:
+            data = b"%X\r\n%b\r\n" % (len(data), data)
+        self.sock.sendall(head + data)
+
+    def flush_head(self) -> None:
+        """Send a held head now."""
+        head, self._head = self._head, None
+        if head:
+            self.sock.sendall(head)
+
+    def write(self, arg: bytes) -> None:
+        super().write(arg)
+        self.flush_head()  # nothing went out with it (an empty piece, or a body-less answer)
+
+    def sendfile(self, respiter: Any) -> bool:
+        self._coalesce = False  # gunicorn's sendfile writes to the socket itself, after send_headers()
+        return super().sendfile(respiter)
+
+    def close(self) -> None:
+        if not self.headers_sent:
+            self.send_headers()
+        self.flush_head()
+        super().close()
+
+
 class ZengateWorker(GeventWorker):
-    """The gevent worker, with a deadline on request heads and errors answered in JSON."""
+    """The gevent worker, with a deadline on request heads, errors answered in JSON, and each
+    answer's head sent with its first body bytes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client_timeout = Config.from_env().client_timeout
+
+    def init_process(self) -> None:
+        # gunicorn's handle_request builds every HTTP/1 response with wsgi.create(), which takes
+        # the module's Response class: in this worker process, that is ours.
+        wsgi.Response = CoalescingResponse
+        super().init_process()
 
     def timeout_ctx(self) -> gevent.Timeout:
         """Bound the wait for (and the reading of) each request head; silent: the connection closes."""
