@@ -181,10 +181,16 @@ def close_upstream(response: requests.Response) -> None:
 def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes | None]:
     """``chunks`` as they come, and ``None`` whenever nothing came for ``interval`` seconds.
 
-    The upstream is read by a helper greenlet (a thread outside gevent) feeding a queue, so the
-    wait can time out without interrupting a socket read half-way. Closing the upstream response
-    ends the helper: its read fails and it leaves.
+    The first chunk is read here, directly: no heartbeat may precede a stream's first event, so
+    the wait for it needs no timeout, and the stream's first bytes are not delayed by starting a
+    helper. After it, the upstream is read by a helper greenlet (a thread outside gevent) feeding
+    a queue, so the wait can time out without interrupting a socket read half-way. Closing the
+    upstream response ends the helper: its read fails and it leaves.
     """
+    first = next(chunks, _END)
+    if first is _END:
+        return
+    yield first
     items: queue.SimpleQueue = queue.SimpleQueue()
 
     def read() -> None:
