@@ -1,0 +1,93 @@
+"""Paired time to first token: several targets measured in turn, one stream each per round.
+
+``bench/run.py`` measures the direct path and zengate one after the other, some seconds apart.
+On a shared VM the speed of the same code drifts by a third within the hour, which buries a
+change of 0.1–0.2 ms. Here every round sends one stream to each target (the order reversed every
+other round) on kept-alive connections, so that all targets see the same moments of the machine:
+the way to compare two checkouts of zengate, or one change, side by side.
+
+    python bench/paired.py direct=http://127.0.0.1:9100/chat/completions \\
+        before=http://127.0.0.1:9201/v1/chat/completions after=http://127.0.0.1:9200/v1/chat/completions \\
+        --anthropic 'before-msg=http://127.0.0.1:9201/v1/messages' --rounds 300
+
+The first target is the reference: every other target's "added" is its median minus the
+reference's. Targets given with ``--anthropic`` get the Anthropic headers. Start the upstream
+with ``bench/upstream.py`` and each gateway as ``bench/run.py`` does (or with ``--keep``). Loopback
+only; a blocking client, the same for every target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import time
+from urllib.parse import urlsplit
+
+BODY = {"model": "big-pickle", "max_tokens": 256, "stream": True,
+        "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}
+ANTHROPIC_HEADERS = ["anthropic-version: 2023-06-01", "x-api-key: sk-bench-unused"]
+
+
+class Target:
+    """One URL on one kept-alive connection; ``ttft_ms`` collects its times to the first ``data:``."""
+
+    def __init__(self, name: str, url: str, headers: list[str], body: bytes):
+        parts = urlsplit(url)
+        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise SystemExit("paired.py talks to loopback addresses only")
+        self.name = name
+        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}",
+                "Content-Type: application/json", "Accept: text/event-stream", f"Content-Length: {len(body)}",
+                *headers]
+        self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        self.ttft_ms: list[float] = []
+
+    def stream(self) -> float:
+        """Send one request, read its whole chunked answer; the time to its first ``data:`` in ms."""
+        started = time.perf_counter()
+        self.sock.sendall(self.request)
+        received, first = b"", None
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            data = self.sock.recv(65536)
+            if not data:
+                raise SystemExit(f"{self.name}: the connection closed mid-answer")
+            received += data
+            if first is None and b"data:" in received:
+                first = time.perf_counter()
+        if not received.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"{self.name}: {received[:200]!r}")
+        return (first - started) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="+", help="name=url (OpenAI shape)")
+    parser.add_argument("--anthropic", action="append", default=[], help="name=url, sent Anthropic headers")
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+    body = json.dumps(BODY).encode()
+    targets = [Target(*spec.split("=", 1), [], body) for spec in args.targets]
+    targets += [Target(*spec.split("=", 1), ANTHROPIC_HEADERS, body) for spec in args.anthropic]
+    for target in targets:
+        for _ in range(args.warmup):
+            target.stream()
+    for i in range(args.rounds):
+        for target in targets if i % 2 == 0 else targets[::-1]:
+            target.ttft_ms.append(target.stream())
+    reference = statistics.median(targets[0].ttft_ms)
+    print(f"time to first token, {args.rounds} rounds (ms)")
+    for target in targets:
+        values = sorted(target.ttft_ms)
+        p50 = statistics.median(values)
+        print(f"{target.name:14} p50 {p50:6.3f}  p25 {values[len(values) // 4]:6.3f}  "
+              f"p75 {values[3 * len(values) // 4]:6.3f}  added p50 {p50 - reference:+6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
