@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import types
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gevent
@@ -86,11 +88,11 @@ def error_response(status: int, reason: str, message: str, path: str) -> bytes:
     return head.encode("latin-1") + data
 
 
-class _HeadBuffer:
-    """Stands in for the socket while gunicorn writes a response head: keeps the bytes."""
+class _Capture:
+    """Stands in for the socket while gunicorn writes: keeps the bytes instead of sending them."""
 
-    def __init__(self) -> None:
-        self.data = b""
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
 
     def sendall(self, data: bytes) -> None:
         self.data += data
@@ -99,35 +101,38 @@ class _HeadBuffer:
 class CoalescingResponse(wsgi.Response):
     """gunicorn's HTTP/1 response, with its head sent in the same ``send`` as the first body bytes.
 
-    The head is built by gunicorn as always, into a buffer, and goes out with the first non-empty
-    piece of body (framed as a chunk when the answer is chunked). It is never held longer than
-    gunicorn would have held it: a write that puts no body bytes on the wire (an empty piece, or an
-    answer without a body) sends it at once, as does ``close`` and a file sent with ``sendfile``.
+    gunicorn builds the head, and frames the first body piece (as a chunk when the answer is
+    chunked), as always, but into a buffer (:meth:`_captured`); both go out in one ``send``. The
+    head is never held longer than gunicorn would have held it: a write that puts no body bytes on
+    the wire (an empty piece, or an answer without a body) sends it at once, as does ``close`` and
+    a file sent with ``sendfile``.
     """
 
     _head: bytes | None = None
     _coalesce = True
 
+    def _captured(self, write: Callable[[], None], before: bytes = b"") -> bytes:
+        """What ``write`` (one of gunicorn's own writers) sends to the socket, after ``before``."""
+        sock, capture = self.sock, _Capture(before)
+        self.sock = capture
+        try:
+            write()
+        finally:
+            self.sock = sock
+        return capture.data
+
     def send_headers(self) -> None:
         if self.headers_sent or not self._coalesce:
             super().send_headers()
             return
-        sock, buffer = self.sock, _HeadBuffer()
-        self.sock = buffer
-        try:
-            super().send_headers()
-        finally:
-            self.sock = sock
-        self._head = buffer.data
+        self._head = self._captured(super().send_headers)
 
     def _emit_body(self, data: bytes) -> None:
         head, self._head = self._head, None
         if head is None:
             super()._emit_body(data)
             return
-        if self.chunked:
-            data = b"%X\r\n%b\r\n" % (len(data), data)
-        self.sock.sendall(head + data)
+        self.sock.sendall(self._captured(partial(super()._emit_body, data), before=head))
 
     def flush_head(self) -> None:
         """Send a held head now."""
@@ -144,9 +149,8 @@ class CoalescingResponse(wsgi.Response):
         return super().sendfile(respiter)
 
     def close(self) -> None:
-        if not self.headers_sent:
-            self.send_headers()
-        self.flush_head()
+        self.send_headers()  # (held) unless already sent
+        self.flush_head()  # before gunicorn's close writes a chunked answer's end to the socket
         super().close()
 
 
