@@ -1,13 +1,14 @@
 """Instructions per request through zengate's WSGI app, counted by callgrind: repeatable under load.
 
-    .venv/bin/python bench/icount.py [openai|anthropic|openai-stream|anthropic-stream]
+    .venv/bin/python bench/icount.py [openai|anthropic|openai-stream|anthropic-stream] [CHUNKS]
 
 Starts the bench upstream, then runs this file twice under ``valgrind --tool=callgrind`` as a child
 (gevent-patched, zengate's app built in-process, 50 and then 250 requests) and prints the
 difference divided by 200: the instructions one request costs, start-up excluded. Unlike a
 timing, the count does not move with what else the machine is doing, so it can judge a small
 change on a busy machine. It leaves out gunicorn and the kernel; bench/run.py measures those.
-Needs valgrind (Debian's package).
+Streams have 20 chunks, or CHUNKS: with 1, a stream costs little more than the way to its first
+token. Needs valgrind (Debian's package).
 """
 
 from __future__ import annotations
@@ -69,11 +70,12 @@ def child() -> None:
 
 def main() -> int:
     which = sys.argv[1] if len(sys.argv) > 1 else "openai"
+    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     sys.path.insert(0, str(BENCH))
     import run
 
     workdir = Path(tempfile.mkdtemp(prefix="zengate-icount-"))
-    up = run.Upstream(workdir, cpu=None, chunks=20, interval_ms=0.0, hold_max=10.0)
+    up = run.Upstream(workdir, cpu=None, chunks=chunks, interval_ms=0.0, hold_max=10.0)
 
     def count(n: int) -> int:
         out = workdir / f"callgrind.{n}"

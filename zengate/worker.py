@@ -11,7 +11,8 @@ and each answer's head sent together with its first body bytes.
 * gunicorn sends an answer's status line and headers with one ``send`` and each piece of its body
   with another: every answer reached the client as two segments, and a client woke twice before
   its first body byte. :class:`CoalescingResponse` holds the head until the first body bytes and
-  sends both at once (time to first token, and latency, at low concurrency).
+  sends both at once (time to first token, and latency, at low concurrency). Every body piece is
+  written with :func:`zengate.sockets.send_all` (one ``send``, not gevent's ``sendall`` loop).
 
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
@@ -32,6 +33,7 @@ from gunicorn.http.message import Request
 from gunicorn.workers.ggevent import GeventWorker
 
 from .config import Config
+from .sockets import send_all
 
 #: gunicorn's parse errors whose status is not 400: (error class, status, reason phrase).
 _STATUSES: tuple[tuple[type[Exception], int, str], ...] = (
@@ -129,16 +131,13 @@ class CoalescingResponse(wsgi.Response):
 
     def _emit_body(self, data: bytes) -> None:
         head, self._head = self._head, None
-        if head is None:
-            super()._emit_body(data)
-            return
-        self.sock.sendall(self._captured(partial(super()._emit_body, data), before=head))
+        send_all(self.sock, self._captured(partial(super()._emit_body, data), before=head or b""))
 
     def flush_head(self) -> None:
         """Send a held head now."""
         head, self._head = self._head, None
         if head:
-            self.sock.sendall(head)
+            send_all(self.sock, head)
 
     def write(self, arg: bytes) -> None:
         super().write(arg)

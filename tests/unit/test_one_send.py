@@ -1,7 +1,7 @@
-"""The upstream connections send a request's head and body in one ``send`` (zengate/upstream/client.py).
+"""The upstream connections send a request's head and body in one write (zengate/upstream/wire.py).
 
 Against a real loopback server: the request must arrive whole and the answer be read as usual,
-and the connection's socket must see one ``sendall`` where http.client makes two.
+and the connection's socket must see one write where http.client makes two.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import socket
 import threading
 
 import pytest
-import urllib3
+import requests
 
-from zengate.upstream import client as upstream_client
-from zengate.upstream.client import ONE_SEND_LIMIT, OneSendConnection, UpstreamClient
+from zengate.upstream import wire
+from zengate.upstream.client import UpstreamClient
+from zengate.upstream.wire import ONE_SEND_LIMIT, OneSendConnection
 
 
 class Server:
@@ -67,7 +68,7 @@ def server():
 
 
 class RecordingSocket:
-    """Wraps the connection's socket and notes each sendall."""
+    """Wraps the connection's socket and notes each write (``send`` or ``sendall``)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -76,6 +77,10 @@ class RecordingSocket:
     def sendall(self, data) -> None:
         self.sends.append(len(data))
         self._sock.sendall(data)
+
+    def send(self, data) -> int:
+        self.sends.append(len(data))
+        return self._sock.send(data)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -120,7 +125,7 @@ def test_a_failed_request_leaves_nothing_held(server, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("connection reset")
 
-    monkeypatch.setattr(urllib3.connection.HTTPConnection, "send", broken)
+    monkeypatch.setattr(wire, "send_all", broken)
     with pytest.raises(OSError):
         conn.request("POST", "/chat/completions", body=b"{}")
     assert conn._head is None and not conn._hold_head
@@ -136,7 +141,7 @@ def test_the_upstream_client_uses_these_connections(server):
     pool = client.adapter._pools[f"http://127.0.0.1:{server.port}"]
     assert pool.ConnectionCls is OneSendConnection
     assert client.adapter.poolmanager.pool_classes_by_scheme["https"].ConnectionCls \
-        is upstream_client.OneSendHTTPSConnection
+        is wire.OneSendHTTPSConnection
     head, _, body = server.requests[0].partition(b"\r\n\r\n")
     assert b"\r\nx-opencode-client: " in head and body == b'{"model":"m"}'
 
@@ -149,3 +154,18 @@ def _settings():
     settings._loaded_at = float("inf")
     settings.refresh = lambda force=False: None
     return settings
+
+
+def test_direct_answers_are_ordinary_requests_responses(server):
+    client = UpstreamClient(_settings())
+    url = f"http://127.0.0.1:{server.port}/chat/completions"
+    response = client.send(url, b"{}", key="public", protocol="openai", stream=True)
+    assert isinstance(response, requests.Response)
+    assert (response.status_code, response.reason, response.url, response.ok) == (200, "OK", url, True)
+    assert response.headers["content-length"] == "1" and response.request.body == b"{}"
+    assert "cookies" not in vars(response)  # made only when asked for, then kept
+    jar = response.cookies
+    assert isinstance(jar, requests.cookies.RequestsCookieJar) and response.cookies is jar and len(jar) == 0
+    assert response.json() == 2 and response.elapsed.total_seconds() == 0
+    with pytest.raises(AttributeError):
+        response.no_such_attribute  # noqa: B018

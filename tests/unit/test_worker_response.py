@@ -20,11 +20,17 @@ from zengate.worker import CoalescingResponse
 
 
 class RecordingSocket:
+    """Notes each write, whether ``send`` (which takes it whole here) or ``sendall``."""
+
     def __init__(self) -> None:
         self.sends: list[bytes] = []
 
     def sendall(self, data: bytes) -> None:
         self.sends.append(bytes(data))
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(bytes(data))
+        return len(data)
 
 
 @pytest.fixture(autouse=True)

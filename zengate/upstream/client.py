@@ -11,13 +11,13 @@ formed, and ``HTTPAdapter.send`` another ~100 µs finding the pool and building 
 urllib3 pools, keep-alive connections and TLS set-up are the session's own either way. Proxied
 calls take the ordinary ``session.post`` path, where ``requests`` does the proxy work.
 
-The adapter's pools make connections that send a request's head and body in one ``send``
-(:class:`OneSendConnection`): http.client writes them separately, and on loopback each send
-costs a wake-up of the receiving process (tens of µs on a VM) besides the system call.
+The adapter's pools make the connections of :mod:`zengate.upstream.wire`: a request's head and
+body in one write, and less Python between a request and its answer's first byte.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,11 +26,12 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.cookies import cookiejar_from_dict
 from requests.models import PreparedRequest, Response
-from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 from .. import ids
+from . import wire
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -145,53 +146,36 @@ def _whole_body(response: requests.Response) -> bytes:
         response.close()
 
 
-#: A body up to this size goes out in the same ``send`` as the request head (larger ones span
-#: several TCP segments anyway, and joining them would copy the body once more).
-ONE_SEND_LIMIT = 64 * 1024
+class _DirectResponse(Response):
+    """A ``requests.Response`` for a direct call, its cookie jar made only when asked for.
+
+    ``Response()`` builds an empty cookie jar (with its lock) for every answer; nothing reads a
+    direct call's cookies, and ``Session.send``, which would fill the jar, is not on this path.
+    """
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, request: PreparedRequest, adapter: HTTPAdapter) -> None:
+        self._content = False
+        self._content_consumed = False
+        self._next = None
+        self.status_code = raw.status
+        self.headers = raw.headers  # urllib3's HTTPHeaderDict: case-insensitive, as requests' own
+        self.raw = raw
+        self.url = request.url
+        self.encoding = get_encoding_from_headers(raw.headers)
+        self.history = []
+        self.reason = raw.reason
+        self.elapsed = _NO_TIME
+        self.request = request
+        self.connection = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "cookies":
+            raise AttributeError(name)
+        self.cookies = jar = cookiejar_from_dict({})
+        return jar
 
 
-class _OneSend:
-    """Mixed into urllib3's connections: the request head waits for the body's first ``send``."""
-
-    _hold_head = False
-    _head: bytes | None = None
-
-    def request(self, method, url, body=None, headers=None, **kwargs):  # urllib3 HTTPConnection.request
-        self._hold_head = isinstance(body, bytes) and len(body) <= ONE_SEND_LIMIT
-        try:
-            super().request(method, url, body=body, headers=headers, **kwargs)
-        except BaseException:
-            self._head = None  # the request failed: nothing more goes out on this connection
-            raise
-        finally:
-            self._hold_head = False
-        head, self._head = self._head, None
-        if head:  # no body was sent (an empty one): the head alone
-            super().send(head)
-
-    def send(self, data) -> None:
-        if self._hold_head:
-            if self._head is None:
-                self._head = data  # http.client's first send of a request is its whole head
-                return
-            data, self._head, self._hold_head = self._head + data, None, False
-        super().send(data)
-
-
-class OneSendConnection(_OneSend, urllib3.connection.HTTPConnection):
-    pass
-
-
-class OneSendHTTPSConnection(_OneSend, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _Pool(urllib3.HTTPConnectionPool):
-    ConnectionCls = OneSendConnection
-
-
-class _TLSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = OneSendHTTPSConnection
+_NO_TIME = datetime.timedelta(0)
 
 
 class DirectAdapter(HTTPAdapter):
@@ -210,7 +194,7 @@ class DirectAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+        self.poolmanager.pool_classes_by_scheme = {"http": wire.Pool, "https": wire.TLSPool}
 
     def send(self, request: PreparedRequest, stream: bool = False, timeout=None, verify=True, cert=None,
              proxies=None) -> Response:
@@ -229,16 +213,7 @@ class DirectAdapter(HTTPAdapter):
         raw = pool.urlopen(request.method, path, body=request.body, headers=request.headers, redirect=False,
                            assert_same_host=False, preload_content=False, decode_content=False, retries=False,
                            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
-        response = Response()
-        response.status_code = raw.status
-        response.headers = raw.headers  # urllib3's HTTPHeaderDict: case-insensitive, as requests' own
-        response.encoding = get_encoding_from_headers(raw.headers)
-        response.raw = raw
-        response.reason = raw.reason
-        response.url = url
-        response.request = request
-        response.connection = self
-        return response
+        return _DirectResponse(raw, request, self)
 
     def close(self) -> None:
         self._pools.clear()
@@ -307,8 +282,8 @@ class UpstreamClient:
         prepared = PreparedRequest()
         prepared.method = "POST"
         prepared.url = url
-        prepared.headers = CaseInsensitiveDict(headers)
-        prepared.headers["Content-Length"] = str(len(payload))
+        headers["Content-Length"] = str(len(payload))
+        prepared.headers = headers  # a plain dict: its names are distinct in any case (headers())
         prepared.body = payload
         prepared.hooks = {"response": []}
         try:
