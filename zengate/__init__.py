@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import types
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -26,6 +29,26 @@ def prepare_database(config) -> None:
     migrate()
 
 
+class GatewayFlask(Flask):
+    """Flask, deciding once per function, not on every request, whether a view or hook is async.
+
+    ``ensure_sync`` runs for the view and every hook of every request; its ``iscoroutinefunction``
+    check is a handful of Python calls each time, for an answer that never changes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synced: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        synced = self._synced.get(func)
+        if synced is None:
+            synced = super().ensure_sync(func)
+            if type(func) is types.FunctionType:  # long-lived; a bound method is made anew at each access
+                self._synced[func] = synced
+        return synced
+
+
 #: Paths whose answers carry secrets or private data (security headers in create_app).
 PRIVATE_PREFIXES = ("/_admin", "/_stats", "/metrics")
 
@@ -43,7 +66,7 @@ def create_app(config=None) -> Flask:
     _register_secrets(config)
     prepare_database(config)
 
-    app = Flask(__name__)
+    app = GatewayFlask(__name__)
     from .api.limits import SafeRequest
 
     app.request_class = SafeRequest  # a too-deep JSON body is a 400, never a RecursionError

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+from flask import Flask
 
 from zengate import ids, routing
 from zengate.catalog import ModelCatalog
@@ -75,3 +78,37 @@ def test_resolve_maps_claude_names_and_keeps_known_ones():
     assert anthropic.protocol == "anthropic" and anthropic.url() == "http://u/v1/messages"
     forced = resolve("big-pickle", protocol_overrides={"big-pickle": "anthropic"})
     assert forced.protocol == "anthropic"
+
+
+def test_base62_maps_bytes_evenly_and_drops_the_uneven_ones(monkeypatch):
+    draws = iter([bytes([0, 61, 62, 123, 247, 248, 255, 10]), bytes([250, 1, 2, 3])])
+    monkeypatch.setattr(ids.secrets, "token_bytes", lambda n: next(draws))
+    # 0→'0', 61→'z', 62→'0' (62 % 62), 123→'z', 247→'z'; 248 and 255 dropped; then a second draw
+    assert ids._base62(8) == "0z0zzA12"
+
+
+def test_gateway_flask_checks_each_function_once_and_still_runs_async_views(monkeypatch):
+    from zengate import GatewayFlask
+
+    app = GatewayFlask(__name__)
+    checks = []
+    original = Flask.ensure_sync
+    monkeypatch.setattr(Flask, "ensure_sync", lambda self, func: checks.append(func) or original(self, func))
+
+    @app.get("/sync")
+    def sync_view():
+        return "sync"
+
+    @app.get("/async")
+    async def async_view():
+        return "async"
+
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/sync").text == "sync"
+    assert checks == [sync_view]
+    if importlib.util.find_spec("asgiref"):
+        assert client.get("/async").text == "async"
+    else:
+        with pytest.raises(RuntimeError, match="async"):
+            app.ensure_sync(async_view)
