@@ -29,7 +29,7 @@ def opencode_id(prefix: str) -> str:
 
 #: Byte → base62 character, for the bytes below 248 (= 4 × 62); the 8 above would favour the first
 #: characters, so they are dropped instead.
-_TO_BASE62 = bytes(BASE62.encode() * 5)[:256]
+_TO_BASE62 = (BASE62.encode() * 5)[:256]
 _UNEVEN = bytes(range(248, 256))
 
 

@@ -11,8 +11,8 @@ and each answer's head sent together with its first body bytes.
 * gunicorn sends an answer's status line and headers with one ``send`` and each piece of its body
   with another: every answer reached the client as two segments, and a client woke twice before
   its first body byte. :class:`CoalescingResponse` holds the head until the first body bytes and
-  sends both at once (time to first token, and latency, at low concurrency). Every body piece is
-  written with :func:`zengate.sockets.send_all` (one ``send``, not gevent's ``sendall`` loop).
+  sends both at once (time to first token, and latency, at low concurrency). Every write goes out
+  with :func:`zengate.sockets.send_all` (one ``send``, not gevent's ``sendall`` loop).
 
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
@@ -90,6 +90,21 @@ def error_response(status: int, reason: str, message: str, path: str) -> bytes:
     return head.encode("latin-1") + data
 
 
+class _SendAllSocket:
+    """The client socket as a response writes to it: ``sendall`` is :func:`send_all`, the rest its own."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def sendall(self, data: bytes) -> None:
+        send_all(self._sock, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class _Capture:
     """Stands in for the socket while gunicorn writes: keeps the bytes instead of sending them."""
 
@@ -113,6 +128,9 @@ class CoalescingResponse(wsgi.Response):
     _head: bytes | None = None
     _coalesce = True
 
+    def __init__(self, req: Any, sock: Any, cfg: Any, *args: Any) -> None:
+        super().__init__(req, _SendAllSocket(sock), cfg, *args)  # every write of gunicorn's: one send
+
     def _captured(self, write: Callable[[], None], before: bytes = b"") -> bytes:
         """What ``write`` (one of gunicorn's own writers) sends to the socket, after ``before``."""
         sock, capture = self.sock, _Capture(before)
@@ -131,13 +149,16 @@ class CoalescingResponse(wsgi.Response):
 
     def _emit_body(self, data: bytes) -> None:
         head, self._head = self._head, None
-        send_all(self.sock, self._captured(partial(super()._emit_body, data), before=head or b""))
+        if head is None:
+            super()._emit_body(data)
+            return
+        self.sock.sendall(self._captured(partial(super()._emit_body, data), before=head))
 
     def flush_head(self) -> None:
         """Send a held head now."""
         head, self._head = self._head, None
         if head:
-            send_all(self.sock, head)
+            self.sock.sendall(head)
 
     def write(self, arg: bytes) -> None:
         super().write(arg)

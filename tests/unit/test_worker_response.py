@@ -81,6 +81,21 @@ def test_stream_head_goes_with_the_first_chunk():
     assert ours[1:] == [b"9\r\ndata: 2\n\n\r\n", b"0\r\n\r\n"]
 
 
+def test_every_write_goes_out_with_send():
+    """Head, pieces and the chunked terminator: one ``send`` each, never gevent's ``sendall`` loop."""
+    class SendOnly(RecordingSocket):
+        def sendall(self, data: bytes) -> None:
+            raise AssertionError("sendall used for a write that send took whole")
+
+    sock = SendOnly()
+    resp = CoalescingResponse(_request(), sock, Config())
+    for step in [start("200 OK", SSE), write(b"data: 1\n\n"), write(b"data: 2\n\n"), close]:
+        step(resp)
+    assert len(sock.sends) == 3
+    assert sock.sends[0].startswith(b"HTTP/1.1 200 OK\r\n") and sock.sends[0].endswith(b"9\r\ndata: 1\n\n\r\n")
+    assert sock.sends[1:] == [b"9\r\ndata: 2\n\n\r\n", b"0\r\n\r\n"]
+
+
 def test_sized_answer_is_one_send():
     body = b'{"ok":true}'
     theirs, ours = _both([start("200 OK", [("Content-Type", "application/json"),
