@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from tests.support.fake_upstream import running_upstream
 from tests.support.fixtures import FIXTURES
@@ -29,6 +30,17 @@ def upstream():
         yield up
 
 
+class ServerLikeClient(FlaskClient):
+    """Flask's test client, closing every answer once its body is read, as a WSGI server does.
+
+    A JSON answer's request record is finished when the server closes the answer
+    (``api.common.respond``); a test reading an answer lazily passes ``buffered=False``.
+    """
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture
 def make_app(tmp_path, upstream):
     """Build an app on a fresh SQLite file (or ``database_url``) in front of the fake upstream."""
@@ -45,6 +57,7 @@ def make_app(tmp_path, upstream):
         )
         app = create_app(config)
         app.testing = True
+        app.test_client_class = ServerLikeClient
         return app
 
     return build

@@ -105,12 +105,16 @@ class RequestRecord:
             return None
         return value
 
-    def finish(self, status: int, error: str | None = None) -> None:
-        """Queue the log row (once). Never raises: logging must not fail a request."""
+    def finish(self, status: int, error: str | None = None, *, ended: float | None = None) -> None:
+        """Queue the log row (once). Never raises: logging must not fail a request.
+
+        ``ended`` is when the answer was ready (a ``time.perf_counter()`` reading), for a record
+        finished after its answer went out; the latency is measured up to now otherwise.
+        """
         if self.done:
             return
         self.done = True
-        latency = (time.perf_counter() - self.started) * 1000
+        latency = ((time.perf_counter() if ended is None else ended) - self.started) * 1000
         try:
             self.sink.record({
                 "created_at": self.created_at,

@@ -163,6 +163,25 @@ def test_request_log_records_the_exchange(client, gateway, admin_headers):
     assert bad["status"] == 400 and bad["error"].startswith("messages:")
 
 
+def test_a_json_answer_is_logged_once_it_has_gone_out(client, gateway, monkeypatch):
+    """The record (log row, metrics, log line) is finished when the server closes the answer, not
+    before its bytes go out; the latency logged still ends when the answer was ready."""
+    import zengate.records
+
+    gateway.request_log._queue.clear()
+    response = client.post(CHAT, json=HELLO, buffered=False)
+    assert response.status_code == 200 and not gateway.request_log._queue  # answered, not yet logged
+    ready = zengate.records.time.perf_counter()
+    monkeypatch.setattr(zengate.records.time, "perf_counter", lambda: ready + 60.0)  # a slow close
+    assert response.get_json()["choices"][0]["message"]["content"] == "Hello from upstream"
+    response.close()
+    (row,) = gateway.request_log._queue
+    assert (row["status"], row["model"], row["output_content"]) == (200, "big-pickle", "Hello from upstream")
+    assert 0 <= row["latency_ms"] < 60_000  # up to the answer, not to its close
+    response.close()
+    assert len(gateway.request_log._queue) == 1  # finished once
+
+
 def test_health_and_root(client):
     assert client.head("/").status_code == 200
     assert client.get("/").get_json()["name"] == "zengate"

@@ -37,7 +37,7 @@ def scrape(client, headers) -> dict:
 
 def chat(client, stream: bool = False, *, read: bool = True, **extra):
     body = {"model": "big-pickle", "stream": stream, "messages": [{"role": "user", "content": "hi"}], **extra}
-    response = client.post(ROUTE, json=body)
+    response = client.post(ROUTE, json=body, buffered=read)
     if read:
         response.get_data()  # a stream is finished (and counted) once it has been read
     return response

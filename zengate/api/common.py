@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -92,13 +94,20 @@ _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 def respond(result: Answer | Iterator[bytes], record: RequestRecord):
-    """A JSON answer (the record is finished here) or a stream (its pump finishes the record)."""
+    """A JSON answer or a stream; the record is finished once the answer has gone out.
+
+    A JSON answer's record (log row, metrics, log line) is finished when the server closes the
+    answer, after its bytes were written: the client does not wait for the bookkeeping, and the
+    latency logged is still up to the moment the answer was ready. A stream's pump finishes its
+    record at the stream's end.
+    """
     headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
     if record.proxy:
         headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):
-        record.finish(200)
-        return Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
+        response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
+        response.call_on_close(partial(record.finish, 200, ended=time.perf_counter()))
+        return response
     return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
 
 
