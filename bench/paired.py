@@ -1,5 +1,7 @@
 """Paired time to first token: several targets measured in turn, one stream each per round.
 
+With ``--json``, the same for non-streaming requests: the time to the whole JSON answer.
+
 ``bench/run.py`` measures the direct path and zengate one after the other, some seconds apart.
 On a shared VM the speed of the same code drifts by a third within the hour, which buries a
 change of 0.1–0.2 ms. Here every round sends one stream to each target (the order reversed every
@@ -9,6 +11,9 @@ the way to compare two checkouts of zengate, or one change, side by side.
     python bench/paired.py direct=http://127.0.0.1:9100/chat/completions \\
         before=http://127.0.0.1:9201/v1/chat/completions after=http://127.0.0.1:9200/v1/chat/completions \\
         --anthropic 'before-msg=http://127.0.0.1:9201/v1/messages' --rounds 300
+
+``--json`` sends ``"stream": false`` and times each answer to its last byte (its
+``Content-Length``): the way to see a change in the added latency of non-streaming requests.
 
 The first target is the reference: every other target's "added" is its median minus the
 reference's. Targets given with ``--anthropic`` get the Anthropic headers. Start the upstream
@@ -33,7 +38,7 @@ ANTHROPIC_HEADERS = ["anthropic-version: 2023-06-01", "x-api-key: sk-bench-unuse
 class Target:
     """One URL on one kept-alive connection; ``ttft_ms`` collects its times to the first ``data:``."""
 
-    def __init__(self, name: str, url: str, headers: list[str], body: bytes):
+    def __init__(self, name: str, url: str, headers: list[str], body: bytes, *, whole: bool = False):
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("paired.py talks to loopback addresses only")
@@ -45,6 +50,32 @@ class Target:
                 *headers]
         self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         self.ttft_ms: list[float] = []
+        self.whole = whole
+
+    def measure(self) -> float:
+        return self.answer() if self.whole else self.stream()
+
+    def answer(self) -> float:
+        """Send one non-streaming request; the time to the last byte of its answer in ms."""
+        started = time.perf_counter()
+        self.sock.sendall(self.request)
+        received, end = b"", -1
+        while end < 0 or len(received) < end:
+            data = self.sock.recv(65536)
+            if not data:
+                raise SystemExit(f"{self.name}: the connection closed mid-answer")
+            received += data
+            if end < 0 and b"\r\n\r\n" in received:
+                head, _, _ = received.partition(b"\r\n\r\n")
+                lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")]
+                if not lengths:
+                    raise SystemExit(f"{self.name}: no Content-Length in {head[:200]!r}")
+                end = len(head) + 4 + int(lengths[0])
+        finished = time.perf_counter()
+        if not received.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"{self.name}: {received[:200]!r}")
+        return (finished - started) * 1000
 
     def stream(self) -> float:
         """Send one request, read its whole chunked answer; the time to its first ``data:`` in ms."""
@@ -69,18 +100,20 @@ def main() -> int:
     parser.add_argument("--anthropic", action="append", default=[], help="name=url, sent Anthropic headers")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="non-streaming requests: time to the whole answer")
     args = parser.parse_args()
-    body = json.dumps(BODY).encode()
-    targets = [Target(*spec.split("=", 1), [], body) for spec in args.targets]
-    targets += [Target(*spec.split("=", 1), ANTHROPIC_HEADERS, body) for spec in args.anthropic]
+    body = json.dumps({**BODY, "stream": not args.json}).encode()
+    targets = [Target(*spec.split("=", 1), [], body, whole=args.json) for spec in args.targets]
+    targets += [Target(*spec.split("=", 1), ANTHROPIC_HEADERS, body, whole=args.json) for spec in args.anthropic]
     for target in targets:
         for _ in range(args.warmup):
-            target.stream()
+            target.measure()
     for i in range(args.rounds):
         for target in targets if i % 2 == 0 else targets[::-1]:
-            target.ttft_ms.append(target.stream())
+            target.ttft_ms.append(target.measure())
     reference = statistics.median(targets[0].ttft_ms)
-    print(f"time to first token, {args.rounds} rounds (ms)")
+    what = "time to the whole answer" if args.json else "time to first token"
+    print(f"{what}, {args.rounds} rounds (ms)")
     for target in targets:
         values = sorted(target.ttft_ms)
         p50 = statistics.median(values)
