@@ -9,16 +9,24 @@ it takes to send its body.
   ``ZENGATE_CLIENT_TIMEOUT`` seconds (30) of the head: :class:`BodyDeadline` wraps ``wsgi.input``
   so that every read is bounded by what is left of that deadline, however slowly the bytes trickle
   in. A client that misses it gets a 408 and the connection is closed. Only reads of the request
-  are bounded: an answer (a stream of minutes) never is.
+  are bounded: an answer (a stream of minutes) never is. Once gunicorn holds the rest of a
+  ``Content-Length`` body in memory (usually it came with the head), reads cannot block and run
+  without a timer.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from werkzeug.exceptions import RequestTimeout
+
+try:
+    from gunicorn.http.body import LengthReader  # the reader of a Content-Length body
+except ImportError:  # pragma: no cover - gunicorn is a dependency
+    LengthReader = None
 
 #: Per header line besides name and value: ": " and CRLF.
 _LINE_OVERHEAD = 4
@@ -64,8 +72,11 @@ class DeadlineInput:
         self._stream = stream
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
+        self._in_memory = False
 
     def _bounded(self, read: Callable[..., Any], *args: Any) -> Any:
+        if self._in_memory or self._rest_in_memory():
+            return read(*args)  # no socket read can happen: no timer (a few µs each) needed
         import gevent
 
         remaining = self._deadline - time.monotonic()
@@ -76,6 +87,23 @@ class DeadlineInput:
         # so the connection is closed after the 408 instead of being drained.
         with gevent.Timeout(remaining, ClientTooSlow(self._seconds)):
             return read(*args)
+
+    def _rest_in_memory(self) -> bool:
+        """True once gunicorn's body reader holds the rest of a ``Content-Length`` body in memory.
+
+        gunicorn reads the socket ahead into its unreader's buffer: a small body usually arrives
+        with the head, and then no read of it can wait for the client. Any other reader (chunked
+        bodies, another server) keeps the timer.
+        """
+        reader = getattr(self._stream, "reader", None)
+        if LengthReader is None or type(reader) is not LengthReader:
+            return False
+        buffered = getattr(reader.unreader, "buf", None)
+        if not isinstance(buffered, io.BytesIO):
+            return False
+        with buffered.getbuffer() as view:
+            self._in_memory = view.nbytes >= reader.length
+        return self._in_memory
 
     def _give_up(self) -> None:
         if hasattr(self._stream, "failed"):

@@ -76,6 +76,66 @@ def test_a_body_in_time_reads_normally():
     assert quick.readline() == b"abc\n" and list(quick) == [b"def\n"]
 
 
+def gunicorn_body(buffered: bytes, length: int):
+    """gunicorn's body of a ``Content-Length`` request whose first bytes came with the head, and a
+    (gevent) socket for the client to send the rest on."""
+    from gevent import socket as gsocket
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    server, client = gsocket.socketpair()
+    unreader = SocketUnreader(server)
+    unreader.unread(buffered)  # what the parser read past the head, as gunicorn leaves it
+    return Body(LengthReader(unreader, length)), client, server
+
+
+@pytest.fixture
+def timers(monkeypatch):
+    """The gevent timeouts the deadline starts."""
+    started = []
+    real = gevent.Timeout
+
+    def spy(*args, **kwargs):
+        started.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gevent, "Timeout", spy)
+    return started
+
+
+def test_a_body_gunicorn_already_holds_is_read_without_a_timer(timers):
+    body = json.dumps(CHAT).encode()
+    stream, client, server = gunicorn_body(body + b"GET /next HTTP/1.1\r\n", len(body))
+    try:
+        reader = DeadlineInput(stream, seconds=0.05)
+        assert reader.read(10) + reader.read() == body
+        assert timers == []
+    finally:
+        client.close()
+        server.close()
+
+
+def test_the_rest_of_a_body_still_on_the_socket_is_read_under_the_deadline(timers):
+    body = b"x" * 100
+    stream, client, server = gunicorn_body(body[:40], len(body))
+    try:
+        client.sendall(body[40:])
+        assert DeadlineInput(stream, seconds=5).read() == body
+        assert len(timers) == 1  # the read went to the socket, under the deadline
+    finally:
+        client.close()
+        server.close()
+    stream, client, server = gunicorn_body(body[:40], len(body))
+    try:
+        client.sendall(body[40:99])  # the last byte never comes
+        with pytest.raises(ClientTooSlow):
+            DeadlineInput(stream, seconds=0.1).read()
+        assert stream.failed is True
+    finally:
+        client.close()
+        server.close()
+
+
 @pytest.mark.parametrize(("exc", "status"), [
     (http_errors.LimitRequestHeaders("limit request headers fields"), 431),
     (http_errors.LimitRequestLine(9000, 8190), 414),
