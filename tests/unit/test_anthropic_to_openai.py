@@ -604,7 +604,9 @@ def openai_answer(message: dict, finish: str | None = "stop", usage: dict | None
 def test_answer_text_and_usage_with_cached_tokens():
     answer = response_from_openai(openai_answer({"content": "Hi!"}, usage=USAGE), client_model="claude-x",
                                   names=ToolNames())
-    assert answer["id"].startswith("msg_")
+    assert re.fullmatch(r"msg_[0-9a-f]{24}", answer["id"])
+    again = response_from_openai(openai_answer({"content": "Hi!"}), client_model="claude-x", names=ToolNames())
+    assert again["id"] != answer["id"]  # a fresh id per answer
     assert {k: v for k, v in answer.items() if k != "id"} == {
         "type": "message", "role": "assistant", "model": "claude-x",
         "content": [{"type": "text", "text": "Hi!"}], "stop_reason": "end_turn", "stop_sequence": None,

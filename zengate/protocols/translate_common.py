@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
+import secrets
 from typing import Any
 
 # Tool names must satisfy both sides: OpenAI function names are ^[a-zA-Z0-9_-]{1,64}$, Anthropic
@@ -133,7 +133,8 @@ def prompt_too_long_message(message: str) -> str:
 # --- small value helpers ---------------------------------------------------------------------
 
 def new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
+    """``prefix`` and 24 random hex digits (``msg_…``, ``chatcmpl-…``), as the APIs' ids look."""
+    return prefix + secrets.token_hex(12)
 
 
 def dump_json(value: Any) -> str:
