@@ -134,6 +134,30 @@ def test_a_request_line_over_gunicorns_limit_is_json(gw: GatewayProcess) -> None
     assert_openai_error(answer, 414)
 
 
+def test_bodies_are_read_to_their_declared_end_and_chunked_ones_whole(gw: GatewayProcess) -> None:
+    """A Content-Length body is read to exactly its length (a request pipelined behind it on the
+    same connection is answered in its turn); a chunked body is read to its last chunk."""
+    other = CHAT.replace(b'"hi"', b'"second"')
+    with connect(gw) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", {}, CHAT)
+                     + request_bytes("POST", "/v1/chat/completions", {"Connection": "close"}, other))
+        first, second = read_answer(sock), read_answer(sock)
+    assert (first.status, second.status) == (200, 200), (first, second)
+    assert first.json()["object"] == second.json()["object"] == "chat.completion"
+    pieces = [CHAT[:10], CHAT[10:40], CHAT[40:]]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    answer = exchange(gw, head + chunked)
+    assert answer.status == 200, answer
+    assert answer.json()["choices"][0]["message"]["content"]
+    short = request_bytes("POST", "/v1/chat/completions", {"Connection": "close"}, CHAT)
+    cut = short.replace(f"Content-Length: {len(CHAT)}".encode(), f"Content-Length: {len(CHAT) - 5}".encode())
+    answer = exchange(gw, cut)  # the body ends 5 bytes early: its JSON is cut short
+    assert_openai_error(answer, 400)
+    assert "not valid JSON" in answer.json()["error"]["message"]
+
+
 def test_headers_within_the_limit_are_served(gw: GatewayProcess) -> None:
     headers = {f"X-Pad-{i}": "p" * 1000 for i in range(MAX_HEAD // 1000 - 3)}
     answer = exchange(gw, request_bytes("POST", "/v1/chat/completions", {**headers, "Connection": "close"}, CHAT))

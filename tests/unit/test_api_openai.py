@@ -182,6 +182,14 @@ def test_a_json_answer_is_logged_once_it_has_gone_out(client, gateway, monkeypat
     assert len(gateway.request_log._queue) == 1  # finished once
 
 
+def test_a_body_is_read_to_its_declared_length_and_no_further(client, upstream):
+    body = json.dumps(HELLO).encode()
+    r = client.post(CHAT, data=body, content_type="application/json", environ_overrides={"CONTENT_LENGTH": "20"})
+    assert r.status_code == 400
+    assert err(r)["message"].startswith("request body is not valid JSON: Unterminated string")  # 20 bytes only
+    assert not [q for q in upstream.requests if q.path.endswith("/chat/completions")]
+
+
 def test_health_and_root(client):
     assert client.head("/").status_code == 200
     assert client.get("/").get_json()["name"] == "zengate"

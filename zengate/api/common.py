@@ -62,7 +62,12 @@ def read_json_body(gw: Gateway) -> Any:
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, f"request body is {length} bytes; the limit is {limit} bytes", kind="input")
-    data = request.stream.read(limit + 1)
+    if length is not None:
+        # Exactly the declared length, straight from the server's input: werkzeug's request.stream
+        # (built per request, from the app's config) would end up reading the same bytes.
+        data = request.environ["wsgi.input"].read(length)
+    else:  # a chunked body: its length is known at its end
+        data = request.stream.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, f"request body exceeds the limit of {limit} bytes", kind="input")
     if not data.strip():
