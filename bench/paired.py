@@ -35,6 +35,10 @@ BODY = {"model": "big-pickle", "max_tokens": 256, "stream": True,
 ANTHROPIC_HEADERS = ["anthropic-version: 2023-06-01", "x-api-key: sk-bench-unused"]
 
 
+class _ClosedIdle(Exception):
+    """The server closed the kept-alive connection before this request was answered at all."""
+
+
 class Target:
     """One URL on one kept-alive connection; ``ttft_ms`` collects its times to the first ``data:``."""
 
@@ -43,8 +47,8 @@ class Target:
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("paired.py talks to loopback addresses only")
         self.name = name
-        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.address = (parts.hostname, parts.port or 80)
+        self.connect()
         head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}",
                 "Content-Type: application/json", "Accept: text/event-stream", f"Content-Length: {len(body)}",
                 *headers]
@@ -52,8 +56,18 @@ class Target:
         self.ttft_ms: list[float] = []
         self.whole = whole
 
+    def connect(self) -> None:
+        self.sock = socket.create_connection(self.address, timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def measure(self) -> float:
-        return self.answer() if self.whole else self.stream()
+        """One request's time; on a fresh connection if the server closed the idle one meanwhile."""
+        try:
+            return self.answer() if self.whole else self.stream()
+        except (_ClosedIdle, ConnectionResetError, BrokenPipeError):
+            self.sock.close()
+            self.connect()
+            return self.answer() if self.whole else self.stream()
 
     def answer(self) -> float:
         """Send one non-streaming request; the time to the last byte of its answer in ms."""
@@ -63,6 +77,8 @@ class Target:
         while end < 0 or len(received) < end:
             data = self.sock.recv(65536)
             if not data:
+                if not received:
+                    raise _ClosedIdle  # a gateway's keep-alive timeout ran out between two requests
                 raise SystemExit(f"{self.name}: the connection closed mid-answer")
             received += data
             if end < 0 and b"\r\n\r\n" in received:
@@ -85,6 +101,8 @@ class Target:
         while not received.endswith(b"\r\n0\r\n\r\n"):
             data = self.sock.recv(65536)
             if not data:
+                if not received:
+                    raise _ClosedIdle  # a gateway's keep-alive timeout ran out between two requests
                 raise SystemExit(f"{self.name}: the connection closed mid-answer")
             received += data
             if first is None and b"data:" in received:
