@@ -62,17 +62,37 @@ def request_path(req: Any, exc: BaseException) -> str:
     """The path of the request gunicorn was reading when it failed, or ``""`` when unknown.
 
     A head refused for its headers fails inside the parser, after the request line was read: the
-    half-built request is found among the traceback's frames.
+    half-built request is found among the traceback's frames. gunicorn's C parser
+    (``gunicorn_h1c``) refuses the head before the request has a path: the path is then read from
+    the request line in the bytes it was given.
     """
     candidates = [req, getattr(exc, "req", None)]
+    heads: list[bytes] = []
     tb: types.TracebackType | None = exc.__traceback__
     while tb is not None:
         candidates.append(tb.tb_frame.f_locals.get("self"))
+        if isinstance(tb.tb_frame.f_locals.get("self"), Request):
+            head = tb.tb_frame.f_locals.get("data")
+            if isinstance(head, (bytes, bytearray)):
+                heads.append(bytes(head))
         tb = tb.tb_next
     for candidate in candidates:
         if isinstance(candidate, Request) and isinstance(getattr(candidate, "path", None), str):
             return candidate.path
+    for head in heads:
+        path = _path_in_request_line(head)
+        if path:
+            return path
     return ""
+
+
+def _path_in_request_line(head: bytes) -> str:
+    """The path of ``METHOD target HTTP/x.y`` at the start of ``head`` (one empty line before it allowed)."""
+    line = head.removeprefix(b"\r\n").split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[1].startswith(b"/"):
+        return ""
+    return parts[1].split(b"?", 1)[0].split(b"#", 1)[0].decode("latin-1")
 
 
 def error_response(status: int, reason: str, message: str, path: str) -> bytes:

@@ -160,6 +160,24 @@ def test_the_path_of_a_head_refused_for_its_headers_is_found():
     assert request_path(object(), RuntimeError()) == ""  # nothing known: the OpenAI shape
 
 
+@pytest.mark.parametrize(("head", "path"), [
+    (b"POST /v1/messages?beta=true HTTP/1.1\r\nX-Huge: hhhh", "/v1/messages"),
+    (b"\r\nPOST /v1/messages HTTP/1.1\r\n", "/v1/messages"),
+    (b"GET /v1/models#frag HTTP/1.1\r\n", "/v1/models"),
+    (b"POST http://elsewhere/v1/messages HTTP/1.1\r\n", ""),  # not a path: the OpenAI shape
+    (b"garbage\r\n", ""),
+])
+def test_the_path_of_a_head_the_c_parser_refused_is_read_from_its_request_line(head, path):
+    fresh = Request.__new__(Request)  # gunicorn_h1c refuses the head before the request has a path
+
+    def _parse_fast(self: Request, data: bytes) -> None:
+        raise http_errors.LimitRequestHeaders("limit request headers fields")
+
+    with pytest.raises(http_errors.LimitRequestHeaders) as caught:
+        _parse_fast(fresh, head)
+    assert request_path(None, caught.value) == path
+
+
 @pytest.mark.parametrize(("path", "anthropic"), [("/v1/messages", True), ("/v1/chat/completions", False), ("", False)])
 def test_error_response_is_json_in_the_paths_shape(path, anthropic):
     raw = error_response(431, "Request Header Fields Too Large", "too large", path)

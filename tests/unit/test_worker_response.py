@@ -164,3 +164,17 @@ def test_the_worker_builds_its_responses_with_it(monkeypatch):
     object.__new__(ZengateWorker).init_process()
     resp, _environ = wsgi.create(_request(), RecordingSocket(), ("127.0.0.1", 5000), ("127.0.0.1", 8000), Config())
     assert type(resp) is CoalescingResponse
+
+
+
+def test_gunicorn_reads_request_heads_with_its_c_parser():
+    """gunicorn_h1c (requirements.txt) is installed, and gunicorn.conf.py sets none of the
+    compatibility flags that make gunicorn fall back to its Python parser."""
+    from pathlib import Path
+
+    from gunicorn.http.message import _FAST_PARSER_INCOMPATIBLE_FLAGS, _check_fast_parser
+
+    assert _check_fast_parser(Config()) is True
+    conf = (Path(__file__).resolve().parents[2] / "gunicorn.conf.py").read_text()
+    assert not [flag for flag in _FAST_PARSER_INCOMPATIBLE_FLAGS if flag in conf]
+    assert "http_parser" not in conf  # "auto": the C parser when it is installed
