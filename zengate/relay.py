@@ -17,7 +17,8 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any, Protocol
 
 import requests
@@ -154,7 +155,8 @@ def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -
                 if size > DRAIN_LIMIT:
                     raise OverflowError("the upstream kept talking after the end of the stream")
         except Exception:  # noqa: BLE001 - any trouble: the connection is simply not reused
-            pass
+            close_upstream(response)  # a heartbeat's helper may be inside a read of it
+            return
         response.close()
 
     threading.Thread(target=drain, name="zengate-drain", daemon=True).start()
@@ -178,7 +180,7 @@ def close_upstream(response: requests.Response) -> None:
                 pass
 
 
-def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes | None]:
+class Heartbeat:
     """``chunks`` as they come, and ``None`` whenever nothing came for ``interval`` seconds.
 
     The first chunk is read here, directly: no heartbeat may precede a stream's first event, so
@@ -186,33 +188,62 @@ def with_heartbeat(chunks: Iterator[bytes], interval: float) -> Iterator[bytes |
     helper. After it, the upstream is read by a helper greenlet (a thread outside gevent) feeding
     a queue, so the wait can time out without interrupting a socket read half-way. Closing the
     upstream response ends the helper: its read fails and it leaves.
+
+    When the client's stream is complete before the upstream's body (Zen's cost frame, the chunked
+    terminator), :meth:`rest` hands what is left to :func:`keep_connection`, so that the connection
+    goes back to the pool instead of being closed.
     """
-    first = next(chunks, _END)
-    if first is _END:
-        return
-    yield first
-    items: queue.SimpleQueue = queue.SimpleQueue()
 
-    def read() -> None:
-        try:
-            for chunk in chunks:
-                items.put(chunk)
-            items.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            items.put(exc)
+    def __init__(self, chunks: Iterator[bytes], interval: float):
+        self._chunks = chunks
+        self._interval = interval
+        self._items: queue.SimpleQueue | None = None  # the helper's queue, once it reads
 
-    threading.Thread(target=read, name="zengate-stream-reader", daemon=True).start()
-    while True:
-        try:
-            item = items.get(timeout=interval)
-        except queue.Empty:
-            yield None
-            continue
-        if item is _END:
+    def __iter__(self) -> Iterator[bytes | None]:
+        first = next(self._chunks, _END)
+        if first is _END:
             return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+        yield first
+        items = self._items = queue.SimpleQueue()
+        chunks = self._chunks
+
+        def read() -> None:
+            try:
+                for chunk in chunks:
+                    items.put(chunk)
+                items.put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                items.put(exc)
+
+        threading.Thread(target=read, name="zengate-stream-reader", daemon=True).start()
+        while True:
+            try:
+                item = items.get(timeout=self._interval)
+            except queue.Empty:
+                yield None
+                continue
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def rest(self, timeout: float) -> Iterator[bytes]:
+        """The body's remaining chunks, once the consumer has stopped: read here while no helper
+        runs, else taken from the helper as it reads them, all within ``timeout`` seconds
+        (``queue.Empty`` past it)."""
+        items = self._items
+        if items is None:
+            yield from self._chunks
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            item = items.get(timeout=max(0.0, deadline - time.monotonic()))
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,
@@ -255,7 +286,8 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
     parser = SSEParser()
     status_error: str | None = None
     body = iter_body(response)
-    source: Iterator[bytes | None] = with_heartbeat(body, heartbeat[0]) if heartbeat else body
+    beats = Heartbeat(body, heartbeat[0]) if heartbeat else None
+    source: Iterable[bytes | None] = beats if beats is not None else body
     ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
     sent = False  # client bytes were yielded: failures now become the adapter's error event
     handed_over = False  # a failure before any client byte was raised to the caller, with the record
@@ -312,8 +344,10 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
         if out:
             yield b"".join(out)
     finally:
-        if ended and not heartbeat:
-            keep_connection(response, body if ended == "early" else None)
+        if ended == "early":  # the upstream still has a little to say: read it, keep the connection
+            keep_connection(response, beats.rest(DRAIN_TIMEOUT) if beats is not None else body)
+        elif ended:
+            keep_connection(response, None)
         else:
             close_upstream(response)
         if finish_record and not handed_over:

@@ -161,5 +161,20 @@ def test_finished_streams_give_their_connection_back(gw, up):
     for _ in range(3):
         r = chat(gw, "gpt-5-nano", stream=True)
         assert r.text.rstrip().endswith("data: [DONE]") and "cost" not in r.text
-    ports = {q.client[1] for q in up.requests}
-    assert len(up.requests) == 3 and len(ports) == 1, ports
+    streams = [q for q in up.requests if not q.path.endswith("/models")]  # not the model lists' refresh
+    ports = {q.client[1] for q in streams}
+    assert len(streams) == 3 and len(ports) == 1, ports
+
+
+@pytest.mark.parametrize("model", ["gpt-5-nano", "alt-model"])  # translated from OpenAI; Anthropic upstream
+def test_finished_anthropic_streams_give_their_connection_back(gw, up, model):
+    """An Anthropic client's stream is read with a heartbeat helper (pings on silence); once it is
+    complete, the upstream's last bytes are read too and the connection is reused, not closed."""
+    for _ in range(3):
+        r = requests.post(gw.url + "/v1/messages", timeout=30, headers={"anthropic-version": "2023-06-01"},
+                          json={"model": model, "max_tokens": 50, "messages": HI, "stream": True})
+        assert r.status_code == 200, r.text
+        assert json.loads(r.text.rstrip().rsplit("data: ", 1)[1]) == {"type": "message_stop"}, r.text[-300:]
+    streams = [q for q in up.requests if not q.path.endswith("/models")]  # not the model lists' refresh
+    ports = {q.client[1] for q in streams}
+    assert len(streams) == 3 and len(ports) == 1, [(q.path, q.client) for q in up.requests]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -215,3 +217,38 @@ def test_an_error_chunk_ends_an_openai_stream(body):
     out = list(start(FakeResponse(), rec))
     assert out == [chunk("Hel"), error_chunk]
     assert rec.sink.rows[0]["error"] == "upstream overloaded"
+
+
+@pytest.mark.parametrize("events_before_done", [0, 3])  # [DONE] in the first chunk read, or after the helper began
+def test_a_heartbeat_stream_complete_before_its_body_hands_the_rest_over(body, monkeypatch, events_before_done):
+    """With Anthropic pings on (a helper reads the upstream after the first chunk), a stream the
+    adapter finished before the body's end (Zen's cost frame follows [DONE]) gives what is left to
+    keep_connection, so the connection can go back to the pool, instead of closing it."""
+    handed = []
+    monkeypatch.setattr(relay, "keep_connection", lambda response, rest: handed.append(rest))
+    body.extend([chunk("a")] * events_before_done + [chunk(finish="stop") + b"data: [DONE]\n\n",
+                                                     b'data: {"cost": "0.0012"}\n\n'])
+    response, rec = FakeResponse(), record()
+    stream = relay.pump(response, OpenAIPassthrough(rec, include_usage=False), rec, heartbeat=(30.0, b"ping"))
+    assert b"".join(stream).endswith(b"data: [DONE]\n\n")
+    [rest] = handed
+    assert list(rest) == [b'data: {"cost": "0.0012"}\n\n'] and not response.closed
+
+
+def test_the_rest_of_a_heartbeat_stream_is_bounded_in_time():
+    more = threading.Event()
+
+    def silent_after_the_first() -> Iterator[bytes]:
+        yield b"first"
+        more.wait(10)  # the upstream says nothing more: the helper waits here
+        yield b"late"
+
+    beats = relay.Heartbeat(silent_after_the_first(), interval=0.01)
+    reading = iter(beats)
+    assert next(reading) == b"first"
+    assert next(reading) is None  # a heartbeat: the helper now reads, and nothing came
+    try:
+        with pytest.raises(queue.Empty):
+            list(beats.rest(timeout=0.05))
+    finally:
+        more.set()
