@@ -63,53 +63,48 @@ class Target:
     def measure(self) -> float:
         """One request's time; on a fresh connection if the server closed the idle one meanwhile."""
         try:
-            return self.answer() if self.whole else self.stream()
+            return self._timed()
         except (_ClosedIdle, ConnectionResetError, BrokenPipeError):
             self.sock.close()
             self.connect()
-            return self.answer() if self.whole else self.stream()
+            return self._timed()
 
-    def answer(self) -> float:
-        """Send one non-streaming request; the time to the last byte of its answer in ms."""
+    def _timed(self) -> float:
+        """Send one request and read its whole answer; in ms, the time to the answer's last byte
+        (``whole``) or to its first ``data:`` (a stream)."""
         started = time.perf_counter()
         self.sock.sendall(self.request)
-        received, end = b"", -1
-        while end < 0 or len(received) < end:
+        received, marked, end = b"", None, None
+        while not self._complete(received, end):
             data = self.sock.recv(65536)
             if not data:
                 if not received:
                     raise _ClosedIdle  # a gateway's keep-alive timeout ran out between two requests
                 raise SystemExit(f"{self.name}: the connection closed mid-answer")
             received += data
-            if end < 0 and b"\r\n\r\n" in received:
-                head, _, _ = received.partition(b"\r\n\r\n")
-                lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")]
-                if not lengths:
-                    raise SystemExit(f"{self.name}: no Content-Length in {head[:200]!r}")
-                end = len(head) + 4 + int(lengths[0])
+            if self.whole and end is None and b"\r\n\r\n" in received:
+                end = self._answer_end(received)
+            if not self.whole and marked is None and b"data:" in received:
+                marked = time.perf_counter()
         finished = time.perf_counter()
         if not received.startswith(b"HTTP/1.1 200"):
             raise SystemExit(f"{self.name}: {received[:200]!r}")
-        return (finished - started) * 1000
+        return ((marked or finished) - started) * 1000
 
-    def stream(self) -> float:
-        """Send one request, read its whole chunked answer; the time to its first ``data:`` in ms."""
-        started = time.perf_counter()
-        self.sock.sendall(self.request)
-        received, first = b"", None
-        while not received.endswith(b"\r\n0\r\n\r\n"):
-            data = self.sock.recv(65536)
-            if not data:
-                if not received:
-                    raise _ClosedIdle  # a gateway's keep-alive timeout ran out between two requests
-                raise SystemExit(f"{self.name}: the connection closed mid-answer")
-            received += data
-            if first is None and b"data:" in received:
-                first = time.perf_counter()
-        if not received.startswith(b"HTTP/1.1 200"):
-            raise SystemExit(f"{self.name}: {received[:200]!r}")
-        return (first - started) * 1000
+    def _complete(self, received: bytes, end: int | None) -> bool:
+        """The whole answer is in: its ``Content-Length`` (JSON), or the chunked terminator (a stream)."""
+        if self.whole:
+            return end is not None and len(received) >= end
+        return received.endswith(b"\r\n0\r\n\r\n")
+
+    def _answer_end(self, received: bytes) -> int:
+        """Where a sized answer ends: its head, the blank line, and ``Content-Length`` bytes."""
+        head = received.partition(b"\r\n\r\n")[0]
+        lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")]
+        if not lengths:
+            raise SystemExit(f"{self.name}: no Content-Length in {head[:200]!r}")
+        return len(head) + 4 + int(lengths[0])
 
 
 def main() -> int:

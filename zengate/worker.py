@@ -70,11 +70,11 @@ def request_path(req: Any, exc: BaseException) -> str:
     heads: list[bytes] = []
     tb: types.TracebackType | None = exc.__traceback__
     while tb is not None:
-        candidates.append(tb.tb_frame.f_locals.get("self"))
-        if isinstance(tb.tb_frame.f_locals.get("self"), Request):
-            head = tb.tb_frame.f_locals.get("data")
-            if isinstance(head, (bytes, bytearray)):
-                heads.append(bytes(head))
+        frame_locals = tb.tb_frame.f_locals
+        candidates.append(frame_locals.get("self"))
+        head = frame_locals.get("data")
+        if isinstance(frame_locals.get("self"), Request) and isinstance(head, (bytes, bytearray)):
+            heads.append(bytes(head))
         tb = tb.tb_next
     for candidate in candidates:
         if isinstance(candidate, Request) and isinstance(getattr(candidate, "path", None), str):
