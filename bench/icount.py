@@ -1,6 +1,7 @@
-"""Instructions per request through zengate's WSGI app, counted by callgrind: repeatable under load.
+"""Instructions per request through zengate, counted by callgrind: repeatable under load.
 
     .venv/bin/python bench/icount.py [openai|anthropic|openai-stream|anthropic-stream] [CHUNKS]
+    .venv/bin/python bench/icount.py --gunicorn [--repo CHECKOUT] [KIND] [CHUNKS]
 
 Starts the bench upstream, then runs this file twice under ``valgrind --tool=callgrind`` as a child
 (gevent-patched, zengate's app built in-process, 50 and then 250 requests) and prints the
@@ -9,6 +10,16 @@ timing, the count does not move with what else the machine is doing, so it can j
 change on a busy machine. It leaves out gunicorn and the kernel; bench/run.py measures those.
 Streams have 20 chunks, or CHUNKS: with 1, a stream costs little more than the way to its first
 token. Needs valgrind (Debian's package).
+
+``--gunicorn`` counts the whole worker instead: gunicorn (one gevent worker, the repo's
+gunicorn.conf.py) runs under callgrind, and after 100 requests of warm-up the worker's counters
+are zeroed, 300 requests are made (one kept-alive connection), and the count is read: gunicorn's
+own work per request (reading the head, the environ, writing the answer), the background loop's
+share and the app, all in one figure. Valgrind cannot run the SSE 4.2 code of gunicorn's C
+request parser (``gunicorn_h1c``), so this mode uses gunicorn's Python parser: the count is higher
+than production's by that parser's share. The counters are zeroed and read through callgrind's
+client requests, by a small helper compiled here with gcc (``valgrind/callgrind.h`` comes with
+Debian's valgrind).
 """
 
 from __future__ import annotations
@@ -22,13 +33,26 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 
 
+def request_of(which: str, run) -> tuple[str, bytes, dict[str, str]]:
+    """The path, body and extra headers of a request of kind ``which`` (bench/run.py's bodies)."""
+    import json
+
+    if which.startswith("openai"):
+        body, path, headers = dict(run.OPENAI_BODY), "/v1/chat/completions", {}
+    else:
+        body, path = dict(run.ANTHROPIC_BODY), "/v1/messages"
+        headers = dict(h.split(": ", 1) for h in run.ANTHROPIC_HEADERS)
+    if which.endswith("stream"):
+        body["stream"] = True
+    return path, json.dumps(body).encode(), headers
+
+
 def child() -> None:
     """The measured process: ``N`` requests of kind ``WHICH`` against the upstream at ``UP``."""
     from gevent import monkey
 
     monkey.patch_all()
     import io
-    import json
     import logging
 
     sys.path[:0] = [str(BENCH), str(BENCH.parent)]
@@ -45,15 +69,7 @@ def child() -> None:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(open(os.devnull, "w"))  # lives as long as the process
     gw = app.extensions["zengate"]
-    which = os.environ["WHICH"]
-    if which.startswith("openai"):
-        body, path, headers = dict(run.OPENAI_BODY), "/v1/chat/completions", {}
-    else:
-        body, path = dict(run.ANTHROPIC_BODY), "/v1/messages"
-        headers = dict(h.split(": ", 1) for h in run.ANTHROPIC_HEADERS)
-    if which.endswith("stream"):
-        body["stream"] = True
-    data = json.dumps(body).encode()
+    path, data, headers = request_of(os.environ["WHICH"], run)
     for _ in range(int(os.environ["N"])):
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
                    "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(data),
@@ -68,11 +84,102 @@ def child() -> None:
             gw.request_log.flush(force=True)
 
 
+#: The worker's hooks for ``--gunicorn``: the repo's gunicorn.conf.py, and signals that zero and
+#: dump the callgrind counters of the worker that receives them.
+_GUNICORN_CONF = """
+import os
+_conf = os.path.join(os.getcwd(), "gunicorn.conf.py")
+exec(compile(open(_conf).read(), _conf, "exec"))
+_repo_post_worker_init = post_worker_init
+
+
+def post_worker_init(worker):
+    import ctypes
+    import signal
+
+    _repo_post_worker_init(worker)
+    helper = ctypes.CDLL(os.environ["ICOUNT_HELPER"])
+    signal.signal(signal.SIGRTMIN + 2, lambda *_: helper.cg_zero())
+    signal.signal(signal.SIGRTMIN + 3, lambda *_: helper.cg_dump())
+"""
+_HELPER_C = """
+#include <valgrind/callgrind.h>
+void cg_zero(void) { CALLGRIND_ZERO_STATS; }
+void cg_dump(void) { CALLGRIND_DUMP_STATS; }
+"""
+
+
+def _request(conn, which: str, run) -> None:
+    """One request of kind ``which`` on the kept-alive ``conn``, read to its end."""
+    path, data, headers = request_of(which, run)
+    conn.request("POST", path, data, {"Content-Type": "application/json", **headers})
+    answer = conn.getresponse()
+    data = answer.read()
+    if answer.status != 200:
+        raise RuntimeError(f"{which}: HTTP {answer.status}: {data[:300]!r}")
+
+
+def gunicorn_count(which: str, chunks: int, repo: Path, requests: int = 300, warmup: int = 100) -> int:
+    """Instructions per request of one gunicorn worker (Python request parser), warm-up excluded."""
+    import http.client
+    import signal
+
+    import run
+
+    workdir = Path(tempfile.mkdtemp(prefix="zengate-icount-"))
+    helper = workdir / "cgctl.so"
+    (workdir / "cgctl.c").write_text(_HELPER_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(helper), str(workdir / "cgctl.c")], check=True)
+    conf = workdir / "icount.conf.py"
+    conf.write_text(_GUNICORN_CONF)
+    up = run.Upstream(workdir, cpu=None, chunks=chunks, interval_ms=0.0, hold_max=10.0)
+    out = workdir / "callgrind.%p"
+    gw = None
+    try:
+        gw = run.Gateway(repo, workdir, up.url, 1, config=str(conf), start_timeout=300,
+                         wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"],
+                         env={"ICOUNT_HELPER": str(helper),
+                              "GUNICORN_CMD_ARGS": "--timeout 900 --http-parser python"})
+        [worker] = gw.workers()
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=300)
+        for _ in range(warmup):
+            _request(conn, which, run)
+        os.kill(worker, signal.SIGRTMIN + 2)  # zero
+        _request(conn, "openai", run)  # the signal is handled by the time this is answered
+        for _ in range(requests):
+            _request(conn, which, run)
+        os.kill(worker, signal.SIGRTMIN + 3)  # dump
+        _request(conn, "openai", run)
+        conn.close()
+    finally:
+        if gw is not None:
+            gw.stop()
+        up.stop()
+    dumps = sorted(workdir.glob(f"callgrind.{worker}.*"))
+    for line in dumps[-1].read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]) // (requests + 1)
+    raise RuntimeError("callgrind wrote no total")
+
+
 def main() -> int:
-    which = sys.argv[1] if len(sys.argv) > 1 else "openai"
-    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    args = sys.argv[1:]
+    whole_worker = "--gunicorn" in args
+    args = [a for a in args if a != "--gunicorn"]
+    repo = BENCH.parent
+    if "--repo" in args:  # another checkout (a git worktree of an earlier commit, say)
+        at = args.index("--repo")
+        repo = Path(args[at + 1]).resolve()
+        del args[at:at + 2]
+    which = args[0] if args else "openai"
+    chunks = int(args[1]) if len(args) > 1 else 20
     sys.path.insert(0, str(BENCH))
     import run
+
+    if whole_worker:
+        print(f"{which} (gunicorn worker, Python parser): {gunicorn_count(which, chunks, repo) / 1000:,.0f}k "
+              "instructions per request")
+        return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="zengate-icount-"))
     up = run.Upstream(workdir, cpu=None, chunks=chunks, interval_ms=0.0, hold_max=10.0)

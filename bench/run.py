@@ -129,12 +129,15 @@ class Upstream:
 class Gateway:
     """``gunicorn -c gunicorn.conf.py app:app`` from the repo, as production starts it."""
 
-    def __init__(self, repo: Path, workdir: Path, upstream_url: str, workers: int | None):
+    def __init__(self, repo: Path, workdir: Path, upstream_url: str, workers: int | None, *,
+                 config: str = "gunicorn.conf.py", wrapper: list[str] | None = None,
+                 env: dict[str, str] | None = None, start_timeout: float = 60):
         self.repo = repo
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "gateway.log"
         self.db_path = workdir / "data" / "zengate.db"
+        extra_env = env or {}
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ZENGATE_", "OPENCODE_", "DATABASE_URL")) and k != "PORT"}
         env.update({
@@ -148,10 +151,11 @@ class Gateway:
         })
         if workers is not None:
             env["ZENGATE_WORKERS"] = str(workers)
+        env.update(extra_env)
         python = repo / ".venv" / "bin" / "python"
         self.python = str(python if python.exists() else sys.executable)
         self._log = open(self.log_path, "wb")  # closed in stop()
-        self.process = subprocess.Popen([self.python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+        self.process = subprocess.Popen([*(wrapper or []), self.python, "-m", "gunicorn", "-c", config, "app:app"],
                                         cwd=repo, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.expected_workers = workers or 2
 
@@ -164,7 +168,7 @@ class Gateway:
             except OSError:
                 return False
 
-        wait_until(healthy, 60, "zengate")
+        wait_until(healthy, start_timeout, "zengate")
 
     def workers(self) -> list[int]:
         return [pid for pid in procinfo.children(self.process.pid) if "gunicorn" in procinfo.cmdline(pid)]

@@ -104,7 +104,9 @@ def create_app(config=None) -> Flask:
     @app.after_request
     def _security_headers(response):
         # No CORS: no Access-Control-* header is ever sent, so browsers keep other origins out.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # (werkzeug's setdefault finds a missing header by raising and catching an HTTPException)
+        if not any(name.lower() == "x-content-type-options" for name, _ in response.headers):
+            response.headers.add("X-Content-Type-Options", "nosniff")
         if request.path.startswith(PRIVATE_PREFIXES) and response.mimetype in ("application/json", "text/plain"):
             response.headers["Cache-Control"] = "no-store"  # admin, stats and metrics answers are never cached
             response.headers.setdefault("X-Frame-Options", "DENY")

@@ -1,5 +1,6 @@
 """gunicorn's gevent worker with three changes: bounded time for a request head, JSON errors,
-and each answer's head sent together with its first body bytes.
+and each answer's head sent together with its first body bytes; and less of gunicorn's per-request
+work.
 
 * A request head (request line and headers, or the wait for the next request on a kept-alive
   connection) must arrive within gunicorn's ``keepalive`` or ``ZENGATE_CLIENT_TIMEOUT``, whichever
@@ -14,12 +15,19 @@ and each answer's head sent together with its first body bytes.
   sends both at once (time to first token, and latency, at low concurrency). Every write goes out
   with :func:`zengate.sockets.send_all` (one ``send``, not gevent's ``sendall`` loop).
 
+* Per request, gunicorn looks up a dozen settings through ``Config.__getattr__``, formats the
+  ``Date`` header with the ``email`` package and builds a new ``wsgi.errors`` wrapper (which looks
+  up its logger): together about 3 % of a request's CPU. In a worker, settings do not change (a
+  reload starts new workers), the date changes once a second and the wrapper's streams not at all:
+  :class:`SettledConfig`, :func:`http_date` and :func:`base_environ` do each once.
+
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import types
 from collections.abc import Callable
 from functools import partial
@@ -194,6 +202,63 @@ class CoalescingResponse(wsgi.Response):
         super().close()
 
 
+class SettledConfig:
+    """gunicorn's ``Config`` as one worker reads it: each setting looked up once, then kept.
+
+    A setting changed through :meth:`set` is read anew; everything else (methods, other
+    attributes, writes) is the wrapped ``Config``'s own.
+    """
+
+    #: Properties of ``Config`` read per request that depend on settings alone.
+    _DERIVED = frozenset({"is_ssl"})
+
+    def __init__(self, cfg: Any) -> None:
+        self.__dict__["_cfg"] = cfg
+
+    def __getattr__(self, name: str) -> Any:
+        cfg = self.__dict__["_cfg"]
+        value = getattr(cfg, name)
+        if name in cfg.settings or name in self._DERIVED:
+            self.__dict__[name] = value  # found directly from now on: __getattr__ is not called again
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.__dict__["_cfg"], name, value)
+
+    def set(self, name: str, value: Any) -> None:
+        """``Config.set``: the new value is read from then on (gunicorn.conf.py's post_worker_init sets one)."""
+        self.__dict__["_cfg"].set(name, value)
+        self.__dict__.pop(name, None)
+
+
+_gunicorn_http_date = util.http_date
+_date_line: list = [None, ""]  # [second, its formatted date]
+
+
+def http_date(timestamp: float | None = None) -> str:
+    """gunicorn's ``util.http_date``, formatted once a second for the current time."""
+    if timestamp is not None:
+        return _gunicorn_http_date(timestamp)
+    second = int(time.time())
+    if second != _date_line[0]:
+        _date_line[:] = [second, _gunicorn_http_date(second)]
+    return _date_line[1]
+
+
+_gunicorn_base_environ = wsgi.base_environ
+_base_environ: list = [None, {}]  # [the cfg it was built for, gunicorn's base environ]
+
+
+def base_environ(cfg: Any) -> dict[str, Any]:
+    """gunicorn's ``base_environ``: the same keys and values, built once per ``cfg`` and copied.
+
+    Its ``wsgi.errors`` writes to the error log's streams, which do not change in a worker.
+    """
+    if _base_environ[0] is not cfg:
+        _base_environ[:] = [cfg, _gunicorn_base_environ(cfg)]
+    return dict(_base_environ[1])
+
+
 class ZengateWorker(GeventWorker):
     """The gevent worker, with a deadline on request heads, errors answered in JSON, and each
     answer's head sent with its first body bytes."""
@@ -206,6 +271,9 @@ class ZengateWorker(GeventWorker):
         # gunicorn's handle_request builds every HTTP/1 response with wsgi.create(), which takes
         # the module's Response class: in this worker process, that is ours.
         wsgi.Response = CoalescingResponse
+        wsgi.base_environ = base_environ
+        util.http_date = http_date
+        self.cfg = SettledConfig(self.cfg)
         super().init_process()
 
     def timeout_ctx(self) -> gevent.Timeout:

@@ -63,3 +63,14 @@ def test_dashboard_page_has_the_full_set(client):
     assert r.headers["Referrer-Policy"] == "no-referrer"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_nosniff_is_added_once_and_never_over_a_views_own(app):
+    @app.get("/_test/own-nosniff")
+    def _own():
+        return "x", 200, {"x-content-type-options": "nosniff", "Content-Type": "text/plain"}
+
+    r = app.test_client().get("/_test/own-nosniff")
+    assert r.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    r = app.test_client().get("/healthz")
+    assert r.headers.getlist("X-Content-Type-Options") == ["nosniff"]

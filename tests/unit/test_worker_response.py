@@ -16,7 +16,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 
-from zengate.worker import CoalescingResponse
+from zengate.worker import CoalescingResponse, SettledConfig, base_environ, http_date
 
 
 class RecordingSocket:
@@ -159,11 +159,17 @@ def test_the_worker_builds_its_responses_with_it(monkeypatch):
 
     from zengate.worker import ZengateWorker
 
-    monkeypatch.setattr(wsgi, "Response", wsgi.Response)  # restored after the test
+    for name in ("Response", "base_environ"):
+        monkeypatch.setattr(wsgi, name, getattr(wsgi, name))  # restored after the test
+    monkeypatch.setattr(util, "http_date", util.http_date)
     monkeypatch.setattr(GeventWorker, "init_process", lambda self: None)  # not the worker's loop
-    object.__new__(ZengateWorker).init_process()
-    resp, _environ = wsgi.create(_request(), RecordingSocket(), ("127.0.0.1", 5000), ("127.0.0.1", 8000), Config())
+    worker = object.__new__(ZengateWorker)
+    worker.cfg = Config()
+    worker.init_process()
+    resp, _environ = wsgi.create(_request(), RecordingSocket(), ("127.0.0.1", 5000), ("127.0.0.1", 8000), worker.cfg)
     assert type(resp) is CoalescingResponse
+    assert isinstance(worker.cfg, SettledConfig) and worker.cfg.keepalive == Config().keepalive
+    assert wsgi.base_environ is base_environ and util.http_date is http_date
 
 
 
@@ -178,3 +184,81 @@ def test_gunicorn_reads_request_heads_with_its_c_parser():
     conf = (Path(__file__).resolve().parents[2] / "gunicorn.conf.py").read_text()
     assert not [flag for flag in _FAST_PARSER_INCOMPATIBLE_FLAGS if flag in conf]
     assert "http_parser" not in conf  # "auto": the C parser when it is installed
+
+
+# gunicorn's per-request work, done once (SettledConfig, http_date, base_environ)
+
+def test_settled_config_reads_as_gunicorns_config():
+    cfg = Config()
+    cfg.set("keepalive", 7)
+    settled = SettledConfig(cfg)
+    for name in ("keepalive", "limit_request_line", "forwarded_allow_ips", "workers", "is_ssl"):
+        assert getattr(settled, name) == getattr(cfg, name)
+    assert settled.pre_request is cfg.pre_request  # hooks: the very same callables
+    assert settled.forwarded_allow_networks() == cfg.forwarded_allow_networks()  # methods: the cfg's own
+    assert settled.settings is cfg.settings
+    with pytest.raises(AttributeError):
+        settled.no_such_setting  # noqa: B018
+
+
+def test_settled_config_keeps_each_setting_after_its_first_read():
+    cfg = Config()
+    settled = SettledConfig(cfg)
+    assert settled.keepalive == 2
+    cfg.set("keepalive", 9)  # behind its back: it keeps what it read
+    assert settled.keepalive == 2
+    assert "keepalive" in vars(settled) and "settings" not in vars(settled)
+    assert settled.graceful_timeout == 30
+    settled.set("graceful_timeout", 45)  # as gunicorn.conf.py's post_worker_init does
+    assert settled.graceful_timeout == 45 and cfg.graceful_timeout == 45
+
+
+def test_settled_config_writes_go_to_the_config():
+    cfg = Config()
+    settled = SettledConfig(cfg)
+    settled._forwarded_allow_networks = ["10.0.0.0/8"]
+    assert cfg._forwarded_allow_networks == ["10.0.0.0/8"]
+    with pytest.raises(AttributeError):
+        settled.keepalive = 5  # gunicorn's own guard: settings are set with cfg.set()
+
+
+def test_http_date_is_gunicorns_formatted_once_a_second(monkeypatch):
+    import email.utils
+    import time
+
+    from zengate import worker
+
+    calls = []
+    real = worker._gunicorn_http_date
+    monkeypatch.setattr(worker, "_gunicorn_http_date", lambda ts=None: calls.append(ts) or real(ts))
+    monkeypatch.setattr(worker, "_date_line", [None, ""])
+    now = [1_796_083_200.25]  # 2026-12-01 00:00:00.25 UTC
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    assert http_date() == "Tue, 01 Dec 2026 00:00:00 GMT"
+    now[0] += 0.5
+    assert http_date() == "Tue, 01 Dec 2026 00:00:00 GMT"
+    assert len(calls) == 1  # the same second: formatted once
+    now[0] += 0.5
+    assert http_date() == "Tue, 01 Dec 2026 00:00:01 GMT"
+    assert http_date() == email.utils.formatdate(now[0], usegmt=True)
+    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"  # a given time: gunicorn's, as it is
+
+
+def test_base_environ_is_gunicorns_copied(monkeypatch, capsys):
+    from zengate import worker
+
+    monkeypatch.setattr(worker, "_base_environ", [None, {}])
+    cfg = Config()
+    theirs = worker._gunicorn_base_environ(cfg)
+    first, second = base_environ(cfg), base_environ(cfg)
+    assert {k: v for k, v in first.items() if k != "wsgi.errors"} == \
+        {k: v for k, v in theirs.items() if k != "wsgi.errors"}
+    assert type(first["wsgi.errors"]) is type(theirs["wsgi.errors"])
+    assert first["wsgi.errors"] is second["wsgi.errors"]  # one wrapper per worker
+    first["REMOTE_ADDR"] = "10.0.0.1"
+    assert "REMOTE_ADDR" not in second and "REMOTE_ADDR" not in base_environ(cfg)  # a new dict each time
+    first["wsgi.errors"].write("to the error log\n")
+    assert "to the error log" in capsys.readouterr().err  # errorlog "-": stderr, as gunicorn's
+    other = Config()
+    other.set("workers", 4)
+    assert base_environ(other)["wsgi.multiprocess"] is True  # another cfg: built for it
