@@ -81,6 +81,27 @@ def test_text_formatter_redacts():
     assert "THEREST" not in line and "sk-zen-abcdef…" in line and " INFO zengate.test [" in line
 
 
+def test_text_formatter_time_is_loggings_own(monkeypatch):
+    """The date and time part is formatted once a second; every line still reads as logging's own."""
+    import time
+
+    ours, theirs = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
+    calls = []
+    strftime = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda *a: calls.append(a) or strftime(*a))
+    base = 1_796_083_200.0
+    for created in (base + 0.001, base + 0.5, base + 0.999, base + 1.0, base + 1.25, base + 3600.5, base + 0.75):
+        record = logging.LogRecord("zengate.request", logging.INFO, __file__, 1, "line %s", ("x",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        expected = theirs.format(record)
+        calls.clear()
+        assert ours.format(record) == expected
+        assert len(calls) == (created in (base + 0.001, base + 1.0, base + 3600.5, base + 0.75))  # a new second
+    custom = logs.TextFormatter(datefmt="%H:%M")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert custom.format(record).split(" ")[0] == logging.Formatter(datefmt="%H:%M").formatTime(record, "%H:%M")
+
+
 def test_finish_writes_one_info_line_with_the_request(caplog):
     record = _record(stream=True)
     record.model, record.upstream_model, record.proxy, record.key_prefix = "claude-x", "big-pickle", "1.2.3.4:80", None
