@@ -4,8 +4,8 @@ With ``--json``, the same for non-streaming requests: the time to the whole JSON
 
 ``bench/run.py`` measures the direct path and zengate one after the other, some seconds apart.
 On a shared VM the speed of the same code drifts by a third within the hour, which buries a
-change of 0.1–0.2 ms. Here every round sends one stream to each target (the order reversed every
-other round) on kept-alive connections, so that all targets see the same moments of the machine:
+change of 0.1–0.2 ms. Here every round sends one stream to each target (in a shuffled order: see
+``round_orders``) on kept-alive connections, so that all targets see the same moments of the machine:
 the way to compare two checkouts of zengate, or one change, side by side.
 
     python bench/paired.py direct=http://127.0.0.1:9100/chat/completions \\
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import socket
 import statistics
 import time
@@ -107,12 +108,34 @@ class Target:
         return len(head) + 4 + int(lengths[0])
 
 
+def round_orders(count: int, rounds: int, seed: int) -> list[list[int]]:
+    """The order of the targets in each round: shuffled, and never starting with the last one.
+
+    A gateway that has just answered answers faster (its worker is awake, its caches warm): a
+    target measured right after itself, or always right after the same other one, would gain or
+    lose by its place in the round. (Reversing the order every other round did that to the first
+    and middle targets: the last one of a round was also the first of the next, and the middle
+    one always followed another gateway.)
+    """
+    rng = random.Random(seed)
+    orders, last = [], None
+    for _ in range(rounds):
+        order = list(range(count))
+        rng.shuffle(order)
+        if count > 1 and order[0] == last:
+            order.append(order.pop(0))
+        orders.append(order)
+        last = order[-1]
+    return orders
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="+", help="name=url (OpenAI shape)")
     parser.add_argument("--anthropic", action="append", default=[], help="name=url, sent Anthropic headers")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1, help="for the order of the targets in each round")
     parser.add_argument("--json", action="store_true", help="non-streaming requests: time to the whole answer")
     args = parser.parse_args()
     body = json.dumps({**BODY, "stream": not args.json}).encode()
@@ -121,9 +144,9 @@ def main() -> int:
     for target in targets:
         for _ in range(args.warmup):
             target.measure()
-    for i in range(args.rounds):
-        for target in targets if i % 2 == 0 else targets[::-1]:
-            target.ttft_ms.append(target.measure())
+    for order in round_orders(len(targets), args.rounds, args.seed):
+        for at in order:
+            targets[at].ttft_ms.append(targets[at].measure())
     reference = statistics.median(targets[0].ttft_ms)
     what = "time to the whole answer" if args.json else "time to first token"
     print(f"{what}, {args.rounds} rounds (ms)")
