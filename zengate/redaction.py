@@ -22,6 +22,7 @@ when a cheap substring test says it could match.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -78,6 +79,12 @@ def _mask_named(match: re.Match[str]) -> str:
     return match.group(0)[:start] + MASK
 
 
+@functools.lru_cache(maxsize=64)
+def _json_escaped(secret: str) -> str:
+    """``secret`` as it reads inside a JSON string (the registered secrets are few and fixed)."""
+    return json.dumps(secret, ensure_ascii=False)[1:-1]
+
+
 def redact_secrets(text: str) -> str:
     """``text`` with every key-like string replaced by ``[redacted]`` (see the module docstring)."""
     if not text:
@@ -85,7 +92,7 @@ def redact_secrets(text: str) -> str:
     for secret in logs.registered_secrets():
         if secret in text:
             text = text.replace(secret, MASK)
-        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+        escaped = _json_escaped(secret)
         if escaped != secret and escaped in text:
             text = text.replace(escaped, MASK)
     for hints, pattern in _TOKENS:
