@@ -34,6 +34,7 @@ from tests.support.fake_upstream import (
     end_after,
     error,
     garbage,
+    gzipped,
     hang,
     html,
     inject,
@@ -243,6 +244,33 @@ def test_non_stream_hang_is_504(gw, up, p, small_timeout):
     assert_serving(gw, p, stream=False)
 
 
+def assert_times_out(gw: GatewayProcess, up, p: Pairing, reply: Reply, says: str, *, stream: bool) -> None:
+    """``reply`` leaves the gateway waiting: a 504 saying ``says``, logged; then it serves again."""
+    up.script(p.upstream, reply)
+    marker = uuid.uuid4().hex
+    message = error_message(p, call(gw, p, stream=stream, marker=marker), 504)
+    assert_says(message, says)
+    assert log_row(gw, marker)["status"] == 504
+    normal_timeout(gw)
+    assert_serving(gw, p, stream=stream)
+
+
+@pairings
+def test_non_stream_body_going_silent_is_504(gw, up, p, small_timeout):
+    """The head and half the body arrive, then nothing: a 504 that says the answer stalled."""
+    assert_times_out(gw, up, p, cut_body(p.answer(), stall=30), "went silent mid-answer", stream=False)
+
+
+@pairings
+def test_non_stream_gzip_answer_is_decoded(gw, up, p):
+    up.script(p.upstream, gzipped(p.answer("Hello through gzip")))
+    r = call(gw, p, stream=False, marker=uuid.uuid4().hex)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    text = body["choices"][0]["message"]["content"] if p.client == "openai" else body["content"][0]["text"]
+    assert text == "Hello through gzip"
+
+
 # --- streaming requests that fail before their first event: still a status and a JSON error ------
 
 EARLY_STREAM_FAULTS: dict[str, tuple[Callable[[Pairing], Reply], int, tuple[str, ...]]] = {
@@ -270,13 +298,7 @@ def test_stream_fault_before_the_first_event_keeps_its_status(gw, up, p, fault):
 
 @pairings
 def test_stream_hang_before_headers_is_504(gw, up, p, small_timeout):
-    up.script(p.upstream, hang(30))
-    marker = uuid.uuid4().hex
-    message = error_message(p, call(gw, p, stream=True, marker=marker), 504)
-    assert_says(message, "did not answer in time")
-    assert log_row(gw, marker)["status"] == 504
-    normal_timeout(gw)
-    assert_serving(gw, p, stream=True)
+    assert_times_out(gw, up, p, hang(30), "did not answer in time", stream=True)
 
 
 # --- streams that had started: a terminal error event in the client's protocol -------------------

@@ -24,6 +24,7 @@ chunked transfer encoding; every SSE event is written and flushed as its own chu
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import re
 import select
@@ -539,6 +540,8 @@ class _BrokenChunk(Reply):
 class _CutBody(Reply):
     reply: Reply
     keep: float
+    stall: float = 0.0
+    gzipped: bool = False
 
     def send(self, ex: _Exchange) -> None:
         if not isinstance(self.reply, (_Streamable, _Full)):
@@ -547,15 +550,24 @@ class _CutBody(Reply):
             status, body, ctype = self.reply.status, self.reply.body, self.reply.content_type
         else:
             status, body, ctype = 200, json.dumps(self.reply.body(ex.req, ex.ids)).encode(), "application/json"
+        if self.gzipped:
+            body = gzip.compress(body)
         h = ex.h
         h.send_response(status)
         h.send_header("Content-Type", ctype)
+        if self.gzipped:
+            h.send_header("Content-Encoding", "gzip")
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         try:
             h.wfile.write(body[: int(len(body) * self.keep)])
+            h.wfile.flush()
         except OSError:
             pass
+        if self.keep >= 1:
+            return  # the whole body: a normal answer
+        if self.stall:
+            ex.idle(self.stall)
         ex.close()
 
 
@@ -751,11 +763,16 @@ def broken_chunk(n_events: int, reply: Reply, *, how: str = "partial") -> Reply:
     return _BrokenChunk(n_events, reply, how)
 
 
-def cut_body(reply: Reply, keep: float = 0.5) -> Reply:
+def cut_body(reply: Reply, keep: float = 0.5, *, stall: float = 0.0) -> Reply:
     """A non-streaming answer (``reply``'s JSON body, or an ``error()``/``garbage()`` body) whose
-    ``Content-Length`` promises the whole body; only the first ``keep`` fraction is sent, then the
-    connection closes."""
-    return _CutBody(reply, keep)
+    ``Content-Length`` promises the whole body; only the first ``keep`` fraction is sent, then,
+    after ``stall`` seconds of silence, the connection closes."""
+    return _CutBody(reply, keep, stall)
+
+
+def gzipped(reply: Reply) -> Reply:
+    """``reply``'s JSON body (as :func:`cut_body` takes it), whole, sent with ``Content-Encoding: gzip``."""
+    return _CutBody(reply, 1.0, gzipped=True)
 
 
 # --------------------------------------------------------------------------- server

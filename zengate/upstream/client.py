@@ -31,6 +31,7 @@ from requests.models import PreparedRequest, Response
 from requests.utils import get_encoding_from_headers
 
 from .. import ids
+from ..protocols import jsoncodec
 from . import wire
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -174,6 +175,21 @@ class _DirectResponse(Response):
         self.cookies = jar = cookiejar_from_dict({})
         return jar
 
+    @property
+    def content(self) -> bytes:
+        """The whole body, read in one call (``Response.content`` reads it in 10 KB steps).
+
+        Each of requests' steps goes through urllib3's ``stream``/``read`` machinery (decoder set-up,
+        buffers, an error-catching context), twice for a small JSON answer. A transport failure
+        comes through as urllib3 raised it: ``relay.read_error`` and ``transport_error`` map those.
+        """
+        if self._content is False:
+            if self._content_consumed:
+                raise RuntimeError("The content for this response was already consumed")
+            self._content = self.raw.read(decode_content=True) or b""
+            self._content_consumed = True
+        return self._content
+
 
 _NO_TIME = datetime.timedelta(0)
 
@@ -306,7 +322,7 @@ class UpstreamClient:
         """The whole body of a non-streaming answer as JSON (502 when it is not JSON)."""
         content = _whole_body(response)
         try:
-            return json.loads(content)
+            return jsoncodec.loads(content)
         except ValueError:
             ctype = response.headers.get("Content-Type", "?")
             raise UpstreamError(502, f"the upstream answered with a non-JSON body ({ctype})", "protocol") from None
