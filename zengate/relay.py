@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import queue
 import socket
-import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any, Protocol
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 import requests
 import urllib3
 
+from .helpers import start_helper
 from .protocols.jsoncodec import dumps, loads
 from .protocols.sse import Event, SSEParser
 from .records import RequestRecord
@@ -159,7 +159,7 @@ def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -
             return
         response.close()
 
-    threading.Thread(target=drain, name="zengate-drain", daemon=True).start()
+    start_helper(drain, "zengate-drain")
 
 
 def close_upstream(response: requests.Response) -> None:
@@ -215,7 +215,7 @@ class Heartbeat:
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 items.put(exc)
 
-        threading.Thread(target=read, name="zengate-stream-reader", daemon=True).start()
+        start_helper(read, "zengate-stream-reader")
         while True:
             try:
                 item = items.get(timeout=self._interval)
