@@ -192,6 +192,9 @@ class _DirectResponse(Response):
 
 
 _NO_TIME = datetime.timedelta(0)
+#: ``retries=False`` as urllib3 reads it (``Retry.from_int(False, redirect=False)``), made once:
+#: no retry, no redirect, urllib3's own exception raised at once.
+_NO_RETRIES = urllib3.Retry(False, redirect=False)
 
 
 class DirectAdapter(HTTPAdapter):
@@ -207,6 +210,7 @@ class DirectAdapter(HTTPAdapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}  # urllib3 clones one per request
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -226,9 +230,14 @@ class DirectAdapter(HTTPAdapter):
             pool = self.get_connection_with_tls_context(request, verify, cert=cert)
             self.cert_verify(pool, url, verify, cert)
             self._pools[origin] = pool
+        timeouts = self._timeouts.get(timeout)
+        if timeouts is None:
+            if len(self._timeouts) >= 32:  # the settings changed many times: start over
+                self._timeouts.clear()
+            timeouts = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         raw = pool.urlopen(request.method, path, body=request.body, headers=request.headers, redirect=False,
-                           assert_same_host=False, preload_content=False, decode_content=False, retries=False,
-                           timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+                           assert_same_host=False, preload_content=False, decode_content=False,
+                           retries=_NO_RETRIES, timeout=timeouts)
         return _DirectResponse(raw, request, self)
 
     def close(self) -> None:
