@@ -252,9 +252,12 @@ _base_environ: list = [None, {}]  # [the cfg it was built for, gunicorn's base e
 def base_environ(cfg: Any) -> dict[str, Any]:
     """gunicorn's ``base_environ``: the same keys and values, built once per ``cfg`` and copied.
 
-    Its ``wsgi.errors`` writes to the error log's streams, which do not change in a worker.
+    Its ``wsgi.errors`` writes to the error log's streams, which change only when gunicorn reopens
+    the log files (SIGUSR1 closes each file handler's stream and opens a new one): a wrapper
+    holding a closed stream is built anew.
     """
-    if _base_environ[0] is not cfg:
+    if _base_environ[0] is not cfg or any(getattr(stream, "closed", False)
+                                          for stream in getattr(_base_environ[1]["wsgi.errors"], "streams", ())):
         _base_environ[:] = [cfg, _gunicorn_base_environ(cfg)]
     return dict(_base_environ[1])
 

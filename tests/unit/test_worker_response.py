@@ -262,3 +262,26 @@ def test_base_environ_is_gunicorns_copied(monkeypatch, capsys):
     other = Config()
     other.set("workers", 4)
     assert base_environ(other)["wsgi.multiprocess"] is True  # another cfg: built for it
+
+
+def test_base_environ_follows_reopened_log_files(monkeypatch, tmp_path):
+    """SIGUSR1: gunicorn closes each file handler's stream and opens a new one (log rotation)."""
+    import logging
+
+    from zengate import worker
+
+    monkeypatch.setattr(worker, "_base_environ", [None, {}])
+    handler = logging.FileHandler(tmp_path / "error.log")
+    error_log = logging.getLogger("gunicorn.error")
+    monkeypatch.setattr(error_log, "handlers", [handler])
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    before = base_environ(cfg)["wsgi.errors"]
+    assert base_environ(cfg)["wsgi.errors"] is before and before.streams == [handler.stream]
+    handler.close()  # what gunicorn's reopen_files does, before opening the file again
+    handler.stream = handler._open()
+    after = base_environ(cfg)["wsgi.errors"]
+    assert after is not before and after.streams == [handler.stream]
+    after.write("after the rotation\n")
+    handler.close()
+    assert (tmp_path / "error.log").read_text() == "after the rotation\n"
