@@ -18,8 +18,9 @@ work.
 * Per request, gunicorn looks up a dozen settings through ``Config.__getattr__``, formats the
   ``Date`` header with the ``email`` package and builds a new ``wsgi.errors`` wrapper (which looks
   up its logger): together about 3 % of a request's CPU. In a worker, settings do not change (a
-  reload starts new workers), the date changes once a second and the wrapper's streams not at all:
-  :class:`SettledConfig`, :func:`http_date` and :func:`base_environ` do each once.
+  reload starts new workers), the date changes once a second and the wrapper's streams only when
+  the log files are reopened: :class:`SettledConfig`, :func:`http_date` and :func:`base_environ`
+  do each once.
 
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
