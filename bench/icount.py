@@ -24,6 +24,7 @@ Debian's valgrind).
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -109,14 +110,14 @@ void cg_dump(void) { CALLGRIND_DUMP_STATS; }
 """
 
 
-def _request(conn, which: str, run) -> None:
-    """One request of kind ``which`` on the kept-alive ``conn``, read to its end."""
-    path, data, headers = request_of(which, run)
+def _request(conn, request: tuple[str, bytes, dict[str, str]]) -> None:
+    """One request (as :func:`request_of` makes it) on the kept-alive ``conn``, read to its end."""
+    path, data, headers = request
     conn.request("POST", path, data, {"Content-Type": "application/json", **headers})
     answer = conn.getresponse()
-    data = answer.read()
+    content = answer.read()
     if answer.status != 200:
-        raise RuntimeError(f"{which}: HTTP {answer.status}: {data[:300]!r}")
+        raise RuntimeError(f"{path}: HTTP {answer.status}: {content[:300]!r}")
 
 
 def gunicorn_count(which: str, chunks: int, repo: Path, requests: int = 300, warmup: int = 100) -> int:
@@ -142,43 +143,47 @@ def gunicorn_count(which: str, chunks: int, repo: Path, requests: int = 300, war
                               "GUNICORN_CMD_ARGS": "--timeout 900 --http-parser python"})
         [worker] = gw.workers()
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=300)
+        measured, plain = request_of(which, run), request_of("openai", run)
         for _ in range(warmup):
-            _request(conn, which, run)
+            _request(conn, measured)
         os.kill(worker, signal.SIGRTMIN + 2)  # zero
-        _request(conn, "openai", run)  # the signal is handled by the time this is answered
+        _request(conn, plain)  # the signal is handled by the time this is answered
         for _ in range(requests):
-            _request(conn, which, run)
+            _request(conn, measured)
         os.kill(worker, signal.SIGRTMIN + 3)  # dump
-        _request(conn, "openai", run)
+        _request(conn, plain)
         conn.close()
     finally:
         if gw is not None:
             gw.stop()
         up.stop()
-    dumps = sorted(workdir.glob(f"callgrind.{worker}.*"))
-    for line in dumps[-1].read_text().splitlines():
+    return callgrind_total(sorted(workdir.glob(f"callgrind.{worker}.*"))[-1]) // (requests + 1)
+
+
+def callgrind_total(path: Path) -> int:
+    """The instruction count a callgrind output file reports for the whole run (or dump)."""
+    for line in path.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1]) // (requests + 1)
-    raise RuntimeError("callgrind wrote no total")
+            return int(line.split()[1])
+    raise RuntimeError(f"callgrind wrote no total in {path}")
 
 
 def main() -> int:
-    args = sys.argv[1:]
-    whole_worker = "--gunicorn" in args
-    args = [a for a in args if a != "--gunicorn"]
-    repo = BENCH.parent
-    if "--repo" in args:  # another checkout (a git worktree of an earlier commit, say)
-        at = args.index("--repo")
-        repo = Path(args[at + 1]).resolve()
-        del args[at:at + 2]
-    which = args[0] if args else "openai"
-    chunks = int(args[1]) if len(args) > 1 else 20
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", nargs="?", default="openai",
+                        choices=["openai", "anthropic", "openai-stream", "anthropic-stream"])
+    parser.add_argument("chunks", nargs="?", type=int, default=20, help="chunks per stream")
+    parser.add_argument("--gunicorn", action="store_true", help="count a whole gunicorn worker")
+    parser.add_argument("--repo", type=Path, default=BENCH.parent,
+                        help="with --gunicorn: the checkout to run (a git worktree of an earlier commit, say)")
+    args = parser.parse_args()
+    which, chunks = args.which, args.chunks
     sys.path.insert(0, str(BENCH))
     import run
 
-    if whole_worker:
-        print(f"{which} (gunicorn worker, Python parser): {gunicorn_count(which, chunks, repo) / 1000:,.0f}k "
-              "instructions per request")
+    if args.gunicorn:
+        per_request = gunicorn_count(which, chunks, args.repo.resolve())
+        print(f"{which} (gunicorn worker, Python parser): {per_request / 1000:,.0f}k instructions per request")
         return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="zengate-icount-"))
@@ -189,10 +194,7 @@ def main() -> int:
         env = {**os.environ, "UP": up.url, "N": str(n), "WHICH": which, "WD": str(workdir), "ICOUNT_CHILD": "1"}
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__],
                        env=env, cwd=BENCH.parent, check=True, capture_output=True)
-        for line in out.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-        raise RuntimeError("callgrind wrote no total")
+        return callgrind_total(out)
 
     try:
         low, high = count(50), count(250)

@@ -218,14 +218,12 @@ class Heartbeat:
         start_helper(read, "zengate-stream-reader")
         while True:
             try:
-                item = items.get(timeout=self._interval)
+                item = _unpacked(items.get(timeout=self._interval))
             except queue.Empty:
                 yield None
                 continue
             if item is _END:
                 return
-            if isinstance(item, BaseException):
-                raise item
             yield item
 
     def rest(self, timeout: float) -> Iterator[bytes]:
@@ -237,13 +235,15 @@ class Heartbeat:
             yield from self._chunks
             return
         deadline = time.monotonic() + timeout
-        while True:
-            item = items.get(timeout=max(0.0, deadline - time.monotonic()))
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
+        while (item := _unpacked(items.get(timeout=max(0.0, deadline - time.monotonic())))) is not _END:
             yield item
+
+
+def _unpacked(item: Any) -> Any:
+    """An item of the heartbeat helper's queue: a chunk or ``_END``; the helper's failure is raised."""
+    if isinstance(item, BaseException):
+        raise item
+    return item
 
 
 def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,

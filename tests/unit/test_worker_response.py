@@ -172,7 +172,6 @@ def test_the_worker_builds_its_responses_with_it(monkeypatch):
     assert wsgi.base_environ is base_environ and util.http_date is http_date
 
 
-
 def test_gunicorn_reads_request_heads_with_its_c_parser():
     """gunicorn_h1c (requirements.txt) is installed, and gunicorn.conf.py sets none of the
     compatibility flags that make gunicorn fall back to its Python parser."""

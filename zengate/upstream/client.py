@@ -18,6 +18,7 @@ body in one write, and less Python between a request and its answer's first byte
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,6 +198,12 @@ _NO_TIME = datetime.timedelta(0)
 _NO_RETRIES = urllib3.Retry(False, redirect=False)
 
 
+@functools.lru_cache(maxsize=32)
+def _timeout(connect_read: tuple[float, float]) -> urllib3.Timeout:
+    """urllib3's ``Timeout`` for a (connect, read) pair, made once (urllib3 clones it per request)."""
+    return urllib3.Timeout(connect=connect_read[0], read=connect_read[1])
+
+
 class DirectAdapter(HTTPAdapter):
     """``HTTPAdapter`` with a lean path for the gateway's own direct calls.
 
@@ -210,7 +217,6 @@ class DirectAdapter(HTTPAdapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
-        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}  # urllib3 clones one per request
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -230,14 +236,9 @@ class DirectAdapter(HTTPAdapter):
             pool = self.get_connection_with_tls_context(request, verify, cert=cert)
             self.cert_verify(pool, url, verify, cert)
             self._pools[origin] = pool
-        timeouts = self._timeouts.get(timeout)
-        if timeouts is None:
-            if len(self._timeouts) >= 32:  # the settings changed many times: start over
-                self._timeouts.clear()
-            timeouts = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         raw = pool.urlopen(request.method, path, body=request.body, headers=request.headers, redirect=False,
                            assert_same_host=False, preload_content=False, decode_content=False,
-                           retries=_NO_RETRIES, timeout=timeouts)
+                           retries=_NO_RETRIES, timeout=_timeout(timeout))
         return _DirectResponse(raw, request, self)
 
     def close(self) -> None:
