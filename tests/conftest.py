@@ -127,6 +127,19 @@ def pg_url():
         conn.close()
 
 
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    """A migrated SQLite database file, bound to the store for the test."""
+    from zengate import prepare_database
+    from zengate.config import Config
+    from zengate.store.db import database
+
+    path = tmp_path / "zengate.db"
+    prepare_database(Config(database_url=f"sqlite:///{path}"))
+    yield path
+    database.close()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path):
     """Run a store test on SQLite and on PostgreSQL."""

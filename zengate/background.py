@@ -1,6 +1,6 @@
-"""The per-worker background loop: request-log batches, the model-list and proxy-pool refreshes,
-request-log retention (one pass at a time across workers, see :mod:`zengate.store.retention`) and
-the worker's metric gauges.
+"""The per-worker background loop: request-log batches, SQLite checkpoints, the model-list and
+proxy-pool refreshes, request-log retention (one pass at a time across workers, see
+:mod:`zengate.store.retention`) and the worker's metric gauges.
 
 Started from gunicorn's ``post_worker_init`` hook, where gevent has patched ``threading``: the
 thread below is then a greenlet of the worker. Outside gunicorn (tests, the Flask dev server) it
@@ -25,9 +25,11 @@ class Background:
         self._refreshing = False
         from . import metrics
         from .store.retention import Retention
+        from .store.wal import Checkpointer
 
         self._gauges = metrics.GaugeUpdater(gateway)
         self._retention = Retention(gateway.settings, on_deleted=_count_deleted)
+        self._checkpointer = Checkpointer()
 
     def start(self) -> None:
         if self._thread is None:
@@ -41,6 +43,7 @@ class Background:
             try:
                 gw.request_log.flush()
                 gw.request_log.recover()  # spilled rows, once the database takes writes again
+                self._checkpointer.tick(gw.request_log.written)  # SQLite's WAL, in a native thread
                 self._metered()
                 gw.egress.tick()  # proxy pool refresh when due (no Geonode traffic in proxy_mode off)
                 if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):

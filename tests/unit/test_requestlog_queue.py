@@ -18,8 +18,7 @@ from pathlib import Path
 import peewee
 import pytest
 
-from zengate import auth, prepare_database
-from zengate.config import Config
+from zengate import auth
 from zengate.settings import Settings
 from zengate.store import spill as spill_mod
 from zengate.store.db import database
@@ -28,14 +27,6 @@ from zengate.store.requestlog import RequestLogWriter
 from zengate.store.spill import SpillStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def db_path(tmp_path) -> Path:
-    path = tmp_path / "zengate.db"
-    prepare_database(Config(database_url=f"sqlite:///{path}"))
-    yield path
-    database.close()
 
 
 @pytest.fixture

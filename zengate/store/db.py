@@ -24,6 +24,8 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10_000,
     "synchronous": "normal",
     "foreign_keys": 1,
+    # a backstop: the background loop checkpoints at a tenth of this, off the event loop (store/wal.py)
+    "wal_autocheckpoint": 10_000,
 }
 
 

@@ -1,0 +1,199 @@
+"""Long database work leaves the worker's event loop free: request-log batches in turns, SQLite
+checkpoints in a native thread (zengate/helpers.py, zengate/store/requestlog.py, zengate/store/wal.py).
+
+Under gunicorn's gevent worker every request is served from one OS thread, so these run here
+with ``helpers._under_gevent`` forced on: another greenlet stands for the requests being served
+and records what it could see each time it got a turn.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import gevent
+import pytest
+
+from zengate import helpers, prepare_database
+from zengate.config import Config
+from zengate.store import spill as spill_mod
+from zengate.store import wal
+from zengate.store.db import database
+from zengate.store.models import RequestLog, utcnow
+from zengate.store.requestlog import BATCH_ROWS, RequestLogWriter
+
+
+@pytest.fixture
+def under_gevent(monkeypatch):
+    monkeypatch.setattr(helpers, "_under_gevent", lambda: True)
+
+
+def _row(i: int) -> dict:
+    return {"created_at": utcnow(), "request_id": f"req_{i}", "method": "POST", "path": "/v1/chat/completions",
+            "model": "m", "format": "openai", "stream": False, "status": 200, "latency_ms": 1.0,
+            "input_messages": [{"role": "user", "content": "x" * 2000}], "redact_secrets": True}
+
+
+def _committed(path: Path) -> int:
+    other = sqlite3.connect(path)
+    try:
+        return other.execute("SELECT count(*) FROM request_log").fetchone()[0]
+    finally:
+        other.close()
+
+
+class Bystander:
+    """A greenlet that, at each turn it gets, notes how many rows another connection sees committed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: list[int] = []
+        self._done = False
+        self._greenlet = gevent.spawn(self._run)
+        gevent.sleep(0)  # started, waiting for its next turn
+
+    def _run(self) -> None:
+        while not self._done:
+            self.seen.append(_committed(self.path))
+            gevent.sleep(0)
+
+    def stop(self) -> list[int]:
+        self._done = True
+        self._greenlet.join(5)
+        return self.seen
+
+
+def test_default_batches_are_small():
+    writer = RequestLogWriter()
+    assert writer.batch_size == BATCH_ROWS <= 64
+    assert writer.wake_rows == 500  # the loop is not woken more often for that
+    assert RequestLogWriter(max_queued=100).wake_rows == 100
+
+
+def test_flush_lets_other_greenlets_run_between_committed_batches(db_path, under_gevent):
+    writer = RequestLogWriter(batch_size=10)
+    for i in range(45):
+        writer.record(_row(i))
+    bystander = Bystander(db_path)
+    assert writer.flush(force=True) == 45
+    seen = bystander.stop()
+    # a turn after each committed batch but the last, and never inside a transaction
+    assert [n for n in seen if 0 < n < 45] == [10, 20, 30, 40]
+    assert _committed(db_path) == 45 and writer.pending == 0
+
+
+def test_without_gevent_flush_writes_straight_through(db_path, monkeypatch):
+    turns = []
+    monkeypatch.setattr(gevent, "sleep", lambda *a: turns.append(a))
+    writer = RequestLogWriter(batch_size=10)
+    for i in range(45):
+        writer.record(_row(i))
+    assert writer.flush(force=True) == 45
+    assert turns == []  # threads are preempted: no gevent call outside a gevent worker
+
+
+def test_recover_lets_other_greenlets_run_between_imported_batches(db_path, tmp_path, under_gevent):
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    (spill_dir / "active-1000-99999-deadbeef.jsonl").write_bytes(b"".join(spill_mod.encode(_row(i)) for i in range(25)))
+    writer = RequestLogWriter(batch_size=10, spill_dir=spill_dir)
+    bystander = Bystander(db_path)
+    assert writer.recover(force=True) == 25
+    seen = bystander.stop()
+    assert [n for n in seen if 0 < n < 25] == [10, 20]
+    assert _committed(db_path) == 25
+
+
+def test_off_loop_runs_in_a_native_thread_while_greenlets_go_on(under_gevent):
+    ticks = []
+
+    def ticker():
+        for _ in range(1000):
+            ticks.append(time.monotonic())
+            gevent.sleep(0.001)
+
+    greenlet = gevent.spawn(ticker)
+    gevent.sleep(0)
+
+    def blocking():
+        started = time.monotonic()
+        time.sleep(0.2)  # a blocking C call: the unpatched sleep
+        return threading.get_ident(), started, time.monotonic()
+
+    ident, started, ended = helpers.off_loop(blocking)
+    greenlet.kill()
+    assert ident != threading.get_ident()
+    assert sum(started <= t <= ended for t in ticks) >= 10  # the loop went on meanwhile
+
+
+def test_off_loop_outside_gevent_is_a_plain_call():
+    assert helpers.off_loop(threading.get_ident) == threading.get_ident()
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+def _fill_wal(writer: RequestLogWriter, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        writer.record(_row(i))
+    writer.flush(force=True)
+
+
+def test_connections_leave_checkpoints_to_the_background_loop(db_path):
+    assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_checkpointer_copies_the_wal_into_the_database_file_off_the_loop(db_path, under_gevent, monkeypatch):
+    threads = []
+    real = wal.checkpoint
+    monkeypatch.setattr(wal, "checkpoint", lambda path: (threads.append(threading.get_ident()), real(path))[1])
+    writer = RequestLogWriter()
+    _fill_wal(writer, 0, 200)
+    wal_file = Path(f"{db_path}-wal")
+    size_before = db_path.stat().st_size
+    assert wal_file.stat().st_size > 200_000  # the rows are in the log, not yet in the database file
+    checkpointer = wal.Checkpointer(threshold=100_000)
+    assert checkpointer.tick(writer.written) is True
+    assert threads and threads[0] != threading.get_ident()
+    assert db_path.stat().st_size > size_before + 200_000  # copied into the database file
+    assert wal.checkpoint(str(db_path)) == (0, *([wal.checkpoint(str(db_path))[1]] * 2))  # nothing left to copy
+    assert RequestLog.select().count() == 200
+
+
+def test_checkpointer_waits_for_writes_for_its_interval_and_for_a_big_enough_wal(db_path):
+    writer = RequestLogWriter()
+    threshold = os.path.getsize(f"{db_path}-wal") + 150_000  # the migrations' pages are in the log too
+    checkpointer = wal.Checkpointer(threshold=threshold, interval=3600)
+    assert checkpointer.tick(writer.written) is False  # nothing written yet
+    _fill_wal(writer, 0, 10)
+    assert os.path.getsize(f"{db_path}-wal") < threshold
+    assert checkpointer.tick(writer.written) is False  # the log is still small
+    _fill_wal(writer, 10, 200)
+    assert checkpointer.tick(writer.written) is True
+    assert checkpointer.tick(writer.written) is False  # no new rows
+    _fill_wal(writer, 210, 200)
+    assert checkpointer.tick(writer.written) is False  # within its interval
+    assert checkpointer.runs == 1
+
+
+def test_checkpointer_ignores_databases_without_a_file(monkeypatch):
+    prepare_database(Config(database_url="sqlite:///:memory:"))
+    try:
+        assert wal.sqlite_file() is None
+        assert wal.Checkpointer(threshold=0).tick(1) is False
+    finally:
+        database.close()
+
+
+def test_a_failed_checkpoint_is_logged_and_the_loop_goes_on(db_path, monkeypatch, caplog):
+    def fail(path):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(wal, "checkpoint", fail)
+    writer = RequestLogWriter()
+    _fill_wal(writer, 0, 100)
+    assert wal.Checkpointer(threshold=1).tick(writer.written) is False
+    assert "SQLite checkpoint failed (disk I/O error)" in caplog.text
