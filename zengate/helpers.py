@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+NEXT_TURN = 1e-6  # seconds: any positive sleep resumes at the loop's next turn, after its sockets were polled
+
 
 def _under_gevent() -> bool:
     try:
@@ -41,11 +43,16 @@ def start_helper(target: Callable[[], None], name: str) -> None:
 
 
 def let_others_run() -> None:
-    """Under gevent, let the worker's other greenlets run before going on (threads are preempted anyway)."""
+    """Under gevent, go on at the event loop's next turn, after every greenlet whose socket became ready.
+
+    Not ``gevent.sleep(0)``: that may resume the caller before the loop polls its sockets again,
+    for up to gevent's switch interval (5 ms), and the requests waiting on them wait as long. Any
+    positive sleep waits for the next turn. Threads are preempted anyway: a no-op outside gevent.
+    """
     if _under_gevent():
         import gevent
 
-        gevent.sleep(0)
+        gevent.sleep(NEXT_TURN)
 
 
 def off_loop(func: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ and records what it could see each time it got a turn.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+from gevent.socket import wait_read
 
 from zengate import helpers, prepare_database
 from zengate.config import Config
@@ -46,23 +48,31 @@ def _committed(path: Path) -> int:
 
 
 class Bystander:
-    """A greenlet that, at each turn it gets, notes how many rows another connection sees committed."""
+    """A request being served: a greenlet waiting on a socket, which has data whenever the loop polls it.
+
+    At each turn it gets it notes how many rows another connection sees committed.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.seen: list[int] = []
         self._done = False
+        self._ours, self._peer = socket.socketpair()
+        self._peer.sendall(b"x" * 10_000)
         self._greenlet = gevent.spawn(self._run)
-        gevent.sleep(0)  # started, waiting for its next turn
+        gevent.sleep(0.001)  # started, waiting on its socket
 
     def _run(self) -> None:
         while not self._done:
+            wait_read(self._ours.fileno())  # resumes only when the loop polls the socket
+            self._ours.recv(1)
             self.seen.append(_committed(self.path))
-            gevent.sleep(0)
 
     def stop(self) -> list[int]:
         self._done = True
         self._greenlet.join(5)
+        self._ours.close()
+        self._peer.close()
         return self.seen
 
 
@@ -83,6 +93,25 @@ def test_flush_lets_other_greenlets_run_between_committed_batches(db_path, under
     # a turn after each committed batch but the last, and never inside a transaction
     assert [n for n in seen if 0 < n < 45] == [10, 20, 30, 40]
     assert _committed(db_path) == 45 and writer.pending == 0
+
+
+def test_a_backlog_goes_in_fewer_bigger_batches_and_rows_queued_meanwhile_wait(db_path, under_gevent, monkeypatch):
+    writer = RequestLogWriter(batch_size=10)
+    for i in range(400):
+        writer.record(_row(i))
+    batches = []
+    real = writer._write
+
+    def write(batch, dedupe=False):
+        batches.append(len(batch))
+        real(batch, dedupe)
+        writer.record(_row(1000 + len(batches)))  # a request finished meanwhile
+
+    monkeypatch.setattr(writer, "_write", write)
+    assert writer.flush(force=True) == 400
+    assert batches == [50] * 8  # FLUSH_TURNS
+    assert writer.pending == 8  # queued during the flush: written by the next one
+    assert writer.flush(force=True) == 8 and _committed(db_path) == 408
 
 
 def test_without_gevent_flush_writes_straight_through(db_path, monkeypatch):

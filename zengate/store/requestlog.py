@@ -8,10 +8,11 @@ dropped silently and a database hiccup never fails a client's request. Each batc
 ``last_used_at`` on the keys it saw. Rows made before the log was last cleared (and still queued in
 some worker at that moment) are discarded when they come up, as the clear asked.
 
-A batch is small (``BATCH_ROWS``) and the writer lets the worker's other greenlets run between
-batches: SQLite works in the worker's only OS thread, so a batch holds every request being served
-for as long as it takes (about 30 µs a row here; 500 rows held them 10–15 ms, five times a second
-at 1,500 requests/s).
+A batch is small (``BATCH_ROWS``, more for a backlog: ``FLUSH_TURNS``) and the writer lets the
+worker's other greenlets run between batches: SQLite works in the worker's only OS thread, so a
+batch holds every request being served for as long as it takes (about 30 µs a row here; 500 rows
+held them 10–15 ms, five times a second at 1,500 requests/s). A flush writes the rows queued when
+it began; those queued meanwhile wait for the next tick, so a flush ends however fast rows come.
 
 The queue is bounded (``ZENGATE_LOG_QUEUE_MAX``). While the database refuses writes, the rows past
 the bound — the oldest — spill to this worker's append-only file under the data directory
@@ -60,6 +61,7 @@ _BODIES = ("input_messages", "output_content")
 
 DEFAULT_MAX_QUEUED = 5000  # ZENGATE_LOG_QUEUE_MAX
 BATCH_ROWS = 32  # rows per transaction: about 1 ms of the worker's time on a slow machine
+FLUSH_TURNS = 8  # a flush writes the queue in at most this many batches of at least BATCH_ROWS
 WAKE_ROWS = 500  # queued rows that wake the background loop before its next tick
 RECOVER_BATCHES = 300  # spilled batches imported per tick of the background loop (~10,000 rows)
 SQLITE_WRITE_BUSY_MS = 250
@@ -155,12 +157,15 @@ class RequestLogWriter:
             return 0
         written = 0
         with self._flush_lock:
-            while self._queue:
+            todo = len(self._queue)  # rows queued later wait for the next tick: the flush always ends
+            size = max(self.batch_size, -(-todo // FLUSH_TURNS))  # a backlog goes in bigger batches
+            while todo > 0 and self._queue:
                 if written:
                     let_others_run()
                 batch = []
-                while self._queue and len(batch) < self.batch_size:
+                while self._queue and len(batch) < min(size, todo):
                     batch.append(self._queue.popleft())
+                todo -= len(batch)
                 try:
                     # after a failure, the batch may have been committed all the same: dedupe it
                     self._write(batch, dedupe=self.failures > 0)
