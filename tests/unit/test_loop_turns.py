@@ -114,6 +114,24 @@ def test_a_backlog_goes_in_fewer_bigger_batches_and_rows_queued_meanwhile_wait(d
     assert writer.flush(force=True) == 8 and _committed(db_path) == 408
 
 
+def test_close_writes_rows_queued_during_its_flushes_without_spilling_them(db_path, tmp_path, monkeypatch):
+    writer = RequestLogWriter(batch_size=10, spill_dir=tmp_path / "spill")
+    for i in range(30):
+        writer.record(_row(i))
+    real = writer._write
+    extra = iter(range(1000, 1005))
+
+    def write(batch, dedupe=False):
+        real(batch, dedupe)
+        for i in extra:  # a stream ending while the worker exits: one row per batch
+            writer.record(_row(i))
+            break
+
+    monkeypatch.setattr(writer, "_write", write)
+    assert writer.close(timeout=5) == 0
+    assert _committed(db_path) == 35 and writer.spilled == 0
+
+
 def test_without_gevent_flush_writes_straight_through(db_path, monkeypatch):
     turns = []
     monkeypatch.setattr(gevent, "sleep", lambda *a: turns.append(a))

@@ -227,11 +227,12 @@ class RequestLogWriter:
         attempts = 0
         while self._queue and time.monotonic() < deadline:
             self.flush(force=True)
+            if not (self._queue and self.failures):
+                continue  # written (rows queued during the flush go in the next one)
             attempts += 1
-            if self._queue and self.spill is not None and attempts >= 2:
+            if self.spill is not None and attempts >= 2:
                 break  # the database is failing: the rows are safer on disk than in a retry loop
-            if self._queue:
-                time.sleep(0.2)
+            time.sleep(0.2)
         if self._queue and self.spill is not None:
             count = len(self._queue)
             if self._spill_overflow(limit=0, now=True):
