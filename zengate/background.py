@@ -86,6 +86,9 @@ def _count_deleted(result) -> None:
 
 def flush_all(gateway, timeout: float = 10.0) -> None:
     """Write the queued rows (or spill them to disk when the database refuses) and close the connection."""
+    from .helpers import run_idle_work
+
+    run_idle_work()  # records finished but not yet logged
     gateway.request_log.close(timeout)
     _close_connection()
 

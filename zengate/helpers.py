@@ -10,11 +10,17 @@ greenlet alone. Outside gevent (the unit tests, a plain WSGI server) a daemon th
 A gevent worker serves every request from one OS thread: a greenlet that computes or waits in C
 for 10 ms holds every other request for 10 ms. ``let_others_run`` splits long Python work into
 turns; ``off_loop`` runs a blocking C call that releases the GIL (an SQLite checkpoint and its
-fsyncs) in a native thread of gevent's pool while the loop goes on.
+fsyncs) in a native thread of gevent's pool while the loop goes on; ``when_idle`` keeps work no
+client waits for (a request's log line, metrics and log row) for a moment when the worker has
+nothing else to do: while it waits for an upstream, rather than before it reads the next request
+on a kept-alive connection.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +28,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 NEXT_TURN = 1e-6  # seconds: any positive sleep resumes at the loop's next turn, after its sockets were polled
+IDLE_WAIT = 0.02  # seconds work waits at most for an idle moment (a busy worker may have none)
+
+log = logging.getLogger(__name__)
 
 
 def _under_gevent() -> bool:
@@ -66,3 +75,71 @@ def off_loop(func: Callable[..., T], *args: Any) -> T:
 
         return gevent.get_hub().threadpool.apply(func, args)
     return func(*args)
+
+
+class _IdleWork:
+    """Callables run by one greenlet when the event loop is idle, or after ``IDLE_WAIT`` at the latest."""
+
+    def __init__(self) -> None:
+        import gevent
+        from gevent.event import Event
+
+        self.pending: collections.deque[Callable[[], object]] = collections.deque()
+        self._wake = Event()
+        self._greenlet = gevent.spawn(self._serve)
+
+    def add(self, work: Callable[[], object]) -> None:
+        self.pending.append(work)
+        if len(self.pending) == 1:
+            self._wake.set()
+
+    def _serve(self) -> None:
+        import gevent
+
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with gevent.Timeout(IDLE_WAIT, False):
+                gevent.idle()  # no socket, timer or other greenlet ready to run
+            self.run_pending()
+
+    def run_pending(self) -> None:
+        pending = self.pending
+        while pending:
+            work = pending.popleft()
+            try:
+                work()
+            except Exception:
+                log.exception("work done in an idle moment failed")
+
+
+_idle_work: _IdleWork | None = None
+
+
+def when_idle(work: Callable[[], object]) -> None:
+    """Run ``work`` once the worker's event loop is idle (within ``IDLE_WAIT``); at once outside gevent.
+
+    For bookkeeping only: it runs in another greenlet, after the caller has moved on, and its
+    errors are logged.
+    """
+    global _idle_work
+    if not _under_gevent():
+        work()
+        return
+    if _idle_work is None:
+        _idle_work = _IdleWork()
+    _idle_work.add(work)
+
+
+def run_idle_work() -> None:
+    """Run now what waits for an idle moment (a worker about to exit)."""
+    if _idle_work is not None:
+        _idle_work.run_pending()
+
+
+def _forget_idle_work() -> None:
+    global _idle_work
+    _idle_work = None  # a forked child has its own event loop and greenlets
+
+
+os.register_at_fork(after_in_child=_forget_idle_work)

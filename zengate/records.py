@@ -6,9 +6,11 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from . import metrics
+from .helpers import when_idle
 from .logs import redact
 from .store.models import utcnow
 
@@ -104,6 +106,14 @@ class RequestRecord:
         if value is None or not self.log_bodies or self.body_max_chars <= 0:
             return None
         return value
+
+    def finish_later(self, status: int, error: str | None = None, *, ended: float | None = None) -> None:
+        """``finish`` when the worker next has nothing else to do (at once outside gevent).
+
+        The client already has its answer; the worker serves the next request first. The
+        latency still ends now (or at ``ended``).
+        """
+        when_idle(partial(self.finish, status, error, ended=time.perf_counter() if ended is None else ended))
 
     def finish(self, status: int, error: str | None = None, *, ended: float | None = None) -> None:
         """Queue the log row (once). Never raises: logging must not fail a request.

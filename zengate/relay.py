@@ -351,4 +351,4 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
         else:
             close_upstream(response)
         if finish_record and not handed_over:
-            record.finish(200, status_error or adapter.error)
+            record.finish_later(200, status_error or adapter.error)

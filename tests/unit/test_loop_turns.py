@@ -1,5 +1,6 @@
 """Long database work leaves the worker's event loop free: request-log batches in turns, SQLite
-checkpoints in a native thread (zengate/helpers.py, zengate/store/requestlog.py, zengate/store/wal.py).
+checkpoints in a native thread, bookkeeping in idle moments (zengate/helpers.py,
+zengate/store/requestlog.py, zengate/store/wal.py, RequestRecord.finish_later).
 
 Under gunicorn's gevent worker every request is served from one OS thread, so these run here
 with ``helpers._under_gevent`` forced on: another greenlet stands for the requests being served
@@ -21,6 +22,7 @@ from gevent.socket import wait_read
 
 from zengate import helpers, prepare_database
 from zengate.config import Config
+from zengate.records import RequestRecord
 from zengate.store import spill as spill_mod
 from zengate.store import wal
 from zengate.store.db import database
@@ -31,6 +33,10 @@ from zengate.store.requestlog import BATCH_ROWS, RequestLogWriter
 @pytest.fixture
 def under_gevent(monkeypatch):
     monkeypatch.setattr(helpers, "_under_gevent", lambda: True)
+    yield
+    if helpers._idle_work is not None:
+        helpers._idle_work._greenlet.kill()
+        helpers._idle_work = None
 
 
 def _row(i: int) -> dict:
@@ -244,3 +250,88 @@ def test_a_failed_checkpoint_is_logged_and_the_loop_goes_on(db_path, monkeypatch
     _fill_wal(writer, 0, 100)
     assert wal.Checkpointer(threshold=1).tick(writer.written) is False
     assert "SQLite checkpoint failed (disk I/O error)" in caplog.text
+
+
+# --- idle moments -------------------------------------------------------------------------------
+
+class Busy:
+    """Requests keeping the loop busy: a greenlet whose socket is always ready, for ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.turns: list[float] = []
+        self._ours, self._peer = socket.socketpair()
+        self._peer.sendall(b"x" * 100_000)
+        self._until = time.monotonic() + seconds
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while time.monotonic() < self._until:
+            wait_read(self._ours.fileno())
+            self._ours.recv(1)
+            self.turns.append(time.monotonic())
+        self._ours.close()
+        self._peer.close()
+
+
+def test_idle_work_runs_at_once_outside_gevent():
+    done = []
+    helpers.when_idle(lambda: done.append(1))
+    assert done == [1]
+
+
+def test_idle_work_waits_for_the_requests_ready_to_run(under_gevent):
+    done = []
+    busy = Busy(0.005)  # well under IDLE_WAIT
+    helpers.when_idle(lambda: done.append(time.monotonic()))
+    assert done == []  # not inside the call
+    busy.greenlet.join(1)
+    gevent.sleep(0.001)
+    assert len(done) == 1 and done[0] > busy.turns[-1]  # after the last ready turn
+
+
+def test_idle_work_runs_within_idle_wait_on_a_worker_that_is_never_idle(under_gevent):
+    done = []
+    busy = Busy(10 * helpers.IDLE_WAIT)
+    started = time.monotonic()
+    helpers.when_idle(lambda: done.append(time.monotonic()))
+    busy.greenlet.join(5)
+    assert len(done) == 1
+    assert done[0] < busy.turns[-1]  # it did not wait for the load to end…
+    assert done[0] - started >= helpers.IDLE_WAIT * 0.9  # …but for IDLE_WAIT
+
+
+def test_idle_work_runs_in_order_and_one_failure_stops_nothing(under_gevent, caplog):
+    done = []
+    helpers.when_idle(lambda: done.append("first"))
+    helpers.when_idle(lambda: 1 / 0)
+    helpers.when_idle(lambda: done.append("third"))
+    gevent.sleep(0.01)
+    assert done == ["first", "third"]
+    assert "work done in an idle moment failed" in caplog.text and "ZeroDivisionError" in caplog.text
+    helpers.when_idle(lambda: done.append("later"))  # the greenlet goes on serving
+    gevent.sleep(0.01)
+    assert done[-1] == "later"
+
+
+def test_run_idle_work_runs_what_waits_now(under_gevent):
+    done = []
+    helpers.when_idle(lambda: done.append(1))
+    helpers.run_idle_work()  # a worker about to exit
+    assert done == [1]
+    gevent.sleep(0.01)
+    assert done == [1]  # not twice
+
+
+def test_a_record_finished_later_keeps_its_latency_and_is_written_once(db_path, under_gevent):
+    writer = RequestLogWriter()
+    record = RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", writer)
+    time.sleep(0.05)
+    record.finish_later(200)
+    assert writer.pending == 0 and not record.done  # the caller went on
+    time.sleep(0.2)  # the next request, say (blocking: the loop cannot run meanwhile)
+    gevent.sleep(0.001)
+    assert record.done and writer.pending == 1
+    record.finish(500)  # a second finish does nothing
+    assert writer.flush(force=True) == 1
+    row = RequestLog.get(RequestLog.request_id == "req_1")
+    assert row.status == 200 and 50 <= row.latency_ms < 200  # up to finish_later, not to the idle moment

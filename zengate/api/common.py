@@ -101,17 +101,18 @@ _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     """A JSON answer or a stream; the record is finished once the answer has gone out.
 
-    A JSON answer's record (log row, metrics, log line) is finished when the server closes the
-    answer, after its bytes were written: the client does not wait for the bookkeeping, and the
-    latency logged is still up to the moment the answer was ready. A stream's pump finishes its
-    record at the stream's end.
+    A JSON answer's record (log row, metrics, log line) is finished after the server closed the
+    answer, its bytes written, at the worker's next idle moment (``RequestRecord.finish_later``):
+    neither the client nor its next request waits for the bookkeeping, and the latency logged is
+    still up to the moment the answer was ready. A stream's pump finishes its record the same way
+    at the stream's end.
     """
     headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
     if record.proxy:
         headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):
         response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
-        response.call_on_close(partial(record.finish, 200, ended=time.perf_counter()))
+        response.call_on_close(partial(record.finish_later, 200, ended=time.perf_counter()))
         return response
     return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
 
