@@ -22,11 +22,17 @@ work.
   the log files are reopened: :class:`SettledConfig`, :func:`http_date` and :func:`base_environ`
   do each once.
 
+* Before serving, the worker moves what it built at start (modules, the app, its settings and
+  catalog: most of its objects, all long-lived) out of the garbage collector's sight with
+  ``gc.freeze()``. A full collection otherwise walked all of them every few thousand requests,
+  holding the worker some 45 ms each time.
+
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import types
@@ -263,6 +269,13 @@ def base_environ(cfg: Any) -> dict[str, Any]:
     return dict(_base_environ[1])
 
 
+def freeze_startup_objects() -> int:
+    """Collect once, then exempt every object that survived from later collections; returns how many."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class ZengateWorker(GeventWorker):
     """The gevent worker, with a deadline on request heads, errors answered in JSON, and each
     answer's head sent with its first body bytes."""
@@ -279,6 +292,11 @@ class ZengateWorker(GeventWorker):
         util.http_date = http_date
         self.cfg = SettledConfig(self.cfg)
         super().init_process()
+
+    def run(self) -> None:
+        """Serve; gunicorn calls this after ``post_worker_init``, when the app and its background loop are built."""
+        freeze_startup_objects()
+        super().run()
 
     def timeout_ctx(self) -> gevent.Timeout:
         """Bound the wait for (and the reading of) each request head; silent: the connection closes."""
