@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 _FIELDS = [f for f in RequestLog._meta.sorted_fields if f.name != "id"]
 _BODIES = ("input_messages", "output_content")
+_AS_IS = {peewee.CharField: str, peewee.TextField: str, peewee.IntegerField: int, peewee.FloatField: float}
 
 DEFAULT_MAX_QUEUED = 5000  # ZENGATE_LOG_QUEUE_MAX
 BATCH_ROWS = 32  # rows per transaction: about 1 ms of the worker's time on a slow machine
@@ -76,19 +77,26 @@ def _clip(value: Any, limit: int) -> str | None:
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
+#: Per column: its name, what it holds (a body, the attempts, or a plain value), its default, the
+#: Python type the driver takes as it is (peewee's ``db_value`` would return it unchanged), ``db_value``.
+_COLUMNS = [(f.name, "body" if f.name in _BODIES else "attempts" if f.name == "attempts" else "plain",
+             f.default, _AS_IS.get(type(f)), f.db_value) for f in _FIELDS]
+
+
 def _db_row(row: dict[str, Any]) -> list[Any]:
     """One row's values in column order, bodies serialised and clipped, as the driver takes them."""
     limit = row.get("body_max_chars") or 100_000
+    redact = row.get("redact_secrets")
     values = []
-    for field in _FIELDS:
-        value = row.get(field.name)
-        if field.name in _BODIES:
-            value = _clip(redact_stored(value) if row.get("redact_secrets") else value, limit)
-        elif field.name == "attempts" and value is not None and not isinstance(value, str):
+    for name, kind, default, as_is, db_value in _COLUMNS:
+        value = row.get(name)
+        if kind == "body":
+            value = _clip(redact_stored(value) if redact else value, limit)
+        elif kind == "attempts" and value is not None and not isinstance(value, str):
             value = json.dumps(value)
-        elif value is None and field.default is not None:
-            value = field.default() if callable(field.default) else field.default
-        values.append(field.db_value(value) if value is not None else None)
+        elif value is None and default is not None:
+            value = default() if callable(default) else default
+        values.append(value if value is None or type(value) is as_is else db_value(value))
     return values
 
 
