@@ -24,8 +24,8 @@ work.
 
 * Before serving, the worker moves what it built at start (modules, the app, its settings and
   catalog: most of its objects, all long-lived) out of the garbage collector's sight with
-  ``gc.freeze()``. A full collection otherwise walked all of them every few thousand requests,
-  holding the worker some 45 ms each time.
+  ``gc.freeze()`` (and lets the collector see them again when it stops serving). A full collection
+  otherwise walked all of them every few thousand requests, holding the worker some 45 ms each time.
 
 ``gunicorn.conf.py`` selects it with ``worker_class = "zengate.worker.ZengateWorker"``.
 """
@@ -296,7 +296,12 @@ class ZengateWorker(GeventWorker):
     def run(self) -> None:
         """Serve; gunicorn calls this after ``post_worker_init``, when the app and its background loop are built."""
         freeze_startup_objects()
-        super().run()
+        try:
+            super().run()
+        finally:
+            # the interpreter's exit must see them again: frozen logging handlers were otherwise
+            # finalised after gevent's modules were torn down ("Exception ignored in _removeHandlerRef")
+            gc.unfreeze()
 
     def timeout_ctx(self) -> gevent.Timeout:
         """Bound the wait for (and the reading of) each request head; silent: the connection closes."""
