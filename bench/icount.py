@@ -85,20 +85,13 @@ def child() -> None:
             gw.request_log.flush(force=True)
 
 
-#: The worker's hooks for ``--gunicorn``: the repo's gunicorn.conf.py, and signals that zero and
-#: dump the callgrind counters of the worker that receives them.
-_GUNICORN_CONF = """
-import os
-_conf = os.path.join(os.getcwd(), "gunicorn.conf.py")
-exec(compile(open(_conf).read(), _conf, "exec"))
-_repo_post_worker_init = post_worker_init
-
-
-def post_worker_init(worker):
+#: The worker's hooks for ``--gunicorn`` (after the repo's gunicorn.conf.py: run.wrapped_gunicorn_conf):
+#: signals that zero and dump the callgrind counters of the worker that receives them.
+_HOOKS = """
+def _bench_hooks(worker):
     import ctypes
     import signal
 
-    _repo_post_worker_init(worker)
     helper = ctypes.CDLL(os.environ["ICOUNT_HELPER"])
     signal.signal(signal.SIGRTMIN + 2, lambda *_: helper.cg_zero())
     signal.signal(signal.SIGRTMIN + 3, lambda *_: helper.cg_dump())
@@ -132,7 +125,7 @@ def gunicorn_count(which: str, chunks: int, repo: Path, requests: int = 300, war
     (workdir / "cgctl.c").write_text(_HELPER_C)
     subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(helper), str(workdir / "cgctl.c")], check=True)
     conf = workdir / "icount.conf.py"
-    conf.write_text(_GUNICORN_CONF)
+    conf.write_text(run.wrapped_gunicorn_conf(_HOOKS))
     up = run.Upstream(workdir, cpu=None, chunks=chunks, interval_ms=0.0, hold_max=10.0)
     out = workdir / "callgrind.%p"
     gw = None

@@ -126,6 +126,27 @@ class Upstream:
         self._log.close()
 
 
+#: A gunicorn config for bench tools: the repo's ``gunicorn.conf.py``, then the tool's
+#: ``_bench_hooks(worker)`` in each worker after the repo's own ``post_worker_init``.
+_WRAPPED_CONF = """
+import os
+_conf = os.path.join(os.getcwd(), "gunicorn.conf.py")
+exec(compile(open(_conf).read(), _conf, "exec"))
+_repo_post_worker_init = post_worker_init
+
+
+def post_worker_init(worker):
+    _repo_post_worker_init(worker)
+    _bench_hooks(worker)
+
+"""
+
+
+def wrapped_gunicorn_conf(hooks: str) -> str:
+    """The text of a gunicorn config running the repo's, plus ``hooks`` (which define ``_bench_hooks(worker)``)."""
+    return _WRAPPED_CONF + hooks
+
+
 class Gateway:
     """``gunicorn -c gunicorn.conf.py app:app`` from the repo, as production starts it."""
 
