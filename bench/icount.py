@@ -103,7 +103,7 @@ void cg_dump(void) { CALLGRIND_DUMP_STATS; }
 """
 
 
-def _request(conn, request: tuple[str, bytes, dict[str, str]]) -> None:
+def request_once(conn, request: tuple[str, bytes, dict[str, str]]) -> None:
     """One request (as :func:`request_of` makes it) on the kept-alive ``conn``, read to its end."""
     path, data, headers = request
     conn.request("POST", path, data, {"Content-Type": "application/json", **headers})
@@ -138,13 +138,13 @@ def gunicorn_count(which: str, chunks: int, repo: Path, requests: int = 300, war
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=300)
         measured, plain = request_of(which, run), request_of("openai", run)
         for _ in range(warmup):
-            _request(conn, measured)
+            request_once(conn, measured)
         os.kill(worker, signal.SIGRTMIN + 2)  # zero
-        _request(conn, plain)  # the signal is handled by the time this is answered
+        request_once(conn, plain)  # the signal is handled by the time this is answered
         for _ in range(requests):
-            _request(conn, measured)
+            request_once(conn, measured)
         os.kill(worker, signal.SIGRTMIN + 3)  # dump
-        _request(conn, plain)
+        request_once(conn, plain)
         conn.close()
     finally:
         if gw is not None:

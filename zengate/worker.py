@@ -269,11 +269,10 @@ def base_environ(cfg: Any) -> dict[str, Any]:
     return dict(_base_environ[1])
 
 
-def freeze_startup_objects() -> int:
-    """Collect once, then exempt every object that survived from later collections; returns how many."""
+def freeze_startup_objects() -> None:
+    """Collect once, then exempt every object that survived from later collections."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 class ZengateWorker(GeventWorker):

@@ -171,7 +171,8 @@ class RequestLogWriter:
                 if written:
                     let_others_run()
                 batch = []
-                while self._queue and len(batch) < min(size, todo):
+                take = min(size, todo)
+                while self._queue and len(batch) < take:
                     batch.append(self._queue.popleft())
                 todo -= len(batch)
                 try:

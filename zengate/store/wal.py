@@ -40,8 +40,7 @@ def checkpoint(path: str) -> tuple[int, int, int]:
     """``PRAGMA wal_checkpoint(PASSIVE)`` on a fresh connection: (busy, frames in the log, frames copied)."""
     conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
     try:
-        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return busy, frames, copied
+        return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
     finally:
         conn.close()
 
