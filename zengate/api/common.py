@@ -114,7 +114,10 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
         response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
         response.call_on_close(partial(record.finish_later, 200, ended=time.perf_counter()))
         return response
-    return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
+    # The pump yields bytes only: werkzeug's encoding layer and closing wrapper (two generator
+    # frames per chunk) are skipped, and the server closes the pump itself, as it would the wrapper.
+    return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers},
+                    direct_passthrough=True)
 
 
 def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
