@@ -81,3 +81,39 @@ def tree_cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def client_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to local ``port`` each of ``pids`` holds.
+
+    Sockets are matched by inode: ``/proc/net/tcp`` (and ``tcp6``) gives each connection's local
+    port, state and inode; ``/proc/PID/fd`` gives the inodes a process holds. A gunicorn worker's
+    accepted client connections are the ones on the listening port; its upstream connections are
+    on the upstream's port and are not counted.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    held: dict[int, int] = {}
+    for pid in pids:
+        count = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    count += 1
+        except OSError:
+            count = -1
+        held[pid] = count
+    return held

@@ -66,6 +66,12 @@ def _nonstream_rows(raw: dict, meta: dict) -> list[dict]:
                                  other=_other(z)))
             rows.append(_row(f"{key}.c{c}.p99_ms", f"{api} c={c} p99", "ms", d["latency_us"]["p99"] / 1000,
                              z["latency_us"]["p99"] / 1000, added=True, other=_other(z)))
+            held = sorted((z.get("connections_per_worker") or {}).values(), reverse=True)
+            if len(held) > 1 and c_int > 1:
+                rows.append(_row(f"{key}.c{c}.busiest_worker_connections", f"{api} c={c} connections, busiest worker",
+                                 "conns", None, held[0], other=_other(z),
+                                 note=f"wrk's {c} kept-alive connections per worker, mid-run: "
+                                      + " / ".join(map(str, held))))
             if c_int == 32 and z.get("requests") and d.get("requests"):
                 rows.append(_row(f"{key}.c{c}.cpu_us_per_req", f"{api} c={c} CPU per request", "µs",
                                  d["upstream_cpu_s"] / d["requests"] * 1e6, z["zengate_cpu_s"] / z["requests"] * 1e6,

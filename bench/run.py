@@ -28,6 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -413,6 +414,11 @@ def probe(url: str, body: dict, headers: list[str]) -> tuple[int, str]:
     return status, content[:300].decode(errors="replace")
 
 
+def _count_connections(gw: Gateway, into: dict[int, int]) -> None:
+    """Each worker's share of the load generator's kept-alive connections (sampled mid-run)."""
+    into.update(procinfo.client_connections(gw.workers(), gw.port))
+
+
 def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict, raw: dict,
                       anthropic_ok: bool) -> None:
     for c in args.concurrency:
@@ -429,18 +435,29 @@ def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict
             up_cpu0 = procinfo.cpu_seconds(up.process.pid)
             profiled = name.endswith("_zengate") and c in args.profile
             profilers = start_profilers(gw, args, f"{name}-c{c}") if profiled else []
+            held: dict[int, int] = {}
+            sampler = threading.Timer(args.duration / 2, _count_connections, args=(gw, held))
+            if name.endswith("_zengate"):
+                sampler.start()
             with CpuAccount(up, gw) as acct:
                 result = loads.wrk(url, body, c, args.duration, headers)
+            sampler.cancel()
+            if sampler.is_alive():
+                sampler.join()
             finish_profilers(profilers, raw)
+            if held:
+                result["connections_per_worker"] = {str(pid): n for pid, n in held.items()}
             result["cpu"] = acct.result
             result["zengate_cpu_s"] = gw.cpu() - cpu0
             result["upstream_cpu_s"] = procinfo.cpu_seconds(up.process.pid) - up_cpu0
             result["idle_wait_s"] = idle_wait
             result["other_load_before"] = quiet
             raw.setdefault(name, {})[str(c)] = result
+            spread = "/".join(map(str, sorted(held.values(), reverse=True)))
+            spread = f"  connections per worker {spread}" if held else ""
             log(f"{name:18} c={c:<4} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
                 f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  errors {result['error_count']}  "
-                f"(other load {acct.result['foreign_cores']:.2f} cores)")
+                f"(other load {acct.result['foreign_cores']:.2f} cores){spread}")
 
 
 def start_profilers(gw: Gateway, args, label: str) -> list[tuple[subprocess.Popen, Path]]:
