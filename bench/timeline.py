@@ -91,21 +91,20 @@ def first_tokens(calls: list[list], request_min_bytes: int = 200) -> list[dict[s
     next write to the client's socket is the first token.
     """
     calls = sorted(calls)
+
+    def find(start: int, match) -> int | None:
+        return next((j for j in range(start, len(calls)) if match(calls[j])), None)
+
     out = []
     for i, (_start, end, what, fd, size, _cpu_start, cpu) in enumerate(calls):
         if what != "recv" or size < request_min_bytes:
             continue
-        sent = next((c for c in calls[i + 1:] if c[2] in ("send", "sendall") and c[3] != fd), None)
-        if sent is None:
-            break
-        later = calls[calls.index(sent) + 1:]
-        answer = next((c for c in later if c[2] == "recv_into" and c[3] == sent[3] and c[4] > 0), None)
-        if answer is None:
-            break
-        first = next((c for c in later[later.index(answer) + 1:] if c[2] in ("send", "sendall") and c[3] == fd),
-                     None)
-        if first is None:
-            break
+        j = find(i + 1, lambda c, fd=fd: c[2] in ("send", "sendall") and c[3] != fd)
+        k = None if j is None else find(j + 1, lambda c, up=calls[j][3]: c[2] == "recv_into" and c[3] == up and c[4])
+        m = None if k is None else find(k + 1, lambda c, fd=fd: c[2] in ("send", "sendall") and c[3] == fd)
+        if m is None:
+            break  # the dump ended inside this stream
+        sent, answer, first = calls[j], calls[k], calls[m]
         out.append({
             "pre": (sent[0] - end) * 1e6, "pre CPU": (sent[5] - cpu) * 1e6,
             "upstream": (answer[1] - sent[0]) * 1e6,
