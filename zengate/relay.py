@@ -351,4 +351,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
         else:
             close_upstream(response)
         if finish_record and not handed_over:
-            record.finish_later(200, status_error or adapter.error)
+            # Now, before the stream's end goes out, not at the next idle moment: a client that
+            # starts its next stream at once (an agent, on the same machine) would otherwise have
+            # this bookkeeping run beside that stream's first token (bench: +0.27 ms on it).
+            record.finish(200, status_error or adapter.error)

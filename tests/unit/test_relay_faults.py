@@ -196,6 +196,22 @@ def test_a_complete_stream_is_unchanged(body):
     assert row["status"] == 200 and row["error"] is None
 
 
+def test_a_stream_is_logged_before_its_end_goes_out_even_in_a_gevent_worker(body, monkeypatch):
+    """Not left for an idle moment (as a JSON answer's record is): the next stream's first token
+    would share the worker with that bookkeeping."""
+    from zengate import helpers
+
+    monkeypatch.setattr(helpers, "_under_gevent", lambda: True)  # when_idle would queue, as in a worker
+    monkeypatch.setattr(helpers, "_idle_work", None)
+    body.extend([chunk("Hi"), chunk(finish="stop"), b"data: [DONE]\n\n"])
+    rec = record()
+    stream = start(FakeResponse(), rec)
+    for _ in stream:
+        assert not rec.done  # still streaming
+    [row] = rec.sink.rows  # the pump has ended: its record is written, with no idle moment since
+    assert row["status"] == 200 and rec.done
+
+
 @pytest.mark.parametrize("consumed", [0, 1])
 def test_closing_a_started_stream_closes_the_upstream(body, consumed):
     """The client leaves — before the server took the primed first bytes, or after."""

@@ -104,8 +104,8 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     A JSON answer's record (log row, metrics, log line) is finished after the server closed the
     answer, its bytes written, at the worker's next idle moment (``RequestRecord.finish_later``):
     neither the client nor its next request waits for the bookkeeping, and the latency logged is
-    still up to the moment the answer was ready. A stream's pump finishes its record the same way
-    at the stream's end.
+    still up to the moment the answer was ready. A stream's pump finishes its record itself, as
+    the stream ends (see ``relay._pump``).
     """
     headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
     if record.proxy:
