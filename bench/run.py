@@ -441,9 +441,7 @@ def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict
                 sampler.start()
             with CpuAccount(up, gw) as acct:
                 result = loads.wrk(url, body, c, args.duration, headers)
-            sampler.cancel()
-            if sampler.is_alive():
-                sampler.join()
+            sampler.cancel()  # a no-op once it has run, or when it was never started
             finish_profilers(profilers, raw)
             if held:
                 result["connections_per_worker"] = {str(pid): n for pid, n in held.items()}
@@ -453,8 +451,8 @@ def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict
             result["idle_wait_s"] = idle_wait
             result["other_load_before"] = quiet
             raw.setdefault(name, {})[str(c)] = result
-            spread = "/".join(map(str, sorted(held.values(), reverse=True)))
-            spread = f"  connections per worker {spread}" if held else ""
+            spread = f"  connections per worker {'/'.join(map(str, sorted(held.values(), reverse=True)))}" \
+                if held else ""
             log(f"{name:18} c={c:<4} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
                 f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  errors {result['error_count']}  "
                 f"(other load {acct.result['foreign_cores']:.2f} cores){spread}")
