@@ -9,11 +9,13 @@ greenlet alone. Outside gevent (the unit tests, a plain WSGI server) a daemon th
 
 A gevent worker serves every request from one OS thread: a greenlet that computes or waits in C
 for 10 ms holds every other request for 10 ms. ``let_others_run`` splits long Python work into
-turns; ``off_loop`` runs a blocking C call that releases the GIL (an SQLite checkpoint and its
-fsyncs) in a native thread of gevent's pool while the loop goes on; ``when_idle`` keeps work no
-client waits for (a request's log line, metrics and log row) for a moment when the worker has
-nothing else to do: while it waits for an upstream, rather than before it reads the next request
-on a kept-alive connection.
+turns; ``take_turn_if_due`` does so only once the loop has gone ``TURN_SLICE`` without polling (a
+greenlet whose sockets are always ready never waits, so never lets the others run); ``off_loop``
+runs a blocking C call that releases the GIL (an SQLite checkpoint and its fsyncs) in a native
+thread of gevent's pool while the loop goes on; ``when_idle`` keeps work no client waits for (a
+request's log line, metrics and log row) for a moment when the worker has nothing else to do:
+while it waits for an upstream, rather than before it reads the next request on a kept-alive
+connection.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ T = TypeVar("T")
 
 NEXT_TURN = 1e-6  # seconds: any positive sleep resumes at the loop's next turn, after its sockets were polled
 IDLE_WAIT = 0.02  # seconds work waits at most for an idle moment (a busy worker may have none)
+TURN_SLICE = 0.002  # seconds the worker may go on without its loop polling the sockets: see take_turn_if_due
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,34 @@ def let_others_run() -> None:
         import gevent
 
         gevent.sleep(NEXT_TURN)
+
+
+def take_turn_if_due() -> None:
+    """Under gevent, :func:`let_others_run` once the event loop has not polled its sockets for ``TURN_SLICE``.
+
+    gevent switches greenlets only when one waits. Under load a kept-alive connection's next
+    request, and even its upstream's answer, are often there before they are read: the greenlet
+    serving it then never waits, and serves request after request (seen: 80 ms of CPU) while the
+    other connections of the worker wait for the loop's next turn. Called between pieces of
+    work, this bounds that. The loop counts its polls (``loop.iteration``); the first call that
+    sees a count notes the time, and a later call seeing the same count ``TURN_SLICE`` after
+    yields. (``loop.now()`` will not do: every ``gevent.Timeout`` started refreshes it.) When the
+    loop has polled since the last call (a request that waited for its upstream, a worker at low
+    load) it costs a counter and a clock read, and nothing is yielded.
+    """
+    if not _under_gevent():
+        return
+    import gevent
+
+    iteration = gevent.get_hub().loop.iteration
+    now = time.monotonic()
+    if iteration != _last_poll[0]:
+        _last_poll[:] = [iteration, now]
+    elif now - _last_poll[1] >= TURN_SLICE:
+        gevent.sleep(NEXT_TURN)
+
+
+_last_poll: list = [-1, 0.0]  # the loop's poll count as last seen by take_turn_if_due, and when first seen
 
 
 def off_loop(func: Callable[..., T], *args: Any) -> T:
@@ -103,7 +135,8 @@ class _IdleWork:
                 gevent.idle()  # no socket, timer or other greenlet ready to run
             self.run_pending()
 
-    def run_pending(self) -> None:
+    def run_pending(self, *, in_turns: bool = True) -> None:
+        """Run what is pending; ``in_turns``: let the requests ready meanwhile run every ``TURN_SLICE``."""
         pending = self.pending
         while pending:
             work = pending.popleft()
@@ -111,6 +144,8 @@ class _IdleWork:
                 work()
             except Exception:
                 log.exception("work done in an idle moment failed")
+            if in_turns:
+                take_turn_if_due()
 
 
 _idle_work: _IdleWork | None = None
@@ -134,7 +169,7 @@ def when_idle(work: Callable[[], object]) -> None:
 def run_idle_work() -> None:
     """Run now what waits for an idle moment (a worker about to exit)."""
     if _idle_work is not None:
-        _idle_work.run_pending()
+        _idle_work.run_pending(in_turns=False)
 
 
 def _forget_idle_work() -> None:

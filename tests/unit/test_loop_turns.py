@@ -9,6 +9,7 @@ and records what it could see each time it got a turn.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sqlite3
@@ -341,3 +342,75 @@ def test_a_record_finished_later_keeps_its_latency_and_is_written_once(db_path, 
     assert writer.flush(force=True) == 1
     row = RequestLog.get(RequestLog.request_id == "req_1")
     assert row.status == 200 and 50 <= row.latency_ms < 200  # up to finish_later, not to the idle moment
+
+
+# --- turns for a greenlet that never waits ------------------------------------------------------
+
+def _spin(seconds: float) -> None:
+    """A piece of work holding the CPU, as a request whose sockets are all ready does."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
+
+class Hog:
+    """A connection whose requests are always there: ``pieces`` pieces of work of ``piece`` seconds,
+    never waiting, with ``between()`` after each (what the worker does between two requests)."""
+
+    def __init__(self, pieces: int, piece: float, between):
+        self.pieces, self.piece, self.between = pieces, piece, between
+        self.done: list[float] = []
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        for _ in range(self.pieces):
+            _spin(self.piece)
+            self.done.append(time.monotonic())
+            self.between()
+
+
+def test_a_greenlet_that_never_waits_holds_the_loop_without_turns(under_gevent):
+    """The problem take_turn_if_due solves: nobody else runs until the hog is done."""
+    hog = Hog(40, 0.0005, lambda: None)
+    busy = Busy(0.0)  # one turn wanted, at once
+    hog.greenlet.join(5)
+    busy.greenlet.join(5)
+    assert busy.turns == [] or busy.turns[0] > hog.done[-1]
+
+
+def test_take_turn_if_due_lets_the_others_run_every_slice(under_gevent):
+    other: list[int] = []
+    hog = Hog(60, 0.0005, helpers.take_turn_if_due)  # 30 ms of work in 0.5 ms pieces
+
+    def bystander() -> None:  # a connection whose request is ready: a turn each time the loop polls
+        ours, peer = socket.socketpair()
+        peer.sendall(b"x" * 1000)
+        while not hog.greenlet.dead:
+            wait_read(ours.fileno())
+            ours.recv(1)
+            other.append(len(hog.done))
+        ours.close()
+        peer.close()
+
+    watcher = gevent.spawn(bystander)
+    hog.greenlet.join(5)
+    watcher.join(5)
+    during = [n for n in other if 0 < n < 60]
+    # a turn every TURN_SLICE (2 ms: every 4–5 pieces) while the hog works, not one at its end
+    steps = [b - a for a, b in itertools.pairwise(during)]
+    assert len(steps) >= 5 and max(steps) <= helpers.TURN_SLICE / 0.0005 + 2, other
+
+
+def test_take_turn_if_due_yields_nothing_when_the_loop_has_just_polled(under_gevent, monkeypatch):
+    slept = []
+    monkeypatch.setattr(gevent, "sleep", lambda seconds=0: slept.append(seconds))
+    for _ in range(5):  # a worker at low load: every request waited for its upstream
+        gevent.get_hub().loop.run(once=True)  # the loop polls (what a wait goes through)
+        _spin(0.003)
+        helpers.take_turn_if_due()
+    assert slept == [] or len(slept) <= 1  # the first call may not know when the loop polled
+
+
+def test_take_turn_if_due_is_a_no_op_outside_gevent():
+    Hog(3, 0.003, helpers.take_turn_if_due).greenlet.join(1)  # no error, no switch needed
+    helpers.take_turn_if_due()
