@@ -135,8 +135,9 @@ class _IdleWork:
                 gevent.idle()  # no socket, timer or other greenlet ready to run
             self.run_pending()
 
-    def run_pending(self, *, in_turns: bool = True) -> None:
-        """Run what is pending; ``in_turns``: let the requests ready meanwhile run every ``TURN_SLICE``."""
+    def run_pending(self) -> None:
+        """Run what is pending, in one go: under load it is what the requests served since the last
+        run left (they went first), and giving it turns let it fall behind them."""
         pending = self.pending
         while pending:
             work = pending.popleft()
@@ -144,8 +145,6 @@ class _IdleWork:
                 work()
             except Exception:
                 log.exception("work done in an idle moment failed")
-            if in_turns:
-                take_turn_if_due()
 
 
 _idle_work: _IdleWork | None = None
@@ -169,7 +168,7 @@ def when_idle(work: Callable[[], object]) -> None:
 def run_idle_work() -> None:
     """Run now what waits for an idle moment (a worker about to exit)."""
     if _idle_work is not None:
-        _idle_work.run_pending(in_turns=False)
+        _idle_work.run_pending()
 
 
 def _forget_idle_work() -> None:
