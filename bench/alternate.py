@@ -1,0 +1,93 @@
+"""Two checkouts of zengate under the same wrk load, in alternating rounds: throughput and tails.
+
+    .venv/bin/python bench/alternate.py BEFORE AFTER [--concurrency 1,32,256] [--rounds 6]
+                                        [--seconds 5] [--kind openai|anthropic]
+
+``paired.py`` compares two versions one request at a time (concurrency 1). This compares them
+under load: it starts the bench upstream and one gateway per checkout (each as production starts
+it, default workers, side by side on the same upstream), then for each round and each
+concurrency runs ``wrk`` against one gateway and then the other, the order swapped every round,
+so that both see the same moments of a shared machine. Per run it prints requests/s, p50, p90
+and p99, and the workers' CPU time per request (both workers' user and system time over the run,
+divided by its requests: steadier than requests/s on a noisy VM); then the medians over the
+rounds. Give a checkout of an earlier commit as ``git worktree add /tmp/before REF`` with a
+``.venv`` link to this one's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import run  # noqa: E402  (bench/ is not a package)
+
+FIGURES = ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us_per_request")
+
+
+def one_run(loads: run.Loads, gw: run.Gateway, url: str, body: Path, connections: int, seconds: float,
+            headers: list[str]) -> dict[str, float]:
+    """One wrk run against ``gw``: its figures (see ``FIGURES``) and its errors."""
+    cpu_before = gw.cpu()
+    out = loads.wrk(url, body, connections, seconds, headers)
+    latency = out["latency_us"]
+    return {"rps": out["rps"], "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000,
+            "p99_ms": latency["p99"] / 1000, "errors": out["error_count"],
+            "cpu_us_per_request": (gw.cpu() - cpu_before) / max(1, out["requests"]) * 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("before", type=Path, help="a zengate checkout")
+    parser.add_argument("after", type=Path, help="another zengate checkout")
+    parser.add_argument("--concurrency", default="1,32,256", help="comma-separated wrk connection counts")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
+    parser.add_argument("--kind", choices=("openai", "anthropic"), default="openai")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="zengate-alternate-"))
+    up = run.Upstream(workdir, cpu=None, chunks=20, interval_ms=5.0, hold_max=10.0)
+    gateways: dict[str, run.Gateway] = {}
+    try:
+        for name in ("before", "after"):
+            (workdir / name).mkdir()
+            gateways[name] = run.Gateway(getattr(args, name).resolve(), workdir / name, up.url, None)
+        loads = run.Loads(workdir, argparse.Namespace(wrk_cpu=None))
+        openai = args.kind == "openai"
+        body = loads.body_file("body", run.OPENAI_BODY if openai else run.ANTHROPIC_BODY)
+        path = "/v1/chat/completions" if openai else "/v1/messages"
+        headers = [] if openai else list(run.ANTHROPIC_HEADERS)
+        for gw in gateways.values():  # warm-up, not counted
+            for connections in levels:
+                loads.wrk(gw.url + path, body, connections, 2, headers)
+        results: dict[tuple[str, int], list[dict[str, float]]] = {(n, c): [] for n in gateways for c in levels}
+        for round_no in range(args.rounds):
+            for connections in levels:
+                for name in (("before", "after") if round_no % 2 == 0 else ("after", "before")):
+                    figures = one_run(loads, gateways[name], gateways[name].url + path, body, connections,
+                                      args.seconds, headers)
+                    results[(name, connections)].append(figures)
+                    run.log(f"round {round_no} c={connections} {name:6s} " + "  ".join(
+                        f"{key} {figures[key]:,.1f}" for key in (*FIGURES, "errors")))
+        print(f"\nmedians of {args.rounds} rounds ({args.kind}, {args.seconds:g} s each):")
+        print(f"{'':14s}" + "".join(f"{key:>20s}" for key in FIGURES))
+        for connections in levels:
+            for name in gateways:
+                runs = results[(name, connections)]
+                print(f"c={connections:<4d} {name:7s}" + "".join(
+                    f"{statistics.median(r[key] for r in runs):20,.1f}" for key in FIGURES))
+    finally:
+        for gw in gateways.values():
+            gw.stop()
+        up.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
