@@ -369,13 +369,37 @@ class Hog:
             self.between()
 
 
+def _first_turn_during(between) -> int:
+    """How many of a hog's 40 pieces were done when a connection whose request is ready got its first turn."""
+    ours, peer = socket.socketpair()
+    peer.sendall(b"x")
+    first_turn: list[int] = []
+    hogs: list[Hog] = []
+
+    def bystander() -> None:
+        wait_read(ours.fileno())  # ready at once: runs at the loop's first poll
+        first_turn.append(len(hogs[0].done))
+
+    watcher = gevent.spawn(bystander)
+    gevent.sleep(0)  # it starts, and waits on its socket
+    hogs.append(Hog(40, 0.0005, between))
+    hogs[0].greenlet.join(5)
+    watcher.join(5)
+    ours.close()
+    peer.close()
+    return first_turn[0]
+
+
 def test_a_greenlet_that_never_waits_holds_the_loop_without_turns(under_gevent):
     """The problem take_turn_if_due solves: nobody else runs until the hog is done."""
-    hog = Hog(40, 0.0005, lambda: None)
-    busy = Busy(0.0)  # one turn wanted, at once
-    hog.greenlet.join(5)
-    busy.greenlet.join(5)
-    assert busy.turns == [] or busy.turns[0] > hog.done[-1]
+    assert _first_turn_during(lambda: None) == 40
+
+
+def test_with_turns_the_others_run_before_the_hog_is_done(under_gevent):
+    # within two slices (4–5 pieces each): at the first turn the hog's timer fires before the
+    # bystander's socket is served in the same turn of the loop, and the hog runs one more slice
+    first = _first_turn_during(helpers.take_turn_if_due)
+    assert first < 40 and first <= 2 * (helpers.TURN_SLICE / 0.0005 + 1)
 
 
 def test_take_turn_if_due_lets_the_others_run_every_slice(under_gevent):
