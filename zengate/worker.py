@@ -310,9 +310,17 @@ class ZengateWorker(GeventWorker):
             gc.unfreeze()
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
-        """gunicorn's, then a turn for the worker's other connections if this one has kept it long."""
+        """gunicorn's, then a turn for the worker's other connections if this one has kept it long.
+
+        The answer is out by then. Killed during the turn (a worker past its graceful timeout), the
+        connection just closes: gunicorn would otherwise answer the ``GreenletExit`` with a 500 on
+        a connection whose answer was already sent.
+        """
         super().handle_request(listener_name, req, sock, addr)
-        take_turn_if_due()
+        try:
+            take_turn_if_due()
+        except (gevent.GreenletExit, SystemExit):
+            raise StopIteration from None  # gunicorn's way to end a kept-alive connection
 
     def timeout_ctx(self) -> gevent.Timeout:
         """Bound the wait for (and the reading of) each request head; silent: the connection closes."""

@@ -311,3 +311,35 @@ def test_the_worker_freezes_what_it_built_while_it_serves(monkeypatch):
     assert seen["frozen"] > 1000  # frozen before serving began…
     assert seen["in sight"] is False  # …out of the collector's sight while serving…
     assert left_frozen == 0  # …and back when the worker stops
+
+
+def test_after_each_request_the_worker_may_give_the_others_a_turn(monkeypatch):
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from zengate import worker as worker_module
+
+    calls = []
+    monkeypatch.setattr(GeventWorker, "handle_request", lambda self, *args: calls.append("request"))
+    monkeypatch.setattr(worker_module, "take_turn_if_due", lambda: calls.append("turn"))
+    object.__new__(worker_module.ZengateWorker).handle_request("listener", "req", "sock", "addr")
+    assert calls == ["request", "turn"]  # after the answer, never before it
+
+
+@pytest.mark.parametrize("killed_by", ["GreenletExit", "SystemExit"])
+def test_a_worker_killed_during_the_turn_closes_the_connection_quietly(monkeypatch, killed_by):
+    """gunicorn's keep-alive loop ends a connection on StopIteration; any other exception it would
+    answer with a 500, after the request's answer was already sent."""
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from zengate import worker as worker_module
+
+    exc = gevent.GreenletExit if killed_by == "GreenletExit" else SystemExit
+
+    def killed() -> None:
+        raise exc()
+
+    monkeypatch.setattr(GeventWorker, "handle_request", lambda self, *args: None)
+    monkeypatch.setattr(worker_module, "take_turn_if_due", killed)
+    with pytest.raises(StopIteration):
+        object.__new__(worker_module.ZengateWorker).handle_request("listener", "req", "sock", "addr")
