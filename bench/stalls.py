@@ -1,7 +1,7 @@
-"""What holds a worker's requests: its greenlets' long stretches and its gc pauses, under sequential load.
+"""What holds a worker's requests: its greenlets' long stretches and its gc pauses, under sequential load or wrk.
 
     .venv/bin/python bench/stalls.py [--repo CHECKOUT] [--kind openai|anthropic] [--requests 6000]
-                                     [--slice-ms 2]
+                                     [--slice-ms 2] [--connections 32 --seconds 10]
 
 Starts the bench upstream and zengate with one gevent worker (the repo's ``gunicorn.conf.py``,
 wrapped), puts the worker on CPU 0 and this client and the upstream on CPU 1 (on a machine with
@@ -11,6 +11,14 @@ those longer than ``--slice-ms`` are kept with the frames where it resumed and w
 out, and gc callbacks time every collection. It prints the client's latency percentiles and its
 stalls (5 ms or more, with when they came: a fixed spacing points at a timer), the worker's long
 stretches grouped by greenlet and frames, and the gc pauses per generation.
+
+With ``--connections N`` (N > 1) zengate runs as production does (its default workers, nothing
+pinned), is loaded by ``wrk`` on N kept-alive connections for ``--seconds``, and wrk's
+percentiles and each worker's stretches are printed: how the tenth session found one connection
+keeping a worker 50–100 ms while its others waited (``docs/performance.md``; pinned apart, one
+worker, the upstream's answer is never there before it is read, and this does not show). Each
+stretch also gives the worker's own CPU time in it: near 100 % is the worker's work, far less is
+time the worker was not running (the kernel, the VM's host).
 
 A request the client saw stall while no stretch of the worker was long waited outside the worker's
 CPU: the kernel, the upstream, or (on a VM) the host. The tracer costs a few µs per switch: read
@@ -47,7 +55,7 @@ def _bench_hooks(worker):
     import greenlet
 
     threshold = float(os.environ["STALLS_SLICE"])
-    state = {"t": time.perf_counter()}
+    state = {"t": time.perf_counter(), "cpu": time.thread_time()}
     stretches, pauses, gc_started = [], [], {}
     suspended = weakref.WeakKeyDictionary()
 
@@ -62,12 +70,14 @@ def _bench_hooks(worker):
         if event not in ("switch", "throw"):
             return
         origin, _target = args
-        now = time.perf_counter()
+        now, cpu_now = time.perf_counter(), time.thread_time()
         ran, state["t"] = now - state["t"], now
+        cpu, state["cpu"] = cpu_now - state["cpu"], cpu_now
         here = frames(origin.gr_frame)
         if ran > threshold:
             who = "hub" if type(origin).__name__ == "Hub" else "greenlet"
-            stretches.append({"at": now, "ms": ran * 1000, "who": who, "resumed": suspended.get(origin, ""),
+            stretches.append({"at": now, "ms": ran * 1000, "cpu_ms": cpu * 1000, "who": who,
+                              "resumed": suspended.get(origin, ""),
                               "switched_out": here})
         try:
             suspended[origin] = here
@@ -104,8 +114,51 @@ def _pin(pid: int, cpu: int) -> None:
         pass
 
 
+def _under_wrk(gw: run.Gateway, args: argparse.Namespace, request: tuple, workdir: Path) -> dict:
+    """wrk on ``args.connections`` kept-alive connections for ``args.seconds``, every worker's records
+    forgotten after a 2 s warm-up: wrk's result (``run.Loads.wrk``)."""
+    path, data, headers = request
+    body = workdir / "body.json"
+    body.write_bytes(data)
+    loads = run.Loads(workdir, argparse.Namespace(wrk_cpu=None))
+    header_lines = [f"{name}: {value}" for name, value in headers.items()]
+    loads.wrk(gw.url + path, body, args.connections, 2, header_lines)
+    for worker in gw.workers():
+        os.kill(worker, signal.SIGRTMIN + 5)  # forget the start and the warm-up
+    time.sleep(0.2)  # the workers handle the signal at their loop's next turn (a few ms under no load)
+    return loads.wrk(gw.url + path, body, args.connections, args.seconds, header_lines)
+
+
+def _dump(worker: int, out: Path) -> dict:
+    """The worker's stretches and gc passes, written on request to ``out``."""
+    out.unlink(missing_ok=True)
+    os.kill(worker, signal.SIGRTMIN + 4)
+    run.wait_until(out.exists, 10, "the worker's dump")
+    return json.loads(out.read_text())
+
+
 def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _report_worker(traced: dict, slice_ms: float) -> None:
+    """One worker's long stretches, grouped by greenlet and frames, and its gc passes."""
+    groups: dict[tuple[str, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+    for s in traced["stretches"]:
+        groups[(s["who"], s["resumed"], s["switched_out"])].append((s["ms"], s["cpu_ms"]))
+    print(f"worker stretches > {slice_ms:g} ms without a switch (the hub's include waiting for I/O; "
+          "cpu: the worker's own CPU time in them):")
+    for (who, resumed, switched_out), values in sorted(groups.items(), key=lambda kv: -sum(v[0] for v in kv[1]))[:15]:
+        wall = [v[0] for v in values]
+        print(f"  {len(values):5d} × {statistics.median(wall):6.2f} ms median, {max(wall):6.1f} max, "
+              f"cpu {sum(v[1] for v in values) / sum(wall):4.0%}  {who}: "
+              f"resumed at {resumed or '(start)'}; switched out at {switched_out}")
+    by_generation: dict[int, list[float]] = collections.defaultdict(list)
+    for p in traced["gc"]:
+        by_generation[p["generation"]].append(p["ms"])
+    for generation, values in sorted(by_generation.items()):
+        print(f"gc generation {generation}: {len(values)} passes, {sum(values):.1f} ms in all, "
+              f"max {max(values):.2f} ms")
 
 
 def main() -> int:
@@ -114,68 +167,70 @@ def main() -> int:
     parser.add_argument("--kind", choices=("openai", "anthropic"), default="openai")
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--slice-ms", type=float, default=2.0, help="report stretches longer than this")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="above 1: load the worker with wrk on this many kept-alive connections instead")
+    parser.add_argument("--seconds", type=float, default=10.0, help="with --connections: wrk's run")
     args = parser.parse_args()
 
-    two_cpus = (os.cpu_count() or 1) >= 2
+    loaded_mode = args.connections > 1  # production's workers, nothing pinned, under wrk
+    two_cpus = (os.cpu_count() or 1) >= 2 and not loaded_mode
     workdir = Path(tempfile.mkdtemp(prefix="zengate-stalls-"))
     conf = workdir / "stalls.conf.py"
     conf.write_text(run.wrapped_gunicorn_conf(_HOOKS))
     out = workdir / "stalls.json"
     up = run.Upstream(workdir, cpu=1 if two_cpus else None, chunks=20, interval_ms=5.0, hold_max=10.0)
     gw = None
+    latencies, stalls, loaded, traced = [], [], None, {}
     try:
-        gw = run.Gateway(args.repo.resolve(), workdir, up.url, 1, config=str(conf),
+        gw = run.Gateway(args.repo.resolve(), workdir, up.url, None if loaded_mode else 1, config=str(conf),
                          env={"STALLS_OUT": str(out), "STALLS_SLICE": str(args.slice_ms / 1000)})
-        [worker] = gw.workers()
+        workers = gw.workers()
         if two_cpus:
-            _pin(worker, 0)
+            _pin(workers[0], 0)
             _pin(0, 1)
         request = icount.request_of(args.kind, run)
-        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
-        for _ in range(200):  # warm-up
-            icount.request_once(conn, request)
-        os.kill(worker, signal.SIGRTMIN + 5)  # forget the start (its gc.collect before freezing, the warm-up)
-        icount.request_once(conn, request)  # the signal is handled by the time this is answered
-        started = time.perf_counter()
-        latencies, stalls = [], []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            icount.request_once(conn, request)
-            took = time.perf_counter() - t0
-            latencies.append(took * 1000)
-            if took >= 0.005:
-                stalls.append((t0 - started, took * 1000))
-        conn.close()
-        os.kill(worker, signal.SIGRTMIN + 4)
-        run.wait_until(out.exists, 10, "the worker's dump")
-        traced = json.loads(out.read_text())
+        if loaded_mode:
+            loaded = _under_wrk(gw, args, request, workdir)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            for _ in range(200):  # warm-up
+                icount.request_once(conn, request)
+            os.kill(workers[0], signal.SIGRTMIN + 5)  # forget the start (its gc.collect before freezing, the warm-up)
+            icount.request_once(conn, request)  # the signal is handled by the time this is answered
+            started = time.perf_counter()
+            for _ in range(args.requests):
+                t0 = time.perf_counter()
+                icount.request_once(conn, request)
+                took = time.perf_counter() - t0
+                latencies.append(took * 1000)
+                if took >= 0.005:
+                    stalls.append((t0 - started, took * 1000))
+            conn.close()
+        traced = {worker: _dump(worker, out) for worker in workers}
     finally:
         if gw is not None:
             gw.stop()
         up.stop()
 
-    ordered = sorted(latencies)
-    print(f"client: {len(ordered)} {args.kind} requests, p50 {_percentile(ordered, .5):.2f} ms, "
-          f"p90 {_percentile(ordered, .9):.2f}, p99 {_percentile(ordered, .99):.2f}, "
-          f"p99.9 {_percentile(ordered, .999):.2f}, max {ordered[-1]:.1f}")
-    print(f"client stalls ≥ 5 ms: {len(stalls)}")
+    if loaded is not None:
+        latency = loaded["latency_us"]
+        print(f"wrk: {loaded['requests']} {args.kind} requests on {args.connections} connections, "
+              f"{loaded['rps']:,.0f} req/s, p50 {latency['p50'] / 1000:.2f} ms, p90 {latency['p90'] / 1000:.2f}, "
+              f"p99 {latency['p99'] / 1000:.2f}, max {latency['max'] / 1000:.1f}, errors {loaded['error_count']}")
+    else:
+        ordered = sorted(latencies)
+        print(f"client: {len(ordered)} {args.kind} requests, p50 {_percentile(ordered, .5):.2f} ms, "
+              f"p90 {_percentile(ordered, .9):.2f}, p99 {_percentile(ordered, .99):.2f}, "
+              f"p99.9 {_percentile(ordered, .999):.2f}, max {ordered[-1]:.1f}")
+        print(f"client stalls ≥ 5 ms: {len(stalls)}")
     if len(stalls) > 2:
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(stalls)]
         print(f"  spacing: median {statistics.median(gaps) * 1000:.0f} ms; first ones at "
               + ", ".join(f"{s:.3f} s ({ms:.1f} ms)" for s, ms in stalls[:8]))
-    groups: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)
-    for s in traced["stretches"]:
-        groups[(s["who"], s["resumed"], s["switched_out"])].append(s["ms"])
-    print(f"worker stretches > {args.slice_ms:g} ms without a switch (the hub's include waiting for I/O):")
-    for (who, resumed, switched_out), values in sorted(groups.items(), key=lambda kv: -sum(kv[1]))[:15]:
-        print(f"  {len(values):5d} × {statistics.median(values):6.2f} ms median, {max(values):6.1f} max  {who}: "
-              f"resumed at {resumed or '(start)'}; switched out at {switched_out}")
-    by_generation: dict[int, list[float]] = collections.defaultdict(list)
-    for p in traced["gc"]:
-        by_generation[p["generation"]].append(p["ms"])
-    for generation, values in sorted(by_generation.items()):
-        print(f"gc generation {generation}: {len(values)} passes, {sum(values):.1f} ms in all, "
-              f"max {max(values):.2f} ms")
+    for worker, dumped in traced.items():
+        if len(traced) > 1:
+            print(f"worker {worker}:")
+        _report_worker(dumped, args.slice_ms)
     return 0
 
 
