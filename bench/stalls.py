@@ -173,19 +173,19 @@ def main() -> int:
     args = parser.parse_args()
 
     loaded_mode = args.connections > 1  # production's workers, nothing pinned, under wrk
-    two_cpus = (os.cpu_count() or 1) >= 2 and not loaded_mode
+    pinned = (os.cpu_count() or 1) >= 2 and not loaded_mode  # worker on CPU 0, the rest on CPU 1
     workdir = Path(tempfile.mkdtemp(prefix="zengate-stalls-"))
     conf = workdir / "stalls.conf.py"
     conf.write_text(run.wrapped_gunicorn_conf(_HOOKS))
     out = workdir / "stalls.json"
-    up = run.Upstream(workdir, cpu=1 if two_cpus else None, chunks=20, interval_ms=5.0, hold_max=10.0)
+    up = run.Upstream(workdir, cpu=1 if pinned else None, chunks=20, interval_ms=5.0, hold_max=10.0)
     gw = None
     latencies, stalls, loaded, traced = [], [], None, {}
     try:
         gw = run.Gateway(args.repo.resolve(), workdir, up.url, None if loaded_mode else 1, config=str(conf),
                          env={"STALLS_OUT": str(out), "STALLS_SLICE": str(args.slice_ms / 1000)})
         workers = gw.workers()
-        if two_cpus:
+        if pinned:
             _pin(workers[0], 0)
             _pin(0, 1)
         request = icount.request_of(args.kind, run)

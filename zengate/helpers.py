@@ -90,7 +90,7 @@ def take_turn_if_due() -> None:
     if iteration != _last_poll[0]:
         _last_poll[:] = [iteration, now]
     elif now - _last_poll[1] >= TURN_SLICE:
-        gevent.sleep(NEXT_TURN)
+        let_others_run()
 
 
 _last_poll: list = [-1, 0.0]  # the loop's poll count as last seen by take_turn_if_due, and when first seen

@@ -36,13 +36,20 @@ def _answers(sock: socket.socket, wanted: int, seen: list[int], first: threading
 
 
 def _one_request(sock: socket.socket) -> bytes:
+    """One request on the kept-alive ``sock``; its answer, head and body, read to its Content-Length."""
     sock.sendall(REQUEST)
     answer = b""
-    while b"}" not in answer:  # the JSON body's end
+    while True:
+        head, sep, body = answer.partition(b"\r\n\r\n")
+        if sep:
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            if len(body) >= length:
+                assert len(body) == length, "bytes after the answer"
+                return answer
         chunk = sock.recv(4096)
         assert chunk, "the gateway closed the connection"
         answer += chunk
-    return answer
 
 
 def test_a_client_is_answered_while_another_connection_pipelines_thousands(tmp_path, up):
