@@ -12,6 +12,7 @@ TARGET_RPS_C32 = 1000.0  # concurrency 32, default workers
 TARGET_ADDED_TTFT_MS = 2.0  # streams, concurrency 1
 TARGET_STREAM_BYTES = 100_000  # per open stream, with 1,000 open
 TARGET_IDLE_WORKER_BYTES = 60_000_000  # per worker
+DISTURBED = 0.15  # cores other processes used during a measurement from which its figure is suspect
 
 
 def _ratio(direct, zengate):
@@ -174,10 +175,22 @@ def _idle_rows(raw: dict) -> list[dict]:
     return rows
 
 
+def _request_log_row(raw: dict) -> dict:
+    """The request log's rows, judged against the requests the workers counted as served (when known)."""
+    rows, served = raw.get("request_log_rows"), raw.get("requests_served")
+    note = "the request log is on (defaults): every request through zengate is a row"
+    if served is None:
+        return _row("request_log.rows", "request-log rows written", "rows", None, rows, note=note)
+    ok = rows == served
+    if not ok:
+        note = f"{rows if rows is not None else 'no'} rows for {served:,} requests served (zengate_requests_total)"
+    return _row("request_log.rows", "request-log rows written", "rows", None, rows,
+                target=f"= requests served ({served:,})", ok=ok, note=note)
+
+
 def figures(raw: dict, meta: dict) -> list[dict]:
     rows = _nonstream_rows(raw, meta) + _stream_rows(raw) + _held_rows(raw) + _idle_rows(raw)
-    rows.append(_row("request_log.rows", "request-log rows written", "rows", None, raw.get("request_log_rows"),
-                     note="the request log is on (defaults): every request through zengate is a row"))
+    rows.append(_request_log_row(raw))
     gl = raw.get("gateway_log") or {}
     if gl:
         rows.append(_row("gateway_log.errors", "errors in zengate's log", "lines", None,
@@ -241,9 +254,13 @@ def table(rows: list[dict], meta: dict) -> str:
            line(header), line(["-" * w for w in widths])]
     out += [line(cells) for cells in body]
     other = measured_other_load(rows)
-    if other is not None and other >= 0.15:
+    if other is not None and other >= DISTURBED:
         out += ["", f"WARNING: other processes used {other:.2f} of {m['nproc']} cores on average during zengate's "
                     "measurements: the figures are disturbed (last column; raw.*.cpu.foreign_cores)."]
+    disturbed = [r["figure"] for r in rows if r["pass"] is not None and (r.get("other_load") or 0) >= DISTURBED]
+    if disturbed:
+        out += ["", f"WARNING: {len(disturbed)} target(s) measured while other processes used ≥ {DISTURBED} cores "
+                    "(rerun with --wait-quiet): " + "; ".join(disturbed)]
     notes = [f"  {r['figure']}: {r['note']}" for r in rows if r.get("note")]
     if notes:
         out += ["", "notes:", *notes]

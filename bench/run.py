@@ -159,6 +159,7 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "gateway.log"
         self.db_path = workdir / "data" / "zengate.db"
+        self.metrics_token = "bench-" + secrets.token_hex(12)
         extra_env = env or {}
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ZENGATE_", "OPENCODE_", "DATABASE_URL")) and k != "PORT"}
@@ -170,6 +171,7 @@ class Gateway:
             "ZENGATE_DATA_DIR": str(workdir / "data"),
             "DATABASE_URL": f"sqlite:///{self.db_path}",
             "ZENGATE_LOG_LEVEL": "info",
+            "ZENGATE_METRICS_TOKEN": self.metrics_token,
         })
         if workers is not None:
             env["ZENGATE_WORKERS"] = str(workers)
@@ -210,6 +212,18 @@ class Gateway:
                 return db.execute("SELECT count(*) FROM request_log").fetchone()[0]
         except sqlite3.Error:
             return None
+
+    def requests_served(self) -> int | None:
+        """Client requests the workers finished (``zengate_requests_total`` from ``/metrics``, all workers)."""
+        try:
+            status, body = http("GET", self.url + "/metrics",
+                                headers={"Authorization": f"Bearer {self.metrics_token}"}, timeout=10)
+        except OSError:
+            return None
+        if status != 200:
+            return None  # a version without metrics (``--ref`` of an old commit)
+        return round(sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+                         if line.startswith("zengate_requests_total{")))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -679,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(gw, 2.0)
         raw["memory_after_run"] = gw.memory()
         raw["request_log_rows"] = gw.request_log_rows()
+        raw["requests_served"] = gw.requests_served()  # after the rows: a scrape is no row, but be sure
         gw_log = gw.log()
         raw["gateway_log"] = {
             "path": str(gw.log_path) if args.keep else None,
