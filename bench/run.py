@@ -419,6 +419,22 @@ def settle(gw: Gateway, seconds: float) -> None:
         time.sleep(0.25)
 
 
+def request_log_settled(gw: Gateway, timeout: float = 15.0) -> tuple[int | None, int | None]:
+    """The request log's rows and the requests served, once every request served has its row.
+
+    A worker writes its rows at the next tick of its background loop after the request: on a busy
+    machine that can be later than the settling pause. Waits (``timeout`` at most) until the rows
+    catch up with the count, read first; with no traffic, neither moves otherwise.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        served = gw.requests_served()
+        rows = gw.request_log_rows()
+        if served is None or rows is None or rows >= served or time.monotonic() >= deadline:
+            return rows, served
+        time.sleep(0.1)  # polling a condition, bounded by the deadline
+
+
 def probe(url: str, body: dict, headers: list[str]) -> tuple[int, str]:
     hdrs = {"Content-Type": "application/json"}
     for h in headers:
@@ -692,8 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["cpu"] = run_acct.result
         settle(gw, 2.0)
         raw["memory_after_run"] = gw.memory()
-        raw["request_log_rows"] = gw.request_log_rows()
-        raw["requests_served"] = gw.requests_served()  # after the rows: a scrape is no row, but be sure
+        raw["request_log_rows"], raw["requests_served"] = request_log_settled(gw)
         gw_log = gw.log()
         raw["gateway_log"] = {
             "path": str(gw.log_path) if args.keep else None,
