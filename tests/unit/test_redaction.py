@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.support.fixtures import fixture_requests, needs_fixtures
 from tests.support.sinks import RowSink
-from zengate import logs
+from zengate import logs, redaction
 from zengate.errors import from_upstream
 from zengate.records import RequestRecord
 from zengate.redaction import MASK, redact_secrets, redact_stored
@@ -118,3 +121,76 @@ def test_upstream_errors_reach_the_client_without_the_gateways_secrets() -> None
         assert err.status == 401
     finally:
         logs._secrets = tuple(s for s in logs._secrets if s != secret)
+
+
+# --- the gates: what is masked is what the patterns alone mask ---------------------------------------
+
+def masked_by_the_patterns_alone(text: str) -> str:
+    """Every pattern run over the whole text, none skipped (what ``redact_secrets`` must equal)."""
+    for _, pattern in redaction._TOKENS:
+        text = pattern.sub(MASK, text)
+    text = redaction._BEARER.sub(lambda m: m.group(1) + MASK, text)
+    text = redaction._NAMED.sub(redaction._mask_named, text)
+    return redaction._URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
+
+
+def _names_admitted() -> set[str]:
+    """Every name the named-value pattern admits, in lower case (its alternation expanded)."""
+    sep = ("", "_", "-")
+    names = {"apikey", "x-api-key", "secret", "token", "password", "passwd", "pwd"}
+    names |= {f"{a}{s}{b}" for s in sep for a, b in (("api", "key"), ("client", "secret"), ("auth", "token"),
+                                                      ("access", "token"), ("refresh", "token"), ("api", "token"),
+                                                      ("private", "key"))}
+    names |= {f"access{s}key{t}" for s in sep for t in ("", *(f"{u}id" for u in sep))}
+    names |= {f"secret{t}{s}key" for s in sep for t in ("", *(f"{u}access" for u in sep))}
+    assert all(redaction._NAMED.fullmatch(f"{name}={GENERATED}") for name in names)
+    return names
+
+
+def test_every_name_starts_with_a_start_letter_and_ends_with_a_hint_within_reach() -> None:
+    for name in _names_admitted():
+        assert name[0] in redaction._NAME_STARTS, name
+        last_hint, hint = max((i, hint) for hint in redaction._NAMED_HINTS if (i := name.rfind(hint)) >= 0)
+        assert last_hint <= redaction.NAME_REACH, name
+        rest = name[last_hint + len(hint):]
+        assert redaction._AFTER_LAST_HINT.match(f"{rest}: {GENERATED.lower()}"), name
+
+
+@needs_fixtures
+def test_real_client_bodies_are_masked_as_the_patterns_alone_mask_them() -> None:
+    bodies = fixture_requests(("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions"))
+    assert len(bodies) >= 30
+    for name, body in bodies:
+        for part in (body, body.get("messages"), body.get("system"), body.get("tools")):
+            if part:
+                text = json.dumps(part, ensure_ascii=False)
+                assert redact_secrets(text) == masked_by_the_patterns_alone(text), name
+
+
+SECRETS_AND_LOOKALIKES = (ZEN, OPENAI, ANTHROPIC, AWS, GITHUB, GITHUB_PAT, SLACK, GOOGLE, JWT, GENERATED,
+                          "sk-learn", "task-assessment-for-everyone-x1", "ghost_", "xoxb-1", "AKIAshort")
+FRAGMENTS = st.sampled_from([
+    "api_key", "API-KEY", "apikey", "x-api-key", "Access_Key_Id", "secret_access_key", "client-secret",
+    "Secret", "auth_token", "refresh-token", "TOKEN", "password", "Passwd", "pwd", "private_key", "key",
+    "monkey", "tokens", "passw", "=", ":", " = ", ": ", '"', "'", '\\"', "\n", " ", "_", "-", "/", "@",
+    "://", "postgres://app:", "https://", "Bearer ", "bearer\t", "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----", "a8Fk29Lq7Zp03Xn5Vb", "abcdefghijklmnop", "0123456789",
+    "\u017f", "\u0131", "\u0130", "\u212a", "é", "密码", *SECRETS_AND_LOOKALIKES,
+])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(FRAGMENTS, max_size=40).map("".join))
+def test_generated_text_is_masked_as_the_patterns_alone_mask_it(text: str) -> None:
+    assert redact_secrets(text) == masked_by_the_patterns_alone(text)
+
+
+@pytest.mark.parametrize("text", [
+    f"paſsword={GENERATED}",  # the long s: IGNORECASE reads it as "s", str.lower() does not
+    f"apİ_key={GENERATED}",  # the dotted capital I: its lower case is two characters long
+    f"ſecret_key={GENERATED} and a key",
+    f"xx_token={GENERATED}",  # no word boundary before "token": left alone, as by the pattern
+    f"my_api_key = {GENERATED}; token: {GENERATED}",
+])
+def test_letters_that_fold_differently_and_names_inside_words_match_the_pattern(text: str) -> None:
+    assert redact_secrets(text) == masked_by_the_patterns_alone(text)

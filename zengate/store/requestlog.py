@@ -48,7 +48,7 @@ from typing import Any
 import peewee
 
 from ..helpers import let_others_run
-from ..redaction import redact_stored
+from ..redaction import redact_stored, serialised
 from .db import SQLITE_PRAGMAS, database, discard_connection
 from .models import ApiKey, RequestLog
 from .spill import SpillStore
@@ -73,7 +73,7 @@ SPILL_INTERVAL = 0.2  # the background loop spills (and fsyncs) at most this oft
 def _clip(value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = serialised(value)
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
