@@ -6,12 +6,14 @@ Starts the bench upstream, builds zengate's Flask app in this process (no gunico
 SQLite in a temporary directory) and times, each over ``--n`` calls after a warm-up:
 
 * the whole request path through the WSGI app (OpenAI, and Anthropic translated to OpenAI),
-  with the upstream round trip and without the request-log flush;
+  with the upstream round trip and the request's bookkeeping (its record finished when the
+  answer is closed: the queued log row, metrics, the log line), without the request-log flush;
 * the upstream call alone three ways: ``requests`` as zengate configures it, ``urllib3``'s pool,
   and a bare ``http.client`` keep-alive connection (the floor for a blocking Python client);
 * Flask alone (a route answering ``jsonify`` of the same size);
 * writing the request log: zengate's batch writer per row, and ``sqlite3.executemany`` of the
-  same rows (the floor);
+  same rows (the floor); and rows holding a long session of real Claude Code turns
+  (``../shared/fixtures``), where serialising and redacting the body is most of the cost;
 * small pieces on every request: the ``info`` log line, ids, ``Settings.get``.
 
 CPU µs is this process's CPU time per call (what a worker would spend); wall µs adds the waits
@@ -61,10 +63,27 @@ def wsgi_call(app, path: str, body: bytes, headers: dict[str, str] | None = None
     for name, value in (headers or {}).items():
         env["HTTP_" + name.upper().replace("-", "_")] = value
     status = []
-    data = b"".join(app(env, lambda s, h, e=None: status.append(s)))
+    answer = app(env, lambda s, h, e=None: status.append(s))
+    try:
+        data = b"".join(answer)
+    finally:
+        getattr(answer, "close", lambda: None)()  # as a server does: the request record is finished then
     if not status[0].startswith("200"):
         raise RuntimeError(f"{path}: {status[0]} {data[:200]!r}")
     return data
+
+
+def long_conversation() -> list | None:
+    """A long agent session made of real turns: every ``messages`` list Claude Code sent in the
+    recorded sessions (../shared/fixtures/clients), one after the other; None without them."""
+    fixtures = BENCH.parent.parent / "shared" / "fixtures" / "clients"
+    turns: list = []
+    for path in sorted(fixtures.glob("cc_*.json")):
+        for request in json.loads(path.read_text())["requests"]:
+            body = request.get("body")
+            if isinstance(body, dict) and isinstance(body.get("messages"), list):
+                turns += body["messages"]
+    return turns or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     writer._queue.clear()  # the flush is timed on its own below
             return call
 
-        results["zengate OpenAI request (WSGI, upstream included, no log flush)"] = timeit(
+        results["zengate OpenAI request (WSGI, upstream and bookkeeping included, no log flush)"] = timeit(
             drained(lambda: wsgi_call(app, "/v1/chat/completions", openai_body)), n)
         try:
             results["zengate Anthropic→OpenAI request (same)"] = timeit(
@@ -164,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         t0, c0 = time.perf_counter(), time.process_time()
         writer.flush(force=True)
         results["request log: zengate flush, per row"] = per_row(t0, c0, len(rows))
+        conversation = long_conversation()
+        if conversation is not None and rows:
+            size = len(json.dumps(conversation))
+            big = [{**rows[0], "request_id": f"req_big_{i}", "input_messages": conversation} for i in range(50)]
+            writer._queue.extend(big)
+            t0, c0 = time.perf_counter(), time.process_time()
+            writer.flush(force=True)
+            results[f"request log: a row of a long Claude Code session ({size / 1000:.0f} KB), per row"] = per_row(
+                t0, c0, len(big))
         columns = [f.column_name for f in RequestLog._meta.sorted_fields if f.name != "id"]
         names = [f.name for f in RequestLog._meta.sorted_fields if f.name != "id"]
         db = sqlite3.connect(workdir / "floor.db", isolation_level=None)
