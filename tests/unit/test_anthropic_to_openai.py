@@ -1015,3 +1015,13 @@ def test_assert_valid_anthropic_stream_catches_broken_streams():
     for events in broken:
         with pytest.raises(AssertionError):
             assert_valid_anthropic_stream(events)
+
+
+def test_tool_schemas_pass_as_the_client_wrote_them_in_a_top_level_of_their_own():
+    schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": "read", "input_schema": schema}]}
+    parameters = translate(body)["tools"][0]["function"]["parameters"]
+    assert parameters == schema and parameters is not schema
+    parameters["additionalProperties"] = False  # a later change to the upstream's copy...
+    assert "additionalProperties" not in schema  # ...leaves the client's body alone

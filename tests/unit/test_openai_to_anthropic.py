@@ -523,3 +523,12 @@ def test_stream_transport_failure():
     assert out[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert out[-1]["error"]["message"] == "connection reset" and out[-1]["error"]["type"] == "upstream_error"
     assert stream.finish() == []
+
+
+def test_a_tool_schema_without_a_type_gets_one_and_the_clients_schema_is_left_as_it_was():
+    properties = {"path": {"type": "string"}}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "read", "parameters": {"properties": properties}}}]}
+    out = translate(body)
+    assert out["tools"][0]["input_schema"] == {"type": "object", "properties": properties}
+    assert body["tools"][0]["function"]["parameters"] == {"properties": properties}  # no "type" added to it

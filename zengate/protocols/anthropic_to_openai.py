@@ -6,7 +6,6 @@ Request: :func:`request_to_openai`. Answer: :func:`response_from_openai`. Stream
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,7 +229,9 @@ def _convert_tools(tools: list, names: ToolNames) -> list[dict]:
         function: dict[str, Any] = {"name": names.name_out(tool["name"])}
         if isinstance(tool.get("description"), str) and tool["description"]:
             function["description"] = tool["description"]
-        function["parameters"] = copy.deepcopy(tool["input_schema"])
+        # A new top level over the client's nested schema: nothing changes either once translated, and
+        # copying Claude Code's ~20 tool schemas deeply took ~270 µs of every request's way upstream.
+        function["parameters"] = dict(tool["input_schema"])
         converted.append({"type": "function", "function": function})
     return converted
 

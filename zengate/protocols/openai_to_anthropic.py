@@ -6,7 +6,6 @@ Request: :func:`request_to_anthropic`. Answer: :func:`response_from_anthropic`. 
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -171,7 +170,8 @@ def _convert_tools(tools: Any, names: ToolNames) -> list[dict]:
         if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
             raise _fail(f"tools.{i}.function.name", "required, a non-empty string")
         schema = function.get("parameters")
-        schema = copy.deepcopy(schema) if isinstance(schema, dict) else {"type": "object", "properties": {}}
+        # a new top level (the one changed here) over the client's nested schema, as in anthropic_to_openai
+        schema = dict(schema) if isinstance(schema, dict) else {"type": "object", "properties": {}}
         schema.setdefault("type", "object")
         out: dict[str, Any] = {"name": names.name_out(function["name"])}
         if isinstance(function.get("description"), str) and function["description"]:
