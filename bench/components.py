@@ -73,16 +73,27 @@ def wsgi_call(app, path: str, body: bytes, headers: dict[str, str] | None = None
     return data
 
 
+def _claude_code_bodies(paths: tuple[str, ...] = ("/v1/messages",)) -> list[dict]:
+    """The bodies Claude Code sent to ``paths`` in the recorded sessions (../shared/fixtures/clients)."""
+    fixtures = BENCH.parent.parent / "shared" / "fixtures" / "clients"
+    return [request["body"] for path in sorted(fixtures.glob("cc_*.json"))
+            for request in json.loads(path.read_text())["requests"]
+            if request.get("path") in paths and isinstance(request.get("body"), dict)]
+
+
+def largest_claude_code_request() -> dict | None:
+    """The largest request Claude Code sent (system prompt, ~20 tools, the conversation), if recorded."""
+    bodies = _claude_code_bodies()
+    return max(bodies, key=lambda body: len(json.dumps(body))) if bodies else None
+
+
 def long_conversation() -> list | None:
     """A long agent session made of real turns: every ``messages`` list Claude Code sent in the
     recorded sessions (../shared/fixtures/clients), one after the other; None without them."""
-    fixtures = BENCH.parent.parent / "shared" / "fixtures" / "clients"
     turns: list = []
-    for path in sorted(fixtures.glob("cc_*.json")):
-        for request in json.loads(path.read_text())["requests"]:
-            body = request.get("body")
-            if isinstance(body, dict) and isinstance(body.get("messages"), list):
-                turns += body["messages"]
+    for body in _claude_code_bodies(("/v1/messages", "/v1/messages/count_tokens")):
+        if isinstance(body.get("messages"), list):
+            turns += body["messages"]
     return turns or None
 
 
@@ -134,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                 drained(lambda: wsgi_call(app, "/v1/messages", anthropic_body, anthropic_headers)), n)
         except RuntimeError as exc:
             print(f"(Anthropic path not measured: {exc})", file=sys.stderr)
+        claude_code = largest_claude_code_request()
+        if claude_code is not None:
+            big_body = json.dumps({**claude_code, "model": run.ANTHROPIC_BODY["model"], "stream": False}).encode()
+            try:
+                results[f"zengate Anthropic→OpenAI request, Claude Code's body ({len(big_body) / 1000:.0f} KB)"] = (
+                    timeit(drained(lambda: wsgi_call(app, "/v1/messages", big_body, anthropic_headers)), n // 4))
+            except RuntimeError as exc:
+                print(f"(Claude Code's body not measured: {exc})", file=sys.stderr)
 
         # The upstream call alone.
         url = up.url + "/chat/completions"

@@ -122,3 +122,15 @@ def test_admin_api_answers_a_deep_body_with_a_400(client, admin_headers, path):
     else:
         assert r.status_code == 400, r.get_data(as_text=True)
         assert "error" in r.get_json()
+
+
+@pytest.mark.parametrize("levels", [3, 8, 63, 64, 65])
+def test_depth_is_counted_through_lists_and_objects_alike(levels):
+    from zengate.api.limits import too_deep
+
+    value: object = "leaf"
+    for level in range(levels):  # alternately an object and a list around the level below
+        value = {"k": value, "n": 1} if level % 2 else [0, value, "s"]
+    data = json.dumps(value).encode()
+    assert too_deep(data, value, 64) is (levels > 64)
+    assert too_deep(data, value, levels) is False and too_deep(data, value, levels - 1) is True

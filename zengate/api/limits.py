@@ -24,18 +24,24 @@ def depth_error(limit: int) -> ApiError:
 
 
 def too_deep(data: bytes, value: Any, limit: int) -> bool:
-    """Whether ``value`` (parsed from ``data``) nests containers more than ``limit`` deep."""
+    """Whether ``value`` (parsed from ``data``) nests containers more than ``limit`` deep.
+
+    Level by level, looking only for containers: a Claude Code body (116 KB, ~1,300 values in
+    ~220 containers) takes ~100 µs. Parsed JSON holds plain dicts and lists, hence ``type() is``.
+    """
     if data.count(b"[") + data.count(b"{") <= limit:
         return False  # not enough brackets to get there (the common case for small bodies)
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    level, depth = [value], 1
+    while level:
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+        deeper = []
+        for node in level:
+            for child in (node.values() if type(node) is dict else node):
+                kind = type(child)
+                if kind is dict or kind is list:
+                    deeper.append(child)
+        level, depth = deeper, depth + 1
     return False
 
 
