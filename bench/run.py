@@ -222,8 +222,10 @@ class Gateway:
             return None
         if status != 200:
             return None  # a version without metrics (``--ref`` of an old commit)
-        return round(sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
-                         if line.startswith("zengate_requests_total{")))
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return round(sum(sample.value for family in text_string_to_metric_families(body.decode())
+                         for sample in family.samples if sample.name == "zengate_requests_total"))
 
     def stop(self) -> None:
         if self.process.poll() is None:

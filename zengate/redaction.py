@@ -46,10 +46,11 @@ MASK = logs.MASK
 
 # Patterns whose whole match is the secret, each with its gate: a tuple of literals one of which
 # any match contains, or a regex led by a literal that any match contains a match of.
+# Both sk- patterns need 20 characters of [A-Za-z0-9_-] after "sk-" ("zen-"/"ant-" and 16, or 20).
+_SK_GATE = re.compile(r"sk-[A-Za-z0-9_-]{20}")
 _TOKENS: tuple[tuple[tuple[str, ...] | re.Pattern[str], re.Pattern[str]], ...] = (
-    # both sk- patterns need 20 characters of [A-Za-z0-9_-] after "sk-" ("zen-"/"ant-" and 16, or 20)
-    (re.compile(r"sk-[A-Za-z0-9_-]{20}"), re.compile(r"\bsk-(?:zen|ant)-[A-Za-z0-9_-]{16,}")),
-    (re.compile(r"sk-[A-Za-z0-9_-]{20}"), re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
+    (_SK_GATE, re.compile(r"\bsk-(?:zen|ant)-[A-Za-z0-9_-]{16,}")),
+    (_SK_GATE, re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
     (("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     (re.compile(r"gh[pousr]_[A-Za-z0-9]{30}"), re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b")),
     (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}")),
@@ -179,7 +180,7 @@ def redact_secrets(text: str) -> str:
     for gate, pattern in _TOKENS:
         if _gate_open(text, gate):
             text = pattern.sub(MASK, text)
-    if "earer" in text and _BEARER_GATE.search(text):
+    if _BEARER_GATE.search(text):
         text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
     text = _mask_named_values(text)
     if _URL_GATE.search(text):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_bench_report import TARGET_IDS
+from tests.support.bench import TARGET_IDS
 
 pytestmark = pytest.mark.e2e
 

@@ -7,24 +7,11 @@ streams.py's percentiles, /proc memory in KiB); each test moves one of them acro
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
-report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(report)
-
-TARGET_IDS = [
-    "openai_zengate.c1.p50_ms", "openai_zengate.c32.rps",
-    "anthropic_zengate.c1.p50_ms", "anthropic_zengate.c32.rps",
-    "stream_openai_zengate.c1.ttft_ms.p50", "stream_anthropic_zengate.c1.ttft_ms.p50",
-    "held.streams", "held.bytes_per_stream.rss", "idle.worker_bytes.rss", "gateway_log.errors",
-    "request_log.rows",
-]
+from tests.support.bench import TARGET_IDS, report
 
 
 def _wrk(rps: float, p50_us: float, p99_us: float, *, errors: int = 0, requests: int = 10_000,
