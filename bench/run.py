@@ -366,7 +366,8 @@ def machine_facts() -> dict:
 def wait_idle(gw: Gateway, limit_s: float = 20.0) -> float:
     """Wait until zengate's workers are idle (a load generator that just quit leaves requests in
     flight); returns the seconds waited. Measuring from an idle gateway keeps the ramp-up of new
-    connections out of the figures (see docs/performance.md: accepting under load)."""
+    connections out of the figures (docs/performance-history.md, first session: new connections wait
+    to be accepted under load)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit_s:
         c0 = gw.cpu()
@@ -598,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="all", help="comma list of: nonstream, streams, held (default all)")
     parser.add_argument("--profile", default="",
                         help="comma list of non-streaming concurrencies to profile zengate's workers at with "
-                             "py-spy (collapsed stacks in --profile-dir; see bench/profile_summary.py)")
+                             "py-spy (collapsed stacks in --profile-dir; see bench/tools/profile_summary.py)")
     parser.add_argument("--profile-streams", default="",
                         help="comma list of stream concurrencies to profile the same way (e.g. 64)")
     parser.add_argument("--profile-dir", type=Path, default=BENCH / "results" / "profiles")

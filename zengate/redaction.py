@@ -20,15 +20,13 @@ Ordinary prose and code pass unchanged (the tests hold a corpus of both).
 
 This runs on every stored body, whole conversations included (Claude Code sends its whole session
 each turn), in the worker's event loop: patterns scanned position by position over such a body
-held every other request of the worker, ~77 ns a character (4.5 ms for a 62 KB session, the
-named-value pattern alone ~60 ns). So a pattern runs over the text only when a *gate* finds what
-each of its matches must contain: a literal (``in``, a C scan), or a short regex led by a literal
-(``re`` scans for the literal first). The named-value pattern is tried only where its name can
-start: up to ``NAME_REACH`` characters before an occurrence of ``key``, ``secret``, ``token``,
-``passw`` or ``pwd`` that the rest of the pattern follows. ~16 ns a character on real client
-bodies (`bench/components.py`: a 62 KB row 4.5 → 1.0 ms). What is masked is exactly what the
-patterns alone mask (tests/unit/test_redaction.py compares both on real client bodies and on
-generated text).
+held every other request of the worker. So a pattern runs over the text only when a *gate* finds
+what each of its matches must contain: a literal (``in``, a C scan), or a short regex led by a
+literal (``re`` scans for the literal first). The named-value pattern is tried only where its name
+can start: up to ``NAME_REACH`` characters before an occurrence of ``key``, ``secret``, ``token``,
+``passw`` or ``pwd`` that the rest of the pattern follows (the figures: docs/performance.md,
+measured with bench/tools/components.py). What is masked is exactly what the patterns alone mask
+(tests/unit/test_redaction.py compares both on real client bodies and on generated text).
 """
 
 from __future__ import annotations

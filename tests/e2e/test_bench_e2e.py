@@ -6,6 +6,7 @@ right whatever the machine's speed: every figure the issue asks for is there, ev
 stream through the gateway answered without error, the held streams all held and all finished,
 the request log kept a row for each request the workers served, and the gateway logged no error. The verdicts on the
 targets themselves are timings: they are read from full runs (docs/performance.md), never asserted.
+The investigation tools in ``bench/tools/`` are checked to start and to be listed in bench/README.md.
 """
 
 from __future__ import annotations
@@ -76,3 +77,14 @@ def test_the_request_log_kept_every_request_and_the_gateway_logged_no_error(benc
     assert raw["request_log_rows"] == raw["requests_served"]
     assert raw["gateway_log"]["errors"] == 0, raw["gateway_log"]["error_samples"]
     assert raw["gateway_log"]["tracebacks"] == 0
+
+
+@pytest.mark.parametrize("tool", sorted(p.name for p in (ROOT / "bench" / "tools").glob("*.py")))
+def test_each_investigation_tool_starts_from_anywhere_and_is_listed_in_the_readme(tool, tmp_path):
+    """The tools import ``bench/run.py`` (and each other) by path: run from another directory,
+    each must get as far as its usage, and bench/README.md must say when to use it."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "tools" / tool), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"usage: {tool}"), proc.stdout[:300]
+    assert f"* `{tool}` — " in (ROOT / "bench" / "README.md").read_text()

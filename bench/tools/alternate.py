@@ -1,7 +1,7 @@
 """Two checkouts of zengate under the same wrk load, in alternating rounds: throughput and tails.
 
-    .venv/bin/python bench/alternate.py BEFORE AFTER [--concurrency 1,32,256] [--rounds 6]
-                                        [--seconds 5] [--kind openai|anthropic]
+    .venv/bin/python bench/tools/alternate.py BEFORE AFTER [--concurrency 1,32,256] [--rounds 6]
+                                              [--seconds 5] [--kind openai|anthropic]
 
 ``paired.py`` compares two versions one request at a time (concurrency 1). This compares them
 under load: it starts the bench upstream and one gateway per checkout (each as production starts
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/; this file is in bench/tools/
 sys.path.insert(0, str(BENCH))
 
 import run  # noqa: E402  (bench/ is not a package)

@@ -3,12 +3,12 @@
 With ``--json``, the same for non-streaming requests: the time to the whole JSON answer.
 
 ``bench/run.py`` measures the direct path and zengate one after the other, some seconds apart.
-On a shared VM the speed of the same code drifts by a third within the hour, which buries a
-change of 0.1–0.2 ms. Here every round sends one stream to each target (in a shuffled order: see
+On a shared VM the speed of the same code drifts by a third within the hour, which buries the
+small change one optimisation makes. Here every round sends one stream to each target (in a shuffled order: see
 ``round_orders``) on kept-alive connections, so that all targets see the same moments of the machine:
 the way to compare two checkouts of zengate, or one change, side by side.
 
-    python bench/paired.py direct=http://127.0.0.1:9100/chat/completions \\
+    .venv/bin/python bench/tools/paired.py direct=http://127.0.0.1:9100/chat/completions \\
         before=http://127.0.0.1:9201/v1/chat/completions after=http://127.0.0.1:9200/v1/chat/completions \\
         --anthropic 'before-msg=http://127.0.0.1:9201/v1/messages' --rounds 300
 

@@ -1,7 +1,7 @@
 """Where a stream's first token goes inside the worker: its socket calls, timed, stream by stream.
 
-    .venv/bin/python bench/timeline.py [--repo CHECKOUT] [--kind openai|anthropic] [--streams 200]
-                                       [--chunks 20] [--interval-ms 5]
+    .venv/bin/python bench/tools/timeline.py [--repo CHECKOUT] [--kind openai|anthropic] [--streams 200]
+                                             [--chunks 20] [--interval-ms 5]
 
 Starts the bench upstream (CPU 1) and zengate with one gevent worker (CPU 0; the repo's
 ``gunicorn.conf.py``, wrapped), and runs ``streams.py`` at concurrency 1 (CPU 1). Inside the
@@ -18,7 +18,7 @@ those calls each stream's way to its first token is cut into:
 with the CPU time of pre and post beside their wall time, and the client's time to first token.
 ``--interval-ms 0`` makes the upstream send its chunks back to back, so the worker never waits
 between them: on a VM, compare the figures with and without it to see how much slower the same
-code runs after the worker waited (docs/performance.md, ninth session). A timing tool: the
+code runs after the worker waited (docs/performance-history.md, ninth session). A timing tool: the
 wrappers cost a few µs per call; read the split, not the totals, from it.
 """
 
@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/; this file is in bench/tools/
 sys.path[:0] = [str(BENCH)]
 
 import run  # noqa: E402  (bench/ is not a package)

@@ -1,11 +1,13 @@
 """Summarise py-spy collapsed stacks (``py-spy record --format raw``): where the workers' CPU goes.
 
-    .venv/bin/python bench/profile_summary.py bench/results/profiles/openai_zengate-c32-*.txt [--top 25]
+    .venv/bin/python bench/tools/profile_summary.py bench/results/profiles/openai_zengate-c32-*.txt [--top 25]
 
 Prints, over every file given (e.g. both workers), the share of samples per function
 *inclusive* (the function or anything it called was running) and *self* (the function itself
 was running), and the same inclusive view restricted to zengate's own code. py-spy without
-``--idle`` only samples threads that are running, so shares are of busy CPU time.
+``--idle`` only samples threads that are running, so shares are of busy CPU time. It sees one
+stack per worker (the running greenlet's): time where gevent's hub runs compiled code is
+attributed to the last Python frame.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     path = m.group("file")
-    for marker in ("site-packages/", "/lib/python3", "/work/main/"):
+    for marker in ("site-packages/", "/lib/python3", "/zengate/"):
         if marker in path:
-            path = path.split(marker, 1)[1]
+            path = path.rsplit(marker, 1)[1] if marker == "/zengate/" else path.split(marker, 1)[1]
             if marker == "/lib/python3":
                 path = "stdlib/" + path.split("/", 1)[1] if "/" in path else path
+            elif marker == "/zengate/":  # the package, in whichever checkout (or --ref copy) ran
+                path = "zengate/" + path
             break
     return f"{path}:{m.group('func')}"
 

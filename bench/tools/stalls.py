@@ -1,7 +1,7 @@
 """What holds a worker's requests: its greenlets' long stretches and its gc pauses, under sequential load or wrk.
 
-    .venv/bin/python bench/stalls.py [--repo CHECKOUT] [--kind openai|anthropic] [--requests 6000]
-                                     [--slice-ms 2] [--connections 32 --seconds 10]
+    .venv/bin/python bench/tools/stalls.py [--repo CHECKOUT] [--kind openai|anthropic] [--requests 6000]
+                                           [--slice-ms 2] [--connections 32 --seconds 10]
 
 Starts the bench upstream and zengate with one gevent worker (the repo's ``gunicorn.conf.py``,
 wrapped), puts the worker on CPU 0 and this client and the upstream on CPU 1 (on a machine with
@@ -15,7 +15,7 @@ stretches grouped by greenlet and frames, and the gc pauses per generation.
 With ``--connections N`` (N > 1) zengate runs as production does (its default workers, nothing
 pinned), is loaded by ``wrk`` on N kept-alive connections for ``--seconds``, and wrk's
 percentiles and each worker's stretches are printed: how the tenth session found one connection
-keeping a worker 50–100 ms while its others waited (``docs/performance.md``; pinned apart, one
+keeping a worker while its others waited (``docs/performance-history.md``; pinned apart, one
 worker, the upstream's answer is never there before it is read, and this does not show). Each
 stretch also gives the worker's own CPU time in it: near 100 % is the worker's work, far less is
 time the worker was not running (the kernel, the VM's host).
@@ -40,8 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH)]
+TOOLS = Path(__file__).resolve().parent
+BENCH = TOOLS.parent  # bench/; this file is in bench/tools/
+sys.path[:0] = [str(TOOLS), str(BENCH)]
 
 import icount  # noqa: E402  (bench/ is not a package)
 import run  # noqa: E402

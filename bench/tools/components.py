@@ -1,6 +1,6 @@
 """What one request's parts cost, in microseconds of one core, measured in-process.
 
-    .venv/bin/python bench/components.py [--n 2000]
+    .venv/bin/python bench/tools/components.py [--n 2000] [--repo CHECKOUT] [--json PATH]
 
 Starts the bench upstream, builds zengate's Flask app in this process (no gunicorn, no gevent,
 SQLite in a temporary directory) and times, each over ``--n`` calls after a warm-up:
@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/; this file is in bench/tools/
 sys.path.insert(0, str(BENCH))
 
 import run  # noqa: E402  (the Upstream process helper)

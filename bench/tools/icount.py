@@ -1,7 +1,7 @@
 """Instructions per request through zengate, counted by callgrind: repeatable under load.
 
-    .venv/bin/python bench/icount.py [openai|anthropic|openai-stream|anthropic-stream] [CHUNKS]
-    .venv/bin/python bench/icount.py --gunicorn [--repo CHECKOUT] [KIND] [CHUNKS]
+    .venv/bin/python bench/tools/icount.py [openai|anthropic|openai-stream|anthropic-stream] [CHUNKS]
+    .venv/bin/python bench/tools/icount.py --gunicorn [--repo CHECKOUT] [KIND] [CHUNKS]
 
 Starts the bench upstream, then runs this file twice under ``valgrind --tool=callgrind`` as a child
 (gevent-patched, zengate's app built in-process, 50 and then 250 requests) and prints the
@@ -9,7 +9,10 @@ difference divided by 200: the instructions one request costs, start-up excluded
 timing, the count does not move with what else the machine is doing, so it can judge a small
 change on a busy machine. It leaves out gunicorn and the kernel; bench/run.py measures those.
 Streams have 20 chunks, or CHUNKS: with 1, a stream costs little more than the way to its first
-token. Needs valgrind (Debian's package).
+token. Needs valgrind (Debian's package). Counts still move between sittings (a few per cent
+within a batch; on some VMs they jumped between two levels): compare versions counted one after
+the other in one sitting, several counts each (docs/performance-history.md, seventh and tenth
+sessions).
 
 ``--gunicorn`` counts the whole worker instead: gunicorn (one gevent worker, the repo's
 gunicorn.conf.py) runs under callgrind, and after 100 requests of warm-up the worker's counters
@@ -31,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/; this file is in bench/tools/
 
 
 def request_of(which: str, run) -> tuple[str, bytes, dict[str, str]]:
@@ -166,6 +169,9 @@ def callgrind_total(path: Path) -> int:
 
 
 def main() -> int:
+    sys.path.insert(0, str(BENCH))
+    import run  # here, not at the top: the measured child must patch with gevent before run's imports
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("which", nargs="?", default="openai",
                         choices=["openai", "anthropic", "openai-stream", "anthropic-stream"])
@@ -175,9 +181,6 @@ def main() -> int:
                         help="with --gunicorn: the checkout to run (a git worktree of an earlier commit, say)")
     args = parser.parse_args()
     which, chunks = args.which, args.chunks
-    sys.path.insert(0, str(BENCH))
-    import run
-
     if args.gunicorn:
         per_request = gunicorn_count(which, chunks, args.repo.resolve())
         print(f"{which} (gunicorn worker, Python parser): {per_request / 1000:,.0f}k instructions per request")
