@@ -1,9 +1,15 @@
-"""Shared fixtures: the fake upstream, an app on a temporary database, PostgreSQL, e2e gateways."""
+"""Shared fixtures: the fake upstream, an app on a temporary database, PostgreSQL, e2e gateways.
+
+A run leaves the checkout as it found it: hypothesis keeps its example database and caches in a
+temporary directory (unless ``HYPOTHESIS_STORAGE_DIRECTORY`` names one), and apps built here keep
+their data directory under the test's ``tmp_path``.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -11,17 +17,34 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.support.fake_upstream import running_upstream
-from tests.support.fixtures import FIXTURES
+from tests.support.fixtures import load_fixture as load_fixture  # re-exported: e2e modules import it from here
+from tests.support.fixtures import require_fixtures
 from tests.support.gateway import ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_fixture(name: str) -> dict:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"client fixtures not found at {FIXTURES}")
-    return json.loads(path.read_text())
+def pytest_configure(config: pytest.Config) -> None:
+    """Point hypothesis's storage (``.hypothesis/`` in the working directory) at a temporary one.
+
+    With ``database=None`` hypothesis still caches the constants it reads from the code under test
+    and its unicode tables there; the directory goes when the run ends.
+    """
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return  # the person running the tests chose where
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return  # no hypothesis, nothing of it to keep out of the checkout
+    directory = tempfile.mkdtemp(prefix="zengate-hypothesis-")
+    set_hypothesis_home_dir(directory)
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+@pytest.fixture
+def recorded_clients() -> Path:
+    """The recorded client requests (tests/fixtures/clients); the test fails when they are missing."""
+    return require_fixtures()
 
 
 @pytest.fixture
@@ -53,6 +76,7 @@ def make_app(tmp_path, upstream):
             database_url=overrides.pop("database_url", f"sqlite:///{tmp_path / 'zengate.db'}"),
             admin_password=overrides.pop("admin_password", ADMIN_PASSWORD),
             settings_ttl=overrides.pop("settings_ttl", 0.0),
+            data_dir=overrides.pop("data_dir", tmp_path / "data"),  # a spill never lands in ./data
             **overrides,
         )
         app = create_app(config)

@@ -13,7 +13,7 @@ SQLite in a temporary directory) and times, each over ``--n`` calls after a warm
 * Flask alone (a route answering ``jsonify`` of the same size);
 * writing the request log: zengate's batch writer per row, and ``sqlite3.executemany`` of the
   same rows (the floor); and rows holding a long session of real Claude Code turns
-  (``../shared/fixtures``), where serialising and redacting the body is most of the cost;
+  (``tests/fixtures/clients``), where serialising and redacting the body is most of the cost;
 * small pieces on every request: the ``info`` log line, ids, ``Settings.get``.
 
 CPU µs is this process's CPU time per call (what a worker would spend); wall µs adds the waits
@@ -74,8 +74,8 @@ def wsgi_call(app, path: str, body: bytes, headers: dict[str, str] | None = None
 
 
 def _claude_code_bodies(paths: tuple[str, ...] = ("/v1/messages",)) -> list[dict]:
-    """The bodies Claude Code sent to ``paths`` in the recorded sessions (../shared/fixtures/clients)."""
-    fixtures = BENCH.parent.parent / "shared" / "fixtures" / "clients"
+    """The bodies Claude Code sent to ``paths`` in the recorded sessions (tests/fixtures/clients)."""
+    fixtures = BENCH.parent / "tests" / "fixtures" / "clients"
     return [request["body"] for path in sorted(fixtures.glob("cc_*.json"))
             for request in json.loads(path.read_text())["requests"]
             if request.get("path") in paths and isinstance(request.get("body"), dict)]
@@ -89,7 +89,7 @@ def largest_claude_code_request() -> dict | None:
 
 def long_conversation() -> list | None:
     """A long agent session made of real turns: every ``messages`` list Claude Code sent in the
-    recorded sessions (../shared/fixtures/clients), one after the other; None without them."""
+    recorded sessions (tests/fixtures/clients), one after the other; None without them."""
     turns: list = []
     for body in _claude_code_bodies(("/v1/messages", "/v1/messages/count_tokens")):
         if isinstance(body.get("messages"), list):

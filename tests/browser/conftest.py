@@ -3,6 +3,11 @@
 Only the system browser is used (``/usr/bin/chromium``, installed by ``.ci/install --dev`` with
 apt); Playwright's own browser downloads are never used. Where chromium or the playwright package
 is missing the tests skip with the reason.
+
+Screenshots of every page go to a temporary directory, so a run leaves the checkout untouched.
+To refresh the README's pictures in ``docs/screenshots/``, ask for it::
+
+    ZENGATE_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest -p no:cacheprovider tests/browser
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway import ADMIN_PASSWORD, GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots"  # written only with ZENGATE_UPDATE_SCREENSHOTS=1
+UPDATE_SCREENSHOTS = "ZENGATE_UPDATE_SCREENSHOTS"
 CHROMIUM = os.environ.get("ZENGATE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -206,11 +212,25 @@ def login(page, gw, password: str = ADMIN_PASSWORD) -> None:
     expect(page.locator("#app")).to_be_visible()
 
 
-def screenshot(page, name: str, *, full_page: bool = False) -> Path:
-    """Save ``docs/screenshots/<name>.png`` (the README shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.mouse.move(2, 2)  # no hover highlight in the picture
-    page.evaluate("window.scrollTo(0, 0)")
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
-    return path
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where screenshots go: ``docs/screenshots/`` (the README's) when ``ZENGATE_UPDATE_SCREENSHOTS=1``,
+    else a temporary directory, so an ordinary run does not rewrite tracked pictures."""
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def screenshot(screenshot_dir: Path):
+    """``screenshot(page, name, full_page=False)`` saves ``<screenshot_dir>/<name>.png`` and returns its path."""
+
+    def take(page, name: str, *, full_page: bool = False) -> Path:
+        page.mouse.move(2, 2)  # no hover highlight in the picture
+        page.evaluate("window.scrollTo(0, 0)")
+        path = screenshot_dir / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
+        return path
+
+    return take

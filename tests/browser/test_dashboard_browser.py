@@ -1,7 +1,8 @@
 """The admin dashboard in a real browser (Debian's chromium) against a real gunicorn gateway.
 
 Each test drives the page as a person would and checks the effect where it matters: on the
-gateway, through the official openai SDK. Screenshots of every page land in docs/screenshots/.
+gateway, through the official openai SDK. Screenshots of every page land in a temporary directory,
+or in docs/screenshots/ (the README's pictures) with ZENGATE_UPDATE_SCREENSHOTS=1 (tests/browser/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import openai
 import pytest
 import requests
 
-from tests.browser.conftest import PHONE, login, screenshot
+from tests.browser.conftest import PHONE, login
 from tests.support.fake_upstream import error, openai_text
 from tests.support.gateway import ADMIN_PASSWORD
 
@@ -48,7 +49,7 @@ def stat(page, name: str) -> str:
 
 # --- signing in ----------------------------------------------------------------------------------------
 
-def test_a_browser_at_the_root_gets_the_sign_in_page_and_a_wrong_password_is_refused(open_page, gw):
+def test_a_browser_at_the_root_gets_the_sign_in_page_and_a_wrong_password_is_refused(open_page, gw, screenshot):
     page, console = open_page()
     console.expect("status of 401")  # the browser notes the refused login itself; nothing else may appear
     page.goto(gw.url + "/")
@@ -85,7 +86,7 @@ def test_the_session_is_an_httponly_cookie_and_logout_ends_it(page, gw):
 
 # --- keys -------------------------------------------------------------------------------------------------
 
-def test_a_key_created_in_the_dashboard_works_with_the_openai_sdk(page, gw):
+def test_a_key_created_in_the_dashboard_works_with_the_openai_sdk(page, gw, screenshot):
     login(page, gw)
     nav(page, "API keys")
     page.get_by_label("Name of the new key", exact=True).fill("laptop")
@@ -138,7 +139,7 @@ def test_revoking_a_key_after_confirming_makes_the_sdk_get_401(page, gw):
 
 # --- the request log and the overview ----------------------------------------------------------------------
 
-def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream):
+def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream, screenshot):
     key = create_key_via_api(gw, "log-test")
     hostile = '<img src=x onerror="window.pwned=1"> and <b>bold</b> & "quotes"'
     upstream.script("gpt-5-nano", openai_text("A <script>alert(1)</script> reply"))
@@ -172,7 +173,7 @@ def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream
     screenshot(page, "request-log")
 
 
-def test_the_overview_refreshes_itself_when_requests_arrive(open_page, gw):
+def test_the_overview_refreshes_itself_when_requests_arrive(open_page, gw, screenshot):
     page, _ = open_page()
     login(page, gw)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
@@ -207,7 +208,7 @@ def test_the_overview_refreshes_itself_when_requests_arrive(open_page, gw):
 
 # --- settings ------------------------------------------------------------------------------------------------
 
-def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, gw):
+def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, gw, screenshot):
     page, console = open_page()
     console.expect("status of 400")  # the browser notes the gateway's refusal of the empty header
     login(page, gw)
@@ -270,7 +271,7 @@ def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, 
 
 # --- the proxy pool -------------------------------------------------------------------------------------------
 
-def test_the_proxy_mode_switch_and_pool(page, gw):
+def test_the_proxy_mode_switch_and_pool(page, gw, screenshot):
     if gw.admin("GET", "/_admin/proxy").status_code == 404:
         pytest.skip("this gateway has no proxy API (GET /_admin/proxy): the panel stays hidden")
     login(page, gw)
@@ -313,7 +314,7 @@ def test_the_proxy_mode_switch_and_pool(page, gw):
 
 # --- a phone --------------------------------------------------------------------------------------------------
 
-def test_every_page_fits_a_phone(open_page, gw):
+def test_every_page_fits_a_phone(open_page, gw, screenshot):
     page, _ = open_page(viewport=PHONE, scale=2)
     login(page, gw)
     views = ["overview", "requests", "keys", "settings", "account"]
@@ -375,7 +376,7 @@ def test_request_log_filters_and_clearing_it(page, gw, upstream):
 
 # --- the password (last: it ends every other admin session) ------------------------------------------------------
 
-def test_changing_the_password(open_page, gw):
+def test_changing_the_password(open_page, gw, screenshot):
     page, console = open_page()
     console.expect("status of 403")  # the browser notes the gateway's refusal of the wrong current password
     login(page, gw)

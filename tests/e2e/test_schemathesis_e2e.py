@@ -9,6 +9,10 @@ the admin bearer token. Operations that would wreck the run get safe handling: `
 ends a throwaway session, ``/_admin/proxy/toggle`` is switched back to ``off`` after each call, and
 the login (whose wrong passwords lock the address out) is fuzzed last, in its own test.
 Geonode is pointed at the local upstream, so nothing leaves loopback.
+
+Nothing lands in the checkout: hypothesis runs with ``database=None`` and keeps its caches where
+tests/conftest.py points it (a temporary directory); schemathesis's pytest integration writes no
+``.schemathesis/`` (only its CLI's engine keeps a cache and crash files there).
 """
 
 from __future__ import annotations

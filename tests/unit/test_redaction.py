@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fixtures import fixture_requests, needs_fixtures
+from tests.support.fixtures import fixture_requests
 from tests.support.sinks import RowSink
 from zengate import logs, redaction
 from zengate.errors import from_upstream
@@ -156,7 +156,6 @@ def test_every_name_starts_with_a_start_letter_and_ends_with_a_hint_within_reach
         assert redaction._AFTER_LAST_HINT.match(f"{rest}: {GENERATED.lower()}"), name
 
 
-@needs_fixtures
 def test_real_client_bodies_are_masked_as_the_patterns_alone_mask_them() -> None:
     bodies = fixture_requests(("/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions"))
     assert len(bodies) >= 30

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
+from tests.support.fixtures import fixture_body, fixture_requests
 from zengate.protocols import tokens
 from zengate.protocols.anthropic_to_openai import request_to_openai
 from zengate.protocols.tokens import estimate_anthropic_tokens, estimate_openai_tokens
@@ -23,7 +23,6 @@ def test_docstring_says_how_it_counts():
         assert words in doc
 
 
-@needs_fixtures
 @pytest.mark.parametrize(("name", "body"), fixture_requests(("/v1/messages", "/v1/messages/count_tokens")),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_anthropic_fixture_is_estimated_high_but_sane(name, body):
@@ -35,7 +34,6 @@ def test_every_anthropic_fixture_is_estimated_high_but_sane(name, body):
     assert estimate <= size / 2 + tokens.TOOLS_PREAMBLE + 50, "but not absurdly"
 
 
-@needs_fixtures
 @pytest.mark.parametrize(("name", "body"), fixture_requests(("/v1/chat/completions",)),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_openai_fixture_is_estimated(name, body):
@@ -44,7 +42,6 @@ def test_every_openai_fixture_is_estimated(name, body):
     assert size / 4.5 <= estimate <= size / 2 + tokens.TOOLS_PREAMBLE + 50
 
 
-@needs_fixtures
 def test_claude_code_turn_is_in_the_expected_range():
     # ~76 KB with 24 tools: Anthropic counts such a Claude Code turn at roughly 20k tokens.
     estimate = estimate_anthropic_tokens(fixture_body("cc_basic_say_hi.json", 1))
@@ -119,7 +116,6 @@ def test_system_counts_as_string_or_blocks():
     assert abs(plain - blocks) <= tokens.BLOCK_OVERHEAD
 
 
-@needs_fixtures
 def test_openai_estimate_of_a_translated_request_is_close():
     body = fixture_body("cc_tool_bash.json", 2)
     translated, _ = request_to_openai(body, upstream_model="m")
