@@ -1,15 +1,20 @@
 """The models zengate knows: built-in knowledge, the tiers' live lists, a models file, overrides.
 
 Merge order for one model, later wins: built-in knowledge (or a guess from the name) → the live
-``GET /models`` lists of the Zen and Go tiers (which tier serves it) → the models file
-(``ZENGATE_MODELS_FILE``) → the ``model_overrides`` setting. The live lists are fetched without a
-key, cached per worker and refreshed in the background; when no tier answers, the built-in free
-models stand in.
+``GET /models`` lists of the Zen and Go tiers (which tier serves it, for a model the built-in
+knowledge does not name) → the models file (``ZENGATE_MODELS_FILE``) → the ``model_overrides``
+setting. The live lists are fetched without a key, cached per worker and refreshed in the
+background; without them (an offline start, an outage) the built-in knowledge still sends each
+model it names to its tier, and the built-in free models stand in for ``/v1/models``.
+
+Also here: the ``anthropic-beta`` values Anthropic-protocol upstreams are known to accept
+(:data:`ANTHROPIC_BETAS`, extended by the models file's ``anthropic_betas``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -36,21 +41,28 @@ class ModelInfo:
     vision: bool = False
 
 
-# Zen's free models and the Go tier's models as last seen; the live lists add what is served now.
-# No fallbacks are built in: chains are the operator's choice (models file or the fallbacks setting).
+# What OpenCode publishes (opencode.ai/docs/zen and /docs/go, and the models.dev entries OpenCode's
+# own client reads): Zen's free models and the Go tier's models, with their context and output
+# limits. The live lists add what is served now; these keep each model on its tier without them.
+# No fallbacks are built in: chains are the operator's choice (models file or the fallbacks
+# setting). The only built-in preferences are DEFAULT_AUTO's lists for free-auto and go-auto, which
+# name models from here.
 BUILTIN: tuple[ModelInfo, ...] = (
+    # Zen, free
     ModelInfo("big-pickle", "Big Pickle", True, "openai", 200_000, 32_000),
     ModelInfo("gpt-5-nano", "GPT-5 Nano", True, "openai", 400_000, 128_000, vision=True),
-    ModelInfo("glm-4.7-free", "GLM 4.7 (free)", True, "openai", 200_000, 32_000),
-    ModelInfo("kimi-k2.5-free", "Kimi K2.5 (free)", True, "openai", 256_000, 32_000,
-              fallbacks=("big-pickle",), vision=True),
-    ModelInfo("minimax-m2.5-free", "MiniMax M2.5 (free)", True, "anthropic", 200_000, 32_000,
-              fallbacks=("big-pickle",)),
-    ModelInfo("grok-code", "Grok Code Fast", True, "openai", 256_000, 32_000),
-    ModelInfo("glm-5", "GLM 5", False, "openai", 200_000, 64_000, tier="go"),
-    ModelInfo("kimi-k2.5", "Kimi K2.5", False, "openai", 256_000, 64_000, tier="go", vision=True),
-    ModelInfo("minimax-m2.5", "MiniMax M2.5", False, "anthropic", 200_000, 64_000, tier="go",
-              fallbacks=("glm-5",)),
+    ModelInfo("minimax-m2.5-free", "MiniMax M2.5 (free)", True, "anthropic", 200_000, 32_000),
+    ModelInfo("mimo-v2-pro-free", "MiMo V2 Pro (free)", True, "openai", 1_048_576, 64_000),
+    ModelInfo("mimo-v2-omni-free", "MiMo V2 Omni (free)", True, "openai", 262_144, 64_000, vision=True),
+    ModelInfo("nemotron-3-super-free", "Nemotron 3 Super (free)", True, "openai", 204_800, 128_000),
+    # Go (OPENCODE_GO_API_KEY): GLM, Kimi and MiMo on /chat/completions, MiniMax on /messages
+    ModelInfo("glm-5", "GLM 5", False, "openai", 204_800, 131_072, tier="go"),
+    ModelInfo("glm-5.1", "GLM 5.1", False, "openai", 204_800, 131_072, tier="go"),
+    ModelInfo("kimi-k2.5", "Kimi K2.5", False, "openai", 262_144, 65_536, tier="go", vision=True),
+    ModelInfo("mimo-v2-pro", "MiMo V2 Pro", False, "openai", 1_048_576, 131_072, tier="go"),
+    ModelInfo("mimo-v2-omni", "MiMo V2 Omni", False, "openai", 262_144, 65_536, tier="go", vision=True),
+    ModelInfo("minimax-m2.5", "MiniMax M2.5", False, "anthropic", 204_800, 65_536, tier="go"),
+    ModelInfo("minimax-m2.7", "MiniMax M2.7", False, "anthropic", 204_800, 131_072, tier="go"),
 )
 _BUILTIN_BY_ID = {m.id: m for m in BUILTIN}
 
@@ -75,6 +87,53 @@ def describe(model_id: str) -> ModelInfo:
     return ModelInfo(model_id, model_id, is_free(model_id), default_protocol(model_id))
 
 
+# --- anthropic-beta values ---------------------------------------------------------------------
+
+# The anthropic-beta values sent on to an Anthropic-protocol upstream (Zen's and Go's /messages,
+# or a backend of the models file); any other is dropped (and logged once per worker), because an
+# upstream that checks the header answers 400 to a value it does not know. Kept: betas that
+# change the request or the answer in ways a compatible upstream implements, and betas whose
+# fields clients put in the body (without its beta an upstream that knows the field refuses it).
+# The models file's anthropic_betas adds to these.
+ANTHROPIC_BETAS: frozenset[str] = frozenset({
+    # Claude Code's own marker, on every request it makes; Anthropic accepts it on every model and
+    # it asks for no feature an upstream could lack.
+    "claude-code-20250219",
+    # Thinking between tool calls within one turn: what reasoning models such as MiniMax M2 and
+    # Kimi K2 do anyway, and what Anthropic does only with this beta.
+    "interleaved-thinking-2025-05-14",
+    # Tool input streamed as it is generated, unbuffered (input_json_delta fragments).
+    "fine-grained-tool-streaming-2025-05-14",
+    # Tool calls written in fewer output tokens (Claude 3.7): the same blocks, cheaper.
+    "token-efficient-tools-2025-02-19",
+    # A 1M-token context window (Claude Sonnet 4 and 4.5; Zen prices their requests over 200K).
+    "context-1m-2025-08-07",
+    # Prompt caching (cache_control blocks): generally available now, still sent by older clients.
+    "prompt-caching-2024-07-31",
+    # The body's context_management (Claude Code clears old thinking with it).
+    "context-management-2025-06-27",
+    # The body's output_config.effort (Claude Code sends it with adaptive thinking).
+    "effort-2025-11-24",
+    # role "system" messages inside messages[] (Claude Code sends them with this beta).
+    "mid-conversation-system-2026-04-07",
+    # The body's output_format and strict tool schemas (OpenCode sends this beta).
+    "structured-outputs-2025-11-13",
+})
+_BETA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_betas(betas: Any, where: str) -> tuple[str, ...]:
+    """Validate a list of anthropic-beta values (one name per entry, as Anthropic spells them)."""
+    if not isinstance(betas, list):
+        raise ModelsFileError(f"{where}: must be a list of anthropic-beta names, "
+                              "e.g. [interleaved-thinking-2025-05-14]")
+    for i, name in enumerate(betas):
+        if not isinstance(name, str) or not _BETA_NAME.fullmatch(name):
+            raise ModelsFileError(f"{where}.{i}: {name!r} is not an anthropic-beta name (one name per entry: "
+                                  "letters, digits, '.', '-' and '_', no commas or spaces)")
+    return tuple(dict.fromkeys(betas))
+
+
 # --- the models file ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -93,6 +152,7 @@ class ModelsFile:
     models: dict[str, dict] = field(default_factory=dict)
     auto: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    anthropic_betas: tuple[str, ...] = ()  # added to ANTHROPIC_BETAS
 
 
 class ModelsFileError(ValueError):
@@ -145,6 +205,9 @@ def check_auto(auto: Any, where: str) -> dict[str, dict[str, list[str]]]:
     return auto
 
 
+_SECTIONS = ("backends", "models", "auto", "aliases", "anthropic_betas")
+
+
 def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
     """Parse the YAML (or JSON) models file; :class:`ModelsFileError` names what is wrong."""
     try:
@@ -156,10 +219,10 @@ def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ModelsFileError(f"{source}: must be a mapping with backends, models, auto, aliases")
-    unknown = set(data) - {"backends", "models", "auto", "aliases"}
+        raise ModelsFileError(f"{source}: must be a mapping with {', '.join(_SECTIONS)}")
+    unknown = set(data) - set(_SECTIONS)
     if unknown:
-        raise ModelsFileError(f"{source}: unknown sections {sorted(unknown)}")
+        raise ModelsFileError(f"{source}: unknown sections {sorted(unknown)}; known: {', '.join(_SECTIONS)}")
     for section in ("backends", "models", "auto", "aliases"):
         if not isinstance(data.get(section) or {}, dict):
             raise ModelsFileError(f"{section}: must be a mapping")
@@ -184,7 +247,9 @@ def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
     aliases = data.get("aliases") or {}
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
         raise ModelsFileError("aliases: must map names to model names")
-    return ModelsFile(backends, models, check_auto(data.get("auto") or {}, "auto"), dict(aliases))
+    betas = data.get("anthropic_betas")
+    betas = () if betas is None else check_betas(betas, "anthropic_betas")
+    return ModelsFile(backends, models, check_auto(data.get("auto") or {}, "auto"), dict(aliases), betas)
 
 
 def load_models_file(path: str | None) -> ModelsFile:
@@ -201,20 +266,21 @@ def load_models_file(path: str | None) -> ModelsFile:
 
 SITUATIONS = ("default", "tools", "long_context", "reasoning", "images")
 
+# Every name here is in BUILTIN, on the tier of its list (a unit test holds to it).
 DEFAULT_AUTO: dict[str, dict[str, list[str]]] = {
     "free": {
-        "default": ["big-pickle", "glm-4.7-free", "gpt-5-nano"],
-        "tools": ["big-pickle", "kimi-k2.5-free", "glm-4.7-free"],
-        "long_context": ["gpt-5-nano", "kimi-k2.5-free", "big-pickle"],
-        "reasoning": ["glm-4.7-free", "big-pickle", "gpt-5-nano"],
-        "images": ["gpt-5-nano", "kimi-k2.5-free"],
+        "default": ["big-pickle", "minimax-m2.5-free", "gpt-5-nano"],
+        "tools": ["big-pickle", "minimax-m2.5-free", "mimo-v2-pro-free"],
+        "long_context": ["mimo-v2-pro-free", "gpt-5-nano", "nemotron-3-super-free"],
+        "reasoning": ["mimo-v2-pro-free", "nemotron-3-super-free", "big-pickle"],
+        "images": ["gpt-5-nano", "mimo-v2-omni-free"],
     },
     "go": {
-        "default": ["glm-5", "kimi-k2.5"],
-        "tools": ["kimi-k2.5", "glm-5"],
-        "long_context": ["kimi-k2.5", "glm-5"],
-        "reasoning": ["glm-5", "kimi-k2.5"],
-        "images": ["kimi-k2.5"],
+        "default": ["glm-5.1", "kimi-k2.5", "glm-5"],
+        "tools": ["kimi-k2.5", "glm-5.1", "minimax-m2.7"],
+        "long_context": ["mimo-v2-pro", "kimi-k2.5", "glm-5.1"],
+        "reasoning": ["glm-5.1", "kimi-k2.5", "minimax-m2.7"],
+        "images": ["kimi-k2.5", "mimo-v2-omni"],
     },
 }
 
@@ -226,6 +292,8 @@ class ModelCatalog:
 
     def __init__(self, models_file: ModelsFile | None = None) -> None:
         self.file = models_file or ModelsFile()
+        # what exchange.allowed_headers lets through to Anthropic-protocol upstreams (one set per catalog)
+        self.anthropic_betas = ANTHROPIC_BETAS | frozenset(self.file.anthropic_betas)
         self._live: dict[str, list[dict]] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
@@ -276,8 +344,10 @@ class ModelCatalog:
         """Merged knowledge about one model (see the module docstring for the order)."""
         info = describe(model_id)
         live = self.live_tier(model_id)
-        if live and model_id not in _BUILTIN_BY_ID:
-            info = replace(info, tier=live, free=is_free(model_id) if live == "zen" else False)
+        if live and model_id not in _BUILTIN_BY_ID and not info.free:
+            # a free model is Zen's whichever list names it (the Go tier sells no free models, and a
+            # Go list fetched before Zen's must not move one); any other goes where it is served
+            info = replace(info, tier=live)
         for entry in (self.file.models.get(model_id), (overrides or {}).get(model_id)):
             if entry:
                 changes = {k: (tuple(v) if k == "fallbacks" else v) for k, v in entry.items()}

@@ -8,11 +8,14 @@ a stream of client bytes. Translation is delegated to the pure functions in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import adapters, relay
+from .catalog import ANTHROPIC_BETAS
 from .protocols import anthropic_to_openai, openai_to_anthropic
+from .protocols.anthropic import without_gateway_thinking
 from .protocols.errors import ProtocolError
 from .protocols.fold import fold_anthropic_events, fold_openai_chunks
 from .protocols.jsoncodec import loads
@@ -21,13 +24,64 @@ from .records import RequestRecord
 from .routing import RETRYABLE_STATUSES, Attempts, Cooldowns, Route
 from .upstream.client import UpstreamClient, UpstreamError
 
+log = logging.getLogger(__name__)
+
 # Client headers an Anthropic-protocol upstream may see (nothing else of the client's goes up).
 ANTHROPIC_HEADER_ALLOW_LIST = ("anthropic-beta",)
+_FILTER_CACHE_MAX = 64  # distinct (header value, accepted list) pairs remembered per worker
+_LOG_ONCE_MAX = 256  # distinct unknown betas logged per worker; after that, one last line and silence
+_filtered: dict[tuple[str, frozenset[str]], str] = {}
+_logged: set[str] = set()
 
 
-def allowed_headers(headers) -> dict[str, str]:
-    """The allow-listed client headers, for passthrough to an Anthropic-protocol upstream."""
-    return {name: headers[name] for name in ANTHROPIC_HEADER_ALLOW_LIST if headers.get(name)}
+def allowed_headers(headers, betas: frozenset[str] = ANTHROPIC_BETAS) -> dict[str, str]:
+    """The allow-listed client headers, for passthrough to an Anthropic-protocol upstream.
+
+    ``anthropic-beta`` keeps only the values in ``betas`` (what Anthropic-protocol upstreams are
+    known to accept: :data:`~zengate.catalog.ANTHROPIC_BETAS`, plus the models file's
+    ``anthropic_betas`` - pass ``ModelCatalog.anthropic_betas``); left empty, it is not sent.
+    """
+    out = {}
+    for name in ANTHROPIC_HEADER_ALLOW_LIST:
+        value = headers.get(name)
+        if value and name == "anthropic-beta":
+            value = filter_betas(value, betas)
+        if value:
+            out[name] = value
+    return out
+
+
+def filter_betas(value: str, accepted: frozenset[str]) -> str:
+    """The comma-separated betas of ``value`` that are in ``accepted``, in order, without repeats.
+
+    A client sends the same header on every request (Claude Code's names eight or nine), so each
+    distinct value is worked out once per worker and remembered (a bounded cache: a client sending
+    ever new values costs the split, never memory). A beta dropped is logged once per worker.
+    """
+    key = (value, accepted)
+    kept = _filtered.get(key)
+    if kept is not None:
+        return kept
+    names = [n for n in (part.strip() for part in value.split(",")) if n]
+    kept = ",".join(dict.fromkeys(n for n in names if n in accepted))
+    for name in names:
+        if name not in accepted:
+            _log_dropped(name)
+    if len(_filtered) >= _FILTER_CACHE_MAX:
+        _filtered.clear()
+    _filtered[key] = kept
+    return kept
+
+
+def _log_dropped(name: str) -> None:
+    if name in _logged or len(_logged) > _LOG_ONCE_MAX:
+        return
+    _logged.add(name)
+    if len(_logged) > _LOG_ONCE_MAX:
+        log.info("more anthropic-beta values were dropped; no more are logged by this worker")
+        return
+    log.info("anthropic-beta %r is not sent upstream: Anthropic-protocol upstreams are not known to accept it "
+             "(list it under anthropic_betas in ZENGATE_MODELS_FILE to send it)", name[:100])
 
 
 @dataclass
@@ -81,6 +135,16 @@ def record_anthropic_answer(message: dict, record: RequestRecord) -> None:
             record.add_output(block.get("text"))
         elif block.get("type") == "tool_use":
             record.add_output(f"[tool_use {block.get('name')}({block.get('input')})]")
+
+
+def anthropic_upstream_body(body: dict, upstream_model: str, stream: bool) -> dict:
+    """The client's Anthropic request as an Anthropic-protocol upstream gets it: the model mapped,
+    and the thinking blocks zengate made left out of the history (:func:`without_gateway_thinking`)."""
+    upstream = {**body, "model": upstream_model, "stream": stream}
+    messages = without_gateway_thinking(body["messages"])
+    if messages is not None:
+        upstream["messages"] = messages
+    return upstream
 
 
 def openai_upstream_body(body: dict, route: Route) -> dict:
@@ -151,7 +215,7 @@ def _anthropic_client(client: UpstreamClient, route: Route, body: dict, record: 
     fold = not stream and options.stream_upstream
     heartbeat = (options.ping_seconds, PING) if stream and options.ping_seconds > 0 else None
     if route.protocol == "anthropic":
-        upstream_body = {**body, "model": route.upstream_model, "stream": stream or fold}
+        upstream_body = anthropic_upstream_body(body, route.upstream_model, stream or fold)
         response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
                               extra_headers=options.passed_headers)
         if stream or fold:

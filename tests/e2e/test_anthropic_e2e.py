@@ -11,6 +11,7 @@ import requests
 
 from tests.conftest import load_fixture
 from tests.support.fake_upstream import (
+    FakeUpstream,
     anthropic_text,
     anthropic_tool_use,
     drop_after,
@@ -19,6 +20,9 @@ from tests.support.fake_upstream import (
     openai_text,
     openai_tool_calls,
 )
+from tests.support.gateway import GatewayProcess
+from zengate.catalog import ANTHROPIC_BETAS
+from zengate.protocols.anthropic import GATEWAY_SIGNATURE
 
 pytestmark = pytest.mark.e2e
 
@@ -84,6 +88,83 @@ def test_stream_text_with_reasoning_and_cost_frame(gw, up):
     assert [b.type for b in final.content] == ["thinking", "text"]
     assert final.content[0].thinking == "let me think" and final.content[1].text == "Hello there friend"
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 5
+
+
+def test_thinking_from_upstream_reasoning_is_signed_and_never_sent_back_upstream(gw, up):
+    """The official SDK accumulates a thinking block made from reasoning_content with the gateway's
+    signature; Claude Code-style history carrying it back reaches neither kind of upstream."""
+    client = sdk(gw)
+    up.script("big-pickle", openai_text("Hello there", reasoning="let me think"))
+    with client.messages.stream(model="claude-opus-4-8", max_tokens=1024, messages=HI) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "let me think" and final.content[0].signature == GATEWAY_SIGNATURE
+
+    up.script("big-pickle", openai_text("Hello there", reasoning="let me think"))
+    events = raw_events(gw, {"model": "claude-opus-4-8", "max_tokens": 100, "stream": True, "messages": HI})
+    assert_well_formed(events)
+    thinking = [(n, d.get("delta", {}).get("type")) for n, d in events if d.get("index") == 0]
+    assert thinking[-2:] == [("content_block_delta", "signature_delta"), ("content_block_stop", None)]
+    assert events[len(thinking) - 1][1]["delta"]["signature"] == GATEWAY_SIGNATURE
+
+    up.script("big-pickle", openai_text("Hello there", reasoning="let me think"))
+    answer = client.messages.create(model="claude-opus-4-8", max_tokens=100, messages=HI)
+    assert answer.content[0].type == "thinking" and answer.content[0].signature == GATEWAY_SIGNATURE
+
+    history = [*HI, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]},
+               {"role": "user", "content": "and then?"}]
+    assert history[1]["content"][0]["signature"] == GATEWAY_SIGNATURE
+    client.messages.create(model="claude-opus-4-8", max_tokens=100, messages=history)  # an OpenAI upstream
+    sent = up.requests[-1]
+    assert sent.path.endswith("/chat/completions") and [m["role"] for m in sent.body["messages"]] == [
+        "user", "assistant", "user"]
+    assert b"zengate:" not in sent.raw and sent.body["messages"][1]["content"] == "Hello there"
+
+    theirs = {"type": "thinking", "thinking": "upstream's own", "signature": "sig_fake"}
+    history[1]["content"].insert(0, theirs)
+    message = client.messages.create(model="minimax-m2.5-free", max_tokens=100, messages=history)
+    assert message.content[0].text == "Hello from upstream"
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages") and b"zengate:" not in sent.raw
+    assert sent.body["messages"][1]["content"] == [theirs, {"type": "text", "text": "Hello there"}]
+
+
+def test_recorded_claude_code_betas_reach_an_anthropic_upstream_filtered(gw, up):
+    recorded = next(r for r in load_fixture("cc_interactive_tmux.json")["requests"]
+                    if r["path"] == "/v1/messages" and r.get("body"))
+    headers = {k: v for k, v in recorded["headers"] if k.lower() in ("anthropic-beta", "anthropic-version")}
+    betas = headers["anthropic-beta"].split(",")
+    assert "thinking-token-count-2026-05-13" in betas and "interleaved-thinking-2025-05-14" in betas
+    body = {**recorded["body"], "model": "minimax-m2.5-free", "stream": True}
+    r = requests.post(gw.url + "/v1/messages?beta=true", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200 and "message_stop" in r.text
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages")
+    assert sent.header("anthropic-beta") == ",".join(b for b in betas if b in ANTHROPIC_BETAS)
+    assert "thinking-token-count-2026-05-13" not in sent.header("anthropic-beta")
+
+    r = requests.post(gw.url + "/v1/messages", json=body, timeout=30,
+                      headers={**headers, "anthropic-beta": "thinking-token-count-2026-05-13,made-up-2030-01-01"})
+    assert r.status_code == 200
+    assert up.requests[-1].header("anthropic-beta") is None  # nothing left: no header at all
+
+
+def test_models_file_anthropic_betas_are_forwarded_too(tmp_path):
+    """A gateway of its own: the models file's anthropic_betas add to the built-in list."""
+    upstream = FakeUpstream().start()
+    (tmp_path / "models.yaml").write_text("anthropic_betas: [redact-thinking-2026-02-12]\n")
+    gateway = GatewayProcess(tmp_path, upstream.url, workers=1,
+                             env={"ZENGATE_MODELS_FILE": str(tmp_path / "models.yaml")})
+    try:
+        gateway.start_settled(upstream)
+        r = requests.post(gateway.url + "/v1/messages", timeout=30, json={
+            "model": "minimax-m2.5-free", "max_tokens": 10, "messages": HI}, headers={
+            "anthropic-beta": "redact-thinking-2026-02-12,thinking-token-count-2026-05-13,effort-2025-11-24"})
+        assert r.status_code == 200, r.text
+        assert upstream.requests[-1].header("anthropic-beta") == "redact-thinking-2026-02-12,effort-2025-11-24"
+    finally:
+        gateway.stop()
+        upstream.stop()
 
 
 def test_stream_parallel_interleaved_tool_calls(gw, up):

@@ -128,7 +128,7 @@ def test_free_auto_chooses_from_the_request(gw, up):
     r = chat(gw, "free-auto", tools=tools)
     assert r.headers["x-zengate-model"] == "big-pickle"
     r = chat(gw, "free-auto", reasoning_effort="high")
-    assert r.headers["x-zengate-model"] == "glm-4.7-free" and up.requests[-1].model == "glm-4.7-free"
+    assert r.headers["x-zengate-model"] == "mimo-v2-pro-free" and up.requests[-1].model == "mimo-v2-pro-free"
     assert last_log(gw)["model"] == "free-auto"
 
 

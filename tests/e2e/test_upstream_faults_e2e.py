@@ -54,8 +54,7 @@ def gateway_process(tmp_path_factory, e2e_upstream):
     gw = GatewayProcess(tmp_path_factory.mktemp("faults"), e2e_upstream.url,
                         env={"ZENGATE_SETTINGS_TTL": "0", "OPENCODE_API_KEY": UPSTREAM_SECRET})
     gw.start()
-    # minimax-m2.5-free falls back to big-pickle by default, which would hide its faults
-    gw.set_setting("fallbacks", {"minimax-m2.5-free": []})
+    gw.set_setting("fallbacks", {"minimax-m2.5-free": []})  # no fallback may hide its faults (none is built in)
     yield gw
     gw.stop()
 

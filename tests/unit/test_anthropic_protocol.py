@@ -6,8 +6,15 @@ import copy
 
 import pytest
 
-from tests.support.fixtures import fixture_requests, needs_fixtures
-from zengate.protocols.anthropic import error_body, validate_messages_request
+from tests.support.fixtures import fixture_body, fixture_requests
+from zengate.exchange import anthropic_upstream_body
+from zengate.protocols.anthropic import (
+    GATEWAY_SIGNATURE,
+    error_body,
+    is_gateway_signature,
+    validate_messages_request,
+    without_gateway_thinking,
+)
 from zengate.protocols.errors import ProtocolError
 
 
@@ -49,14 +56,12 @@ def test_protocol_error_carries_status_message_and_param():
 
 # --- real requests pass --------------------------------------------------------------------------
 
-@needs_fixtures
 @pytest.mark.parametrize(("name", "body"), fixture_requests("/v1/messages"),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_fixture_messages_requests_are_valid(name, body):
     validate_messages_request(body)
 
 
-@needs_fixtures
 @pytest.mark.parametrize(("name", "body"), fixture_requests("/v1/messages/count_tokens"),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_fixture_count_tokens_requests_are_valid_without_max_tokens(name, body):
@@ -196,3 +201,54 @@ def test_valid_edge_cases_are_accepted():
     before = copy.deepcopy(body)
     validate_messages_request(body)
     assert body == before  # validation never changes the body
+
+
+# --- the gateway's thinking signature in history (Anthropic-protocol upstreams) -------------------
+
+def ours(text: str) -> dict:
+    return {"type": "thinking", "thinking": text, "signature": GATEWAY_SIGNATURE}
+
+
+def test_gateway_signature_is_recognisable():
+    assert is_gateway_signature(GATEWAY_SIGNATURE) and GATEWAY_SIGNATURE.startswith("zengate:")
+    for other in ("", "EqQBCkYIARgCIkB", "sig_fake", None, 7, ["zengate:v1"]):
+        assert not is_gateway_signature(other)
+
+
+def test_history_without_the_gateways_thinking_is_left_alone():
+    messages = fixture_body("cc_thinking_tool_bash.json", 2)["messages"]
+    assert any(b.get("type") == "thinking" for m in messages if isinstance(m["content"], list) for b in m["content"])
+    assert without_gateway_thinking(messages) is None  # an upstream's own signed thinking stays as it is
+    body = fixture_body("cc_thinking_tool_bash.json", 2)
+    upstream = anthropic_upstream_body(body, "minimax-m2.5", True)
+    assert upstream["messages"] is body["messages"]  # forwarded as today: nothing copied
+    assert (upstream["model"], upstream["stream"]) == ("minimax-m2.5", True)
+
+
+def test_the_gateways_thinking_blocks_are_dropped_for_an_anthropic_upstream():
+    messages = [
+        {"role": "user", "content": "run it"},
+        {"role": "assistant", "content": [ours("I should run it."), {"type": "text", "text": "Running."},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
+        {"role": "assistant", "content": [ours("only a thought")]},
+        {"role": "user", "content": "next"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "theirs", "signature": "EqQBCkYI"},
+                                          {"type": "text", "text": "fine"}]},
+    ]
+    before = copy.deepcopy(messages)
+    body = minimal(messages=messages, thinking={"type": "adaptive"})
+    validate_messages_request(body)
+    upstream = anthropic_upstream_body(body, "minimax-m2.7", False)
+    assert "zengate:" not in str(upstream)
+    assert upstream["messages"] == [
+        {"role": "user", "content": "run it"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Running."},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
+        {"role": "user", "content": "next"},  # the thinking-only turn is gone: empty content is refused
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "theirs", "signature": "EqQBCkYI"},
+                                          {"type": "text", "text": "fine"}]},
+    ]
+    assert messages == before and body["messages"] is messages  # the client's body (logged as sent) is unchanged
+    assert upstream["messages"][4] is messages[5]  # untouched turns are not copied

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
+from zengate.protocols.anthropic import GATEWAY_SIGNATURE
 from zengate.protocols.anthropic_to_openai import (
     StreamToAnthropic,
     request_to_openai,
@@ -147,19 +148,27 @@ def assert_valid_anthropic_stream(events: list[tuple[str, dict]], *, error: bool
     assert start["content"] == [] and start["stop_reason"] is None and start["usage"]["output_tokens"] == 0
     open_index = None
     open_type = None
+    signed = False
     next_index = 0
     for k, (name, data) in enumerate(events[1:], start=1):
         if name == "content_block_start":
             assert open_index is None, f"event {k}: block {data['index']} starts while {open_index} is open"
             assert data["index"] == next_index, f"event {k}: index {data['index']}, expected {next_index}"
-            open_index, open_type = data["index"], data["content_block"]["type"]
+            open_index, open_type, signed = data["index"], data["content_block"]["type"], False
             next_index += 1
         elif name == "content_block_delta":
             assert data["index"] == open_index, f"event {k}: delta for a block that is not open"
+            assert not signed, f"event {k}: a delta after the block's signature_delta"
             expected = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
-            assert data["delta"]["type"] in (expected[open_type], "signature_delta")
+            if open_type == "thinking" and data["delta"]["type"] == "signature_delta":
+                assert data["delta"]["signature"] == GATEWAY_SIGNATURE
+                signed = True
+            else:
+                assert data["delta"]["type"] == expected[open_type], f"event {k}: {data['delta']['type']}"
         elif name == "content_block_stop":
             assert data["index"] == open_index
+            # a thinking block ends as Anthropic's do: signature_delta, then content_block_stop
+            assert signed or open_type != "thinking", f"event {k}: thinking block {open_index} stops unsigned"
             open_index = None
         elif name == "message_delta":
             assert open_index is None and not error
@@ -188,6 +197,8 @@ def collect(events: list[tuple[str, dict]]) -> dict:
                 block["text"] += delta["text"]
             elif delta["type"] == "thinking_delta":
                 block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] += delta["signature"]
             elif delta["type"] == "input_json_delta":
                 partial[data["index"]] = partial.get(data["index"], "") + delta["partial_json"]
         elif name == "content_block_stop":
@@ -409,6 +420,31 @@ def test_thinking_in_history_as_reasoning_content():
     assistant = out["messages"][-2]
     assert assistant["reasoning_content"] == "The user wants me to run echo hi."
     assert assistant["content"] == "I'll run that." and len(assistant["tool_calls"]) == 1
+
+
+@pytest.mark.parametrize("reasoning_as_content", [False, True])
+def test_the_gateways_signature_in_history_never_goes_upstream(reasoning_as_content):
+    """Claude Code sends the thinking blocks zengate made back with their signature."""
+    out = translate(body([
+        {"role": "user", "content": "run it"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "I should run it.", "signature": GATEWAY_SIGNATURE},
+            {"type": "text", "text": "Running."},
+            {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Only thought.", "signature": GATEWAY_SIGNATURE}]},
+        {"role": "user", "content": "and now?"},
+    ]), reasoning_as_content=reasoning_as_content)
+    sent = json.dumps(out)
+    assert "zengate:" not in sent and "signature" not in sent
+    assistant = out["messages"][1]
+    assert assistant["content"] == "Running." and assistant["tool_calls"][0]["function"]["name"] == "Bash"
+    if reasoning_as_content:
+        assert assistant["reasoning_content"] == "I should run it."
+    else:
+        assert "I should run it." not in sent
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "tool", "user"]  # thinking-only turn gone
 
 
 def test_redacted_thinking_and_thinking_only_turns_are_dropped():
@@ -646,7 +682,7 @@ def test_answer_finish_reason(finish, stop):
 def test_answer_reasoning_becomes_a_thinking_block_before_the_text(reasoning):
     answer = response_from_openai(openai_answer({"content": "done", **reasoning}), client_model="c",
                                   names=ToolNames())
-    assert answer["content"] == [{"type": "thinking", "thinking": "think", "signature": ""},
+    assert answer["content"] == [{"type": "thinking", "thinking": "think", "signature": GATEWAY_SIGNATURE},
                                  {"type": "text", "text": "done"}]
 
 
@@ -772,8 +808,44 @@ def test_stream_reasoning_then_text():
     ])
     assert_valid_anthropic_stream(events)
     message = collect(events)
-    assert message["content"] == [{"type": "thinking", "thinking": "Let me think.", "signature": ""},
+    assert message["content"] == [{"type": "thinking", "thinking": "Let me think.", "signature": GATEWAY_SIGNATURE},
                                   {"type": "text", "text": "Answer"}]
+
+
+def test_stream_thinking_block_ends_with_the_gateways_signature_then_text_and_tools():
+    events, _ = run([
+        chunk({"reasoning_content": "Let me "}),
+        chunk({"reasoning_content": "think."}),
+        chunk({"content": "Running it."}),
+        tool_fragment(0, id="call_1", name="Bash", args='{"command": "ls"}'),
+        chunk({"reasoning_content": "after the call"}),  # held until the tool block is out
+        chunk(finish="tool_calls", usage=USAGE),
+    ])
+    assert_valid_anthropic_stream(events)
+    blocks = [(name, data.get("index"), data.get("content_block", {}).get("type") or data.get("delta", {}).get("type"))
+              for name, data in events[1:-2]]
+    assert blocks == [
+        ("content_block_start", 0, "thinking"),
+        ("content_block_delta", 0, "thinking_delta"), ("content_block_delta", 0, "thinking_delta"),
+        ("content_block_delta", 0, "signature_delta"),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, "text"), ("content_block_delta", 1, "text_delta"), ("content_block_stop", 1, None),
+        ("content_block_start", 2, "tool_use"), ("content_block_delta", 2, "input_json_delta"),
+        ("content_block_stop", 2, None),
+        ("content_block_start", 3, "thinking"), ("content_block_delta", 3, "thinking_delta"),
+        ("content_block_delta", 3, "signature_delta"), ("content_block_stop", 3, None),
+    ]
+    assert events[4][1]["delta"] == {"type": "signature_delta", "signature": GATEWAY_SIGNATURE}
+    message = collect(events)
+    assert [b.get("signature") for b in message["content"]] == [GATEWAY_SIGNATURE, None, None, GATEWAY_SIGNATURE]
+    assert GATEWAY_SIGNATURE.startswith("zengate:")
+
+
+def test_stream_thinking_cut_off_by_an_error_gets_no_signature():
+    events, stream = run([chunk({"reasoning_content": "hm"})], finish=False)
+    events += stream.fail(502, "the connection broke")
+    assert_valid_anthropic_stream(events, error=True)
+    assert "signature_delta" not in json.dumps(events)
 
 
 def test_stream_reasoning_details_and_reasoning_field():
@@ -783,7 +855,7 @@ def test_stream_reasoning_details_and_reasoning_field():
         chunk({"content": "c"}), chunk(finish="stop"),
     ])
     assert_valid_anthropic_stream(events)
-    assert collect(events)["content"][0] == {"type": "thinking", "thinking": "ab", "signature": ""}
+    assert collect(events)["content"][0] == {"type": "thinking", "thinking": "ab", "signature": GATEWAY_SIGNATURE}
 
 
 def test_stream_whitespace_only_text_never_opens_a_block():

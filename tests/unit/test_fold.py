@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from zengate.protocols.anthropic import GATEWAY_SIGNATURE
+from zengate.protocols.anthropic_to_openai import StreamToAnthropic, response_from_openai
 from zengate.protocols.errors import ProtocolError
 from zengate.protocols.fold import fold_anthropic_events, fold_openai_chunks
+from zengate.protocols.translate_common import ToolNames
 
 
 def chunk(delta, finish=None, **extra):
@@ -75,3 +78,20 @@ def test_anthropic_blocks_and_usage():
         fold_anthropic_events(events[:-1])
     with pytest.raises(ProtocolError):
         fold_anthropic_events([*events[:3], ("error", {"type": "error", "error": {"message": "x"}})])
+
+
+def test_a_translated_stream_folds_into_the_non_streaming_answer_with_its_signature():
+    """With stream_upstream on, an Anthropic client of an OpenAI upstream gets the folded stream:
+    its thinking block has the signature the non-streaming translation gives it."""
+    chunks = [chunk({"role": "assistant", "content": ""}), chunk({"reasoning_content": "think"}),
+              chunk({"content": "done"}), chunk({}, "stop"),
+              {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}]
+    translator = StreamToAnthropic(client_model="claude-x", names=ToolNames())
+    events = [e for c in chunks for e in translator.feed(c)] + translator.finish()
+    folded = fold_anthropic_events(events, model="claude-x")
+    assert folded["content"] == [{"type": "thinking", "thinking": "think", "signature": GATEWAY_SIGNATURE},
+                                 {"type": "text", "text": "done"}]
+    direct = response_from_openai({"id": "c1", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "done", "reasoning_content": "think"}}]}, client_model="claude-x",
+        names=ToolNames())
+    assert folded["content"] == direct["content"]

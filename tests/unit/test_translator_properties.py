@@ -34,7 +34,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zengate.protocols.anthropic import IMAGE_MEDIA_TYPES, validate_messages_request
+from zengate.protocols.anthropic import GATEWAY_SIGNATURE, IMAGE_MEDIA_TYPES, validate_messages_request
 from zengate.protocols.anthropic_to_openai import (
     EMPTY_TOOL_RESULT,
     STOP_LIMIT,
@@ -523,8 +523,10 @@ def check_anthropic_events(events: list[tuple[str, dict]], *, finished: bool) ->
     """The event grammar an Anthropic client relies on; returns what the events carried.
 
     message_start first (once); blocks indexed 0, 1, 2... each started, then its deltas (of the
-    block's own kind), then stopped, before the next one starts; one message_delta with a
-    stop_reason then message_stop, last. Or an ``error`` event, last, after a proper prefix.
+    block's own kind; a thinking block's last one its ``signature_delta``, the gateway's signature,
+    as Anthropic's own streams end a thinking block), then stopped, before the next one starts; one
+    message_delta with a stop_reason then message_stop, last. Or an ``error`` event, last, after a
+    proper prefix.
     """
     seen: dict[str, Any] = {"text": "", "thinking": "", "tools": [], "stop_reason": None, "error": None}
     assert all(name == data.get("type") for name, data in events), "event name and data.type agree"
@@ -546,6 +548,7 @@ def check_anthropic_events(events: list[tuple[str, dict]], *, finished: bool) ->
     assert start["role"] == "assistant" and start["content"] == [] and isinstance(start["id"], str)
     open_index: int | None = None
     open_kind = None
+    signed = False
     next_index = 0
     ended = False
     for n, (name, data) in enumerate(events[1:], 1):
@@ -553,7 +556,7 @@ def check_anthropic_events(events: list[tuple[str, dict]], *, finished: bool) ->
         if name == "content_block_start":
             assert open_index is None, "a block started while another is open"
             assert data["index"] == next_index
-            open_index, next_index = data["index"], next_index + 1
+            open_index, next_index, signed = data["index"], next_index + 1, False
             block = data["content_block"]
             open_kind = block["type"]
             assert open_kind in ("text", "thinking", "tool_use")
@@ -564,7 +567,12 @@ def check_anthropic_events(events: list[tuple[str, dict]], *, finished: bool) ->
         elif name == "content_block_delta":
             assert open_index is not None and data["index"] == open_index, "a delta for a closed block"
             delta = data["delta"]
+            assert not signed, "a delta after the thinking block's signature"
             expected = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}[open_kind]
+            if open_kind == "thinking" and delta["type"] == "signature_delta":
+                assert delta["signature"] == GATEWAY_SIGNATURE
+                signed = True
+                continue
             assert delta["type"] == expected
             if expected == "text_delta":
                 assert isinstance(delta["text"], str)
@@ -576,6 +584,7 @@ def check_anthropic_events(events: list[tuple[str, dict]], *, finished: bool) ->
                 seen["tools"][-1]["json"] += delta["partial_json"]
         elif name == "content_block_stop":
             assert data["index"] == open_index, "stop of a block that is not open"
+            assert signed or open_kind != "thinking", "a thinking block stopped without its signature_delta"
             open_index = None
         elif name == "message_delta":
             assert open_index is None, "message_delta with a block open"

@@ -127,7 +127,8 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
     routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
                          max_attempts=gw.settings.get("max_attempts"))
     options = exchange.Options(
-        passed_headers=exchange.allowed_headers(request.headers) if client_api == "anthropic" else {},
+        passed_headers=(exchange.allowed_headers(request.headers, gw.catalog.anthropic_betas)
+                        if client_api == "anthropic" else {}),
         ping_seconds=gw.settings.get("stream_ping_seconds") if client_api == "anthropic" else 0,
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side

@@ -1,4 +1,4 @@
-"""Anthropic Messages API: error bodies and request validation."""
+"""Anthropic Messages API: error bodies, request validation, and the gateway's thinking signature."""
 
 from __future__ import annotations
 
@@ -46,6 +46,63 @@ BLOCK_TYPES = frozenset({
     "text_editor_code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload",
 })
 _TOOL_RESULT_PART_TYPES = frozenset({"text", "image", "document", "search_result"})
+
+
+# --- the gateway's thinking signature -------------------------------------------------------
+
+GATEWAY_SIGNATURE_PREFIX = "zengate:"
+GATEWAY_SIGNATURE = GATEWAY_SIGNATURE_PREFIX + "v1"
+
+
+def is_gateway_signature(value: Any) -> bool:
+    """Whether ``value`` is the signature zengate gives the thinking blocks it makes.
+
+    A thinking block made from an OpenAI-protocol upstream's reasoning text ends, as Anthropic's own
+    do, with a ``signature_delta`` (``signature`` when not streamed), because clients expect one
+    and send the block back with it. Nobody signed that text, so the value claims nothing: it is a
+    fixed ``zengate:v1`` that only marks the block as the gateway's. It carries no hash or model
+    name - nothing reads one, and a constant costs no work per block - and its colon is no base64
+    character, so it is never mistaken for an upstream's signature. ``v1`` leaves room for a
+    format that does carry something. The value is never sent upstream (see
+    :func:`without_gateway_thinking`).
+    """
+    return isinstance(value, str) and value.startswith(GATEWAY_SIGNATURE_PREFIX)
+
+
+def without_gateway_thinking(messages: list) -> list | None:
+    """``messages`` without the thinking blocks zengate made, or None when there are none.
+
+    For an Anthropic-protocol upstream, which gets the client's history as it is: a block with the
+    gateway's signature was made by no upstream, and one that checks signatures (Anthropic) refuses
+    it, with or without its signature - so the whole block goes. An assistant turn left empty goes
+    too (the API refuses empty content; consecutive user turns are allowed). Only assistant turns
+    are looked at (the API takes thinking nowhere else), and only a thinking block's signature is
+    read, so the usual history - none of these blocks - costs one pass and copies nothing. The
+    client's own lists are never changed.
+    """
+    found = False
+    for message in messages:
+        if message["role"] == "assistant" and type(content := message["content"]) is list:
+            for block in content:
+                if block.get("type") == "thinking" and is_gateway_signature(block.get("signature")):
+                    found = True
+                    break
+            if found:
+                break
+    if not found:
+        return None
+    out = []
+    for message in messages:
+        content = message["content"]
+        if message["role"] == "assistant" and type(content) is list:
+            kept = [b for b in content
+                    if not (b.get("type") == "thinking" and is_gateway_signature(b.get("signature")))]
+            if len(kept) != len(content):
+                if not kept:
+                    continue
+                message = {**message, "content": kept}
+        out.append(message)
+    return out
 
 
 def error_type(status: int) -> str:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .anthropic import STATUS_FOR_TYPE, error_body, validate_messages_request
+from .anthropic import GATEWAY_SIGNATURE, STATUS_FOR_TYPE, error_body, validate_messages_request
 from .errors import ProtocolError
 from .translate_common import (
     ToolNames,
@@ -149,7 +149,7 @@ def _convert_assistant(message: dict, names: ToolNames, reasoning_as_content: bo
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text") or "")
-        elif kind == "thinking":
+        elif kind == "thinking":  # its signature (an upstream's or the gateway's) never goes upstream
             thoughts.append(block.get("thinking") or "")
         elif kind == "tool_use":
             calls.append({
@@ -319,8 +319,9 @@ def response_from_openai(openai_resp: dict, *, client_model: str, names: ToolNam
     """An OpenAI chat completion as an Anthropic message.
 
     Content order: a thinking block (from ``reasoning_content``/``reasoning``/``reasoning_details``,
-    signature ""), the text, then tool_use blocks. An answer with nothing at all still gets one
-    empty text block, so clients always find ``content[0]``.
+    with the gateway's signature, see :func:`~zengate.protocols.anthropic.is_gateway_signature`),
+    the text, then tool_use blocks. An answer with nothing at all still gets one empty text block,
+    so clients always find ``content[0]``.
     """
     choices = openai_resp.get("choices") if isinstance(openai_resp.get("choices"), list) else []
     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
@@ -330,7 +331,7 @@ def response_from_openai(openai_resp: dict, *, client_model: str, names: ToolNam
     content: list[dict] = []
     reasoning = reasoning_of(message)
     if reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+        content.append({"type": "thinking", "thinking": reasoning, "signature": GATEWAY_SIGNATURE})
     text = message.get("content")
     if isinstance(text, list):  # some upstreams answer with parts
         text = text_of_blocks(text)
@@ -412,7 +413,9 @@ class StreamToAnthropic:
     Nothing is produced after ``message_stop`` or ``error``.
 
     Text and thinking stream live; a text block is only opened once it has non-blank text, so no
-    whitespace-only text block ever reaches the client.
+    whitespace-only text block ever reaches the client. A thinking block ends as Anthropic's do: a
+    ``signature_delta`` (the gateway's signature, see
+    :func:`~zengate.protocols.anthropic.is_gateway_signature`) just before its ``content_block_stop``.
 
     Tool calls are keyed by their OpenAI ``index`` (an index reused with a new id is a new call)
     and at most one of them is *live* - streaming in the open block, each argument fragment
@@ -568,6 +571,8 @@ class StreamToAnthropic:
     def _close_block(self, out: list) -> None:
         if self._open is None:
             return
+        if self._open == "thinking":
+            self._delta(out, {"type": "signature_delta", "signature": GATEWAY_SIGNATURE})
         out.append(("content_block_stop", {"type": "content_block_stop", "index": self._next_index - 1}))
         self._open = None
 
