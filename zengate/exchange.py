@@ -281,7 +281,7 @@ def serve(client: UpstreamClient, routes: Attempts, body: dict, record: RequestR
         try:
             result = attempt(client, route, body, record, options)
         except UpstreamError as err:
-            record.note_attempt(route, err.status, err.message, kind=err.kind)
+            record.note_attempt(route, err.status, err.detail or err.message, kind=err.kind)
             cooldowns.note(route, err.status, err.retry_after)
             last = err
             if not is_retryable(err):

@@ -9,6 +9,11 @@ the code never logs a secret on purpose.
 
 The per-request line (``zengate.request``, written by :meth:`RequestRecord.finish`) carries its
 values as ``extra={"fields": {...}}``; the JSON format puts them at the top level of the object.
+
+One record is one line: a client can put a line break, NUL or a terminal escape sequence in a model
+name, a path or a header, and the line carries it. The text format writes control characters of the
+message (C0, DEL, C1, and U+2028/U+2029, which some viewers take as line breaks) as ``\\xNN`` /
+``\\uNNNN`` escapes (:func:`escape_controls`); the JSON format's encoder escapes them itself.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ _NAMED = re.compile(
 )
 # user:password@ in URLs (proxy URLs, database URLs).
 _URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+
+# Characters that must not reach a text log line as they are: C0 controls (line breaks, NUL, ESC),
+# DEL, C1 controls (NEL among them) and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {chr(c): f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))} | {
+    "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 _secrets: tuple[str, ...] = ()
 _secrets_lock = threading.Lock()
@@ -97,8 +109,37 @@ def redact(text: str) -> str:
     return text
 
 
+def _escape(match: re.Match) -> str:
+    return _ESCAPES[match.group()]
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (CR LF → ``\\x0d\\x0a``): one line."""
+    # isprintable() (C, and false for every character escaped here) is the quick test; rare
+    # printable-false characters that are not controls (a no-break space) go through sub unchanged.
+    return text if text.isprintable() else _CONTROLS.sub(_escape, text)
+
+
+def _indented_block(text: str) -> str:
+    """A traceback (or stack) for a text line: its own lines kept, each indented, other controls escaped.
+
+    A traceback is several lines by nature, and an exception's message may carry a client's text
+    (a line break, then something that looks like a record of its own). Indented, no line of it
+    can pass for a record (a record starts with its time); escaped, none can rewrite the terminal.
+    """
+    if _CONTROLS_BUT_NEWLINE.search(text):
+        text = _CONTROLS_BUT_NEWLINE.sub(_escape, text)
+    return "    " + text.rstrip("\n").replace("\n", "\n    ")
+
+
 class TextFormatter(logging.Formatter):
-    """``time LEVEL logger [pid] message``, redacted."""
+    """``time LEVEL logger [pid] message``, redacted, the message on one line (controls escaped).
+
+    The whole message is escaped, not only its arguments: an argument that is an object (an
+    exception, say) can carry a client's text as well, and the code's own format strings have no
+    control characters, so escaping them changes nothing. An exception's traceback follows on
+    indented lines (:func:`_indented_block`).
+    """
 
     def __init__(self, fmt: str = TEXT_FORMAT, datefmt: str | None = None):
         super().__init__(fmt, datefmt)
@@ -116,7 +157,18 @@ class TextFormatter(logging.Formatter):
         return self.default_msec_format % (text, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        """``logging.Formatter.format``, with the message escaped and the traceback indented."""
+        record.message = escape_controls(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        s = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)  # logging's own cache, as it is
+        if record.exc_text:
+            s = s + "\n" + _indented_block(record.exc_text)
+        if record.stack_info:
+            s = s + "\n" + _indented_block(self.formatStack(record.stack_info))
+        return redact(s)
 
 
 class JsonFormatter(logging.Formatter):
@@ -145,7 +197,7 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = redact(record.exc_text)
         if record.stack_info:
             out["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(out, default=str)
+        return json.dumps(out, default=str)  # ASCII only: every control character escaped (DEL, C1 too)
 
 
 def formatter(fmt: str = "text") -> logging.Formatter:

@@ -215,6 +215,8 @@ SPECS: dict[str, Spec] = {
     "proxy_direct_retry_seconds": Spec(float, 300.0, "Auto: try direct again this long after a 429.", 0.1, 86_400),
     "proxy_max_attempts": Spec(int, 5, "Different proxies tried per request before giving up.", 1, 20),
     "proxy_connect_timeout": Spec(float, 5.0, "Seconds to connect to a proxy.", 0.05, 300),
+    "proxy_list_private_ok": Spec(bool, False, "Accept fetched proxies on loopback/private addresses or host names "
+                                  "(a list you serve on your own network)."),
     "proxy_rate_limited_since": Spec(float, 0.0, "Auto: when direct met a 429 (epoch s, 0: not).", 0, public=False),
     "proxy_next_direct_retry": Spec(float, 0.0, "Auto: when direct is tried again (epoch s).", 0, public=False),
     "proxy_refresh_requested": Spec(float, 0.0, "When a refresh of every worker's pool was asked.", 0, public=False),

@@ -142,6 +142,7 @@ def gateway(tmp_path_factory, upstream, geonode) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("dashboard")
     gw = GatewayProcess(workdir, upstream.url, env={"ZENGATE_SETTINGS_TTL": "0", "ZENGATE_GEONODE_URL": geonode.url})
     gw.start()
+    gw.set_setting("proxy_list_private_ok", True)  # the stand-in Geonode lists loopback proxies
     seed_history(workdir / "data" / "zengate.db")
     yield gw
     gw.stop()

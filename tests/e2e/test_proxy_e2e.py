@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 HELLO = [{"role": "user", "content": "say hi"}]
 DEFAULTS = {"mode": "off", "static": "", "geonode": False, "direct_retry_seconds": 300, "max_attempts": 5,
-            "connect_timeout": 5, "min_uptime": 80, "refresh_seconds": 1800}
+            "connect_timeout": 5, "min_uptime": 80, "refresh_seconds": 1800, "list_private_ok": False}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,16 @@ def posts(proxy: LocalProxy) -> int:
     return sum(1 for target in proxy.targets if target.startswith("POST "))
 
 
+def proxies_logged(gw, n: int, since: str) -> list[str | None]:
+    """The ``proxy`` column of the ``n`` requests made after ``since`` (the answer does not say it)."""
+    return [row["proxy"] for row in logged(gw, n, since)]
+
+
+def no_proxy_in(r: requests.Response) -> bool:
+    """True when nothing in the answer's headers names a proxy (``x-zengate-proxy`` is gone)."""
+    return "x-zengate-proxy" not in r.headers and not any("127.0.0.1" in v for v in r.headers.values())
+
+
 # --- On -------------------------------------------------------------------------------------------
 
 def test_on_mode_never_goes_direct(tmp_path, e2e_upstream, up, geonode, make_proxy):
@@ -137,14 +147,17 @@ def test_on_mode_never_goes_direct(tmp_path, e2e_upstream, up, geonode, make_pro
         def four():
             return [chat(gw), chat(gw, stream=True), message(gw), message(gw, stream=True)]
 
+        since = last_log_id(gw)
         answers = four() + four()
-        assert [r.status_code for r in answers] == [200] * 8
-        assert {r.headers.get("x-zengate-proxy") for r in answers} == {socks_proxy.label}  # the first that works
+        assert [r.status_code for r in answers] == [200] * 8 and all(no_proxy_in(r) for r in answers)
+        assert proxies_logged(gw, 8, since) == [socks_proxy.label] * 8  # the first that works
+        assert posts(http_proxy) == 0 and socks_proxy.carried >= 8
         assert "[DONE]" in answers[1].text and "message_stop" in answers[3].text
         socks_proxy.stop()  # it goes away: the next requests move to the other proxy, never direct
+        since = last_log_id(gw)
         answers = four()
         assert [r.status_code for r in answers] == [200] * 4
-        assert {r.headers.get("x-zengate-proxy") for r in answers} == {http_proxy.label}
+        assert proxies_logged(gw, 4, since) == [http_proxy.label] * 4 and posts(http_proxy) == 4
         assert len([r for r in up.requests if r.method == "POST"]) == 12
         # Every request the upstream saw (model lists included) was carried by one of the proxies.
         gw.wait_for(lambda: len(up.requests) == http_proxy.carried + socks_proxy.carried)
@@ -157,15 +170,24 @@ def test_on_mode_never_goes_direct(tmp_path, e2e_upstream, up, geonode, make_pro
         gw.stop()
 
 
-def test_the_proxy_used_is_in_the_header_and_the_request_log(pgw, up, make_proxy):
+def test_the_proxy_used_is_in_the_request_log_and_never_in_the_answer(pgw, up, make_proxy):
+    """A client never learns the operator's proxy (JSON, stream, error); the request log names it."""
     proxy = make_proxy()
     since = last_log_id(pgw)
     pgw.admin("POST", "/_admin/proxy/settings", json={"mode": "on", "static": proxy.url})
     r = chat(pgw)
-    assert r.status_code == 200 and r.headers["x-zengate-proxy"] == proxy.label
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] and no_proxy_in(r)
     (row,) = logged(pgw, 1, since)
     assert row["proxy"] == proxy.label and row["status"] == 200
     assert proxied(up) == [True] and posts(proxy) == 1
+
+    since = last_log_id(pgw)
+    answers = [chat(pgw, stream=True), message(pgw, stream=True)]
+    up.script("big-pickle", error(400, "the upstream refuses this body"))
+    answers.append(chat(pgw))
+    assert [r.status_code for r in answers] == [200, 200, 400] and all(no_proxy_in(r) for r in answers)
+    assert "[DONE]" in answers[0].text and "refuses this body" in answers[2].json()["error"]["message"]
+    assert proxies_logged(pgw, 3, since) == [proxy.label] * 3 and posts(proxy) == 4
 
 
 # --- Auto -----------------------------------------------------------------------------------------
@@ -174,39 +196,50 @@ def test_auto_switches_after_a_429_and_returns_to_direct_when_the_timer_fires(pg
     proxy = make_proxy()
     pgw.admin("POST", "/_admin/proxy/settings",
               json={"mode": "auto", "static": proxy.url, "direct_retry_seconds": 4})
+    since = last_log_id(pgw)
     assert chat(pgw).status_code == 200 and proxied(up) == [False]  # direct while direct works
-    assert "x-zengate-proxy" not in chat(pgw).headers
+    assert chat(pgw).status_code == 200 and proxied(up) == [False, False] and posts(proxy) == 0
+    assert proxies_logged(pgw, 2, since) == [None, None]
 
     up.reset()
     up.script("big-pickle", error(429, "Rate limit exceeded", headers={"retry-after": "30"}))
+    since = last_log_id(pgw)
     first = chat(pgw)
-    assert first.status_code == 200 and first.headers["x-zengate-proxy"] == proxy.label  # the client never saw it
-    assert proxied(up) == [False, True]
+    assert first.status_code == 200 and first.json()["choices"][0]["message"]["content"]  # the client never saw it
+    assert proxied(up) == [False, True] and posts(proxy) == 1
+    assert proxies_logged(pgw, 1, since) == [proxy.label]
     status = proxy_status(pgw)
     assert status["rate_limited_direct"] and status["using_proxy"] and status["next_direct_retry"]
 
     # Every worker now goes through the proxy at once (the state is shared): no more direct 429s.
+    since = last_log_id(pgw)
     more = [chat(pgw), chat(pgw, stream=True), message(pgw)]
-    assert all(r.status_code == 200 and r.headers["x-zengate-proxy"] == proxy.label for r in more)
-    assert proxied(up) == [False, True, True, True, True]
+    assert all(r.status_code == 200 and no_proxy_in(r) for r in more)
+    assert proxied(up) == [False, True, True, True, True] and posts(proxy) == 4
+    assert proxies_logged(pgw, 3, since) == [proxy.label] * 3
 
     pgw.wait_for(lambda: proxy_status(pgw)["direct_retry_due"], timeout=15)
+    since = last_log_id(pgw)
     back = chat(pgw)
-    assert back.status_code == 200 and "x-zengate-proxy" not in back.headers
-    assert proxied(up)[-1] is False
+    assert back.status_code == 200 and proxied(up)[-1] is False and posts(proxy) == 4
     status = proxy_status(pgw)
     assert not status["rate_limited_direct"] and not status["using_proxy"] and status["mode"] == "auto"
-    assert "x-zengate-proxy" not in chat(pgw).headers and proxied(up)[-1] is False
+    assert chat(pgw).status_code == 200 and proxied(up)[-1] is False and posts(proxy) == 4
+    assert proxies_logged(pgw, 2, since) == [None, None]
 
 
 def test_auto_when_every_route_is_rate_limited_the_client_gets_the_429(pgw, up, make_proxy):
     proxy = make_proxy()
     pgw.admin("POST", "/_admin/proxy/settings", json={"mode": "auto", "static": proxy.url})
     up.script("big-pickle", *[error(429, "Rate limit exceeded", headers={"retry-after": "9"})] * 2)
+    since = last_log_id(pgw)
     r = chat(pgw)
     assert r.status_code == 429 and r.headers["retry-after"] == "9"
-    assert f"{proxy.label} (HTTP 429 rate limited)" in r.json()["error"]["message"]
+    assert r.json()["error"]["message"] == ("Rate limit exceeded (rate limited on every route — direct: HTTP 429 "
+                                            "rate limited; tried 1 proxy: HTTP 429 rate limited)")
     assert proxied(up) == [False, True]
+    (row,) = logged(pgw, 1, since)  # which proxy: the request log's attempts
+    assert f"tried 1 proxy: {proxy.label} (HTTP 429 rate limited)" in row["attempts"][-1]["error"]
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -215,9 +248,11 @@ def test_dead_proxies_are_skipped(pgw, up, make_proxy):
     refusing, failing, good = make_proxy(behaviour="refuse"), make_proxy(behaviour=502), make_proxy()
     pgw.admin("POST", "/_admin/proxy/settings",
               json={"mode": "on", "static": f"{refusing.url},{failing.url},{good.url}"})
+    since = last_log_id(pgw)
     answers = [chat(pgw) for _ in range(8)]
-    assert all(r.status_code == 200 and r.headers["x-zengate-proxy"] == good.label for r in answers)
+    assert all(r.status_code == 200 and no_proxy_in(r) for r in answers)
     assert posts(good) == 8 and proxied(up) == [True] * 8
+    assert proxies_logged(pgw, 8, since) == [good.label] * 8
     # Each worker tried the bad ones once, marked them dead, and skipped them afterwards.
     assert 1 <= refusing.connections <= 2 and 1 <= failing.connections <= 2
     status = pgw.wait_for(lambda: (s := proxy_status(pgw))["dead"] == 2 and s)  # a worker that served some
@@ -242,13 +277,16 @@ def test_five_failures_give_a_clear_error(pgw, up, make_proxy):
     assert r.status_code == 502
     text = r.json()["error"]["message"]
     assert text.startswith("could not reach the upstream through proxies — tried 5 proxies: ")
-    assert f"{bad[1].label} (HTTP 502)" in text and f"{bad[2].label} (read timeout)" in text
-    assert f"{bad[3].label} (HTTP 407)" in text and f"127.0.0.1:{dead_port} (connection refused)" in text
-    assert bad[0].label in text and good.label not in text and "hunter2" not in text
-    assert r.headers["x-zengate-proxy"] == f"127.0.0.1:{dead_port}"  # the last one tried
+    assert "HTTP 502" in text and "read timeout" in text and "HTTP 407" in text and "connection refused" in text
+    assert "127.0.0.1" not in text and "hunter2" not in text  # which proxies: the request log's attempts only
+    assert "x-zengate-proxy" not in r.headers  # the last one tried is in the request log only
     assert posts(good) == 0 and proxied(up) == []
     (row,) = logged(pgw, 1, since)
     assert row["status"] == 502 and "tried 5 proxies" in row["error"] and row["proxy"] == f"127.0.0.1:{dead_port}"
+    tried = row["attempts"][-1]["error"]
+    assert f"{bad[1].label} (HTTP 502)" in tried and f"{bad[2].label} (read timeout)" in tried
+    assert f"{bad[3].label} (HTTP 407)" in tried and f"127.0.0.1:{dead_port} (connection refused)" in tried
+    assert bad[0].label in tried and good.label not in tried and "hunter2" not in tried
     assert "hunter2" not in pgw.log()
 
     # Anthropic clients get the failure in their own shape (with `good` gone too, every route fails).
@@ -278,16 +316,22 @@ def test_geonode_pool_refresh_and_admin_api(pgw, up, geonode, make_proxy):
 
     r = pgw.admin("POST", "/_admin/proxy/settings", json={"geonode": True, "min_uptime": 90, "mode": "ON"})
     assert r.status_code == 200 and r.json()["changed"]["mode"] == "on"
+    # The stand-in's proxies are on 127.0.0.1: a fetched list may not point there, unless allowed.
     body = pgw.admin("POST", "/_admin/proxy/refresh").json()
-    assert body["refresh"] == {**body["refresh"], "ok": True, "fetched": 2}
+    assert body["refresh"] == {**body["refresh"], "ok": False, "fetched": 0, "dropped_not_global": 2}
+    assert body["geonode"] == 0 and body["dropped_not_global"] == 2
+    assert pgw.admin("POST", "/_admin/proxy/settings", json={"list_private_ok": True}).status_code == 200
+    body = pgw.admin("POST", "/_admin/proxy/refresh").json()
+    assert body["refresh"] == {**body["refresh"], "ok": True, "fetched": 2, "dropped_not_global": 0}
     assert body["geonode"] == 2 and body["alive"] == 2 and body["last_refresh"]
     query = geonode.queries[-1]
     assert query == {"limit": "100", "sort_by": "lastChecked", "sort_type": "desc", "protocols": "http,https",
                      "filterUpTime": "90", "page": "1"}
 
+    since = last_log_id(pgw)
     answers = [chat(pgw) for _ in range(6)]
     assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
-    assert {r.headers["x-zengate-proxy"] for r in answers} <= {p.label for p in good}
+    assert set(proxies_logged(pgw, 6, since)) <= {p.label for p in good}
     assert sum(p.carried for p in good) == 6 and all(proxied(up))
 
     # A failing Geonode keeps the pool.
@@ -296,7 +340,7 @@ def test_geonode_pool_refresh_and_admin_api(pgw, up, geonode, make_proxy):
     assert body["refresh"]["ok"] is False and body["refresh"]["error"] == "Geonode answered HTTP 503"
     assert body["geonode"] == 2
     r = chat(pgw)
-    assert r.status_code == 200, (r.text, r.headers.get("x-zengate-proxy"), pgw.log()[-3000:])  # once seen: 502
+    assert r.status_code == 200, (r.text, pgw.log()[-3000:])  # once seen: 502
 
     r = pgw.admin("POST", "/_admin/proxy/settings", json={"min_uptime": 101, "speed": "warp", "mode": "sometimes"})
     assert r.status_code == 400

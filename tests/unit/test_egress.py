@@ -7,6 +7,7 @@ test), then for real: the app in front of the local upstream, through local prox
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -169,11 +170,15 @@ def test_five_failures_give_a_502_naming_each_and_no_credentials():
         send(egress, client, record)
     err = exc.value
     assert (err.status, err.kind) == (502, "connection")
+    # the client reads what failed, not where: an operator's proxies are not its business
     assert err.message == (
+        "could not reach the upstream through proxies — tried 5 proxies: connect timeout, read timeout, "
+        "proxy error, connection refused, HTTP 503")
+    assert err.detail == (  # the request log's attempts and the log lines keep the addresses
         "could not reach the upstream through proxies — tried 5 proxies: 10.0.0.1:81 (connect timeout), "
         "10.0.0.2:82 (read timeout), 10.0.0.3:83 (proxy error), 10.0.0.4:84 (connection refused), "
         "10.0.0.5:85 (HTTP 503)")
-    assert "secret" not in err.message and "u:" not in err.message
+    assert "secret" not in err.detail and "u:" not in err.detail
     assert len(client.calls) == 5 and record.proxy == "10.0.0.5:85"
 
 
@@ -184,8 +189,10 @@ def test_when_a_proxy_met_a_429_the_client_gets_the_last_429():
     with pytest.raises(UpstreamError) as exc:
         send(make_egress(settings), client)
     assert exc.value.status == 429 and exc.value.retry_after == "7"
-    assert "Rate limit exceeded" in exc.value.message and "10.0.0.1:81 (HTTP 429 rate limited)" in exc.value.message
-    assert "10.0.0.2:82 (connection reset)" in exc.value.message
+    assert exc.value.message == ("Rate limit exceeded (rate limited on every route — tried 2 proxies: "
+                                 "HTTP 429 rate limited, connection reset)")
+    assert "10.0.0.1:81 (HTTP 429 rate limited)" in exc.value.detail
+    assert "10.0.0.2:82 (connection reset)" in exc.value.detail
 
 
 def test_the_upstreams_own_error_through_a_proxy_is_not_retried():
@@ -332,7 +339,7 @@ def test_no_geonode_traffic_in_off_mode_unless_asked():
     assert not egress.refresh_due()
     egress.tick()
     assert len(responses.calls) == 0 and not egress._refreshing
-    responses.get(GEONODE, json=geonode_page("10.1.1.1"))
+    responses.get(GEONODE, json=geonode_page("1.1.1.1"))
     egress.clock.now += 5
     settings.values["proxy_refresh_requested"] = egress.clock.now - 1  # asked through another worker
     assert egress.refresh_due()
@@ -349,7 +356,7 @@ def test_refresh_in_auto_mode_and_failures_keep_the_previous_pool():
     settings = MemorySettings(proxy_mode="auto", proxy_refresh_seconds=1800, proxy_min_uptime=90)
     egress = make_egress(settings, clock=clock)
     assert egress.refresh_due()
-    responses.get(GEONODE, json=geonode_page("10.1.1.1", "10.1.1.2"))
+    responses.get(GEONODE, json=geonode_page("1.1.1.1", "2.2.2.2"))
     result = egress.refresh()
     assert result["ok"] and result["fetched"] == 2 and result["alive"] == 2
     assert "filterUpTime=90" in responses.calls[0].request.url
@@ -368,6 +375,37 @@ def test_refresh_in_auto_mode_and_failures_keep_the_previous_pool():
     responses.replace(responses.GET, GEONODE, json=geonode_page())
     assert egress.refresh()["error"] == "Geonode listed no proxy for these filters"
     assert egress.pool.counts()["total"] == 2
+
+
+@responses.activate
+def test_a_refresh_leaves_out_entries_not_on_public_addresses_and_counts_them(caplog):
+    settings = MemorySettings(proxy_mode="on")
+    egress = make_egress(settings)
+    hostile = ["127.0.0.1", "10.0.0.7", "169.254.169.254", "192.168.0.10", "::1", "fe80::1", "proxy.lan", "0.0.0.0"]
+    responses.get(GEONODE, json=geonode_page(*hostile))
+    with caplog.at_level(logging.WARNING, logger="zengate.upstream.egress"):
+        result = egress.refresh()
+    assert result["ok"] is False and result["dropped_not_global"] == 8 and result["total"] == 0
+    status = egress.status()
+    assert (status["total"], status["dropped_not_global"], status["dropped_not_global_total"]) == (0, 8, 8)
+    dropped_lines = [r.getMessage() for r in caplog.records if "not on a public IP address" in r.getMessage()]
+    assert len(dropped_lines) == 1 and "left out 8 listed proxies" in dropped_lines[0]
+
+    caplog.clear()
+    responses.replace(responses.GET, GEONODE, json=geonode_page("8.8.8.8", "127.0.0.1", "2001:4860:4860::8888"))
+    with caplog.at_level(logging.WARNING, logger="zengate.upstream.egress"):
+        result = egress.refresh()
+    assert result["ok"] and result["fetched"] == 2 and result["dropped_not_global"] == 1
+    assert sorted(p.label for p in egress.pool.proxies()) == ["8.8.8.8:8080", "[2001:4860:4860::8888]:8080"]
+    status = egress.status()
+    assert (status["total"], status["dropped_not_global"], status["dropped_not_global_total"]) == (2, 1, 9)
+    assert sum("left out 1 listed proxies" in r.getMessage() for r in caplog.records) == 1
+
+    settings.values["proxy_list_private_ok"] = True  # the operator's own list: taken as it is
+    responses.replace(responses.GET, GEONODE, json=geonode_page(*hostile))
+    result = egress.refresh()
+    assert result["ok"] and result["fetched"] == 8 and result["dropped_not_global"] == 0
+    assert egress.status()["dropped_not_global_total"] == 9
 
 
 def test_a_request_waits_for_the_first_fill_of_the_pool():
@@ -439,28 +477,65 @@ def admin_login(client):
     return {"Authorization": f"Bearer {r.get_json()['token']}"}
 
 
-def test_through_a_proxy_the_header_and_the_request_log_say_which(proxy_app, upstream, proxies):
+def logged_proxies(gw) -> list[str | None]:
+    """The ``proxy`` column of every request-log row so far, oldest first."""
     from zengate.store.models import RequestLog
 
+    gw.request_log.flush(force=True)
+    return [row.proxy for row in RequestLog.select().order_by(RequestLog.id)]
+
+
+def carrier(proxies, before: dict[str, int]) -> str:
+    """The label of the one proxy that carried a request since ``before`` (``{label: carried}``)."""
+    moved = [p.label for p in proxies if p.carried != before[p.label]]
+    assert len(moved) == 1 and sum(p.carried - before[p.label] for p in proxies) == 1, moved
+    return moved[0]
+
+
+def test_through_a_proxy_the_request_log_says_which(proxy_app, upstream, proxies):
     client, gw = proxy_app.test_client(), proxy_app.extensions["zengate"]
     headers = admin_login(client)
     r = client.post("/_admin/proxy/settings", headers=headers,
                     json={"mode": "on", "static": f"{proxies[0].url},{proxies[1].socks_url}", "geonode": False})
     assert r.status_code == 200, r.get_json()
+    before = {p.label: p.carried for p in proxies}
     r = client.post("/v1/chat/completions", json=HELLO)
-    assert r.status_code == 200 and r.headers["x-zengate-proxy"] in (proxies[0].label, proxies[1].label)
+    assert r.status_code == 200 and r.get_json()["choices"][0]["message"]["content"]
+    assert logged_proxies(gw) == [carrier(proxies, before)]  # the row names the proxy that carried it
+    before = {p.label: p.carried for p in proxies}
     r = client.post("/v1/chat/completions", json={**HELLO, "stream": True})
-    assert r.status_code == 200 and r.headers["x-zengate-proxy"] and b"[DONE]" in r.get_data()
+    assert r.status_code == 200 and b"[DONE]" in r.get_data()
+    assert logged_proxies(gw)[1:] == [carrier(proxies, before)]
     assert proxies[0].carried + proxies[1].carried == 2 and len(upstream.requests) == 2
     assert all(req.header("via", "").startswith("1.1 local-proxy") or req.header("via") is None
                for req in upstream.requests)
-    gw.request_log.flush(force=True)
-    logged = [row.proxy for row in RequestLog.select().order_by(RequestLog.id)]
-    assert len(logged) == 2 and all(p in (proxies[0].label, proxies[1].label) for p in logged)
 
     client.post("/_admin/proxy/toggle", headers=headers)  # on → off
     r = client.post("/v1/chat/completions", json=HELLO)
-    assert "x-zengate-proxy" not in r.headers and proxies[0].carried + proxies[1].carried == 2
+    assert r.status_code == 200 and proxies[0].carried + proxies[1].carried == 2
+    assert logged_proxies(gw)[2:] == [None]  # direct: no proxy in the row
+
+
+def test_the_proxy_is_never_sent_to_the_client(proxy_app, upstream, proxies):
+    """The proxy used stays out of every answer (a JSON one, a stream, an error); the request log keeps it."""
+    client, gw = proxy_app.test_client(), proxy_app.extensions["zengate"]
+    headers = admin_login(client)
+    client.post("/_admin/proxy/settings", headers=headers,
+                json={"mode": "on", "static": proxies[0].url, "geonode": False})
+    upstream.script("big-pickle", openai_text("fine"), openai_text("streamed"),
+                    error(400, "the upstream refuses this body"))
+    answers = [client.post("/v1/chat/completions", json=HELLO),
+               client.post("/v1/chat/completions", json={**HELLO, "stream": True}),
+               client.post("/v1/chat/completions", json=HELLO),
+               client.post("/v1/messages", json={**HELLO, "max_tokens": 10},
+                           headers={"anthropic-version": "2023-06-01"})]
+    assert [r.status_code for r in answers] == [200, 200, 400, 200]
+    assert b"[DONE]" in answers[1].get_data() and "refuses this body" in answers[2].get_json()["error"]["message"]
+    label, port = proxies[0].label, str(proxies[0].port)
+    for r in answers:
+        assert "x-zengate-proxy" not in r.headers
+        assert not any(port in value for _, value in r.headers.items()), dict(r.headers)
+    assert proxies[0].carried == 4 and logged_proxies(gw) == [label] * 4
 
 
 def test_all_proxies_failing_reaches_the_client_in_its_own_shape(proxy_app, upstream):
@@ -473,6 +548,7 @@ def test_all_proxies_failing_reaches_the_client_in_its_own_shape(proxy_app, upst
     assert r.status_code == 502
     message = r.get_json()["error"]["message"]
     assert "tried 5 proxies" in message and message.count("connection refused") == 5 and "hunter2" not in message
+    assert "127.0.0.1" not in message
     r = client.post("/v1/messages", json={**HELLO, "max_tokens": 10}, headers={"anthropic-version": "2023-06-01"})
     assert r.status_code == 502 and r.get_json()["type"] == "error"
     assert "no proxy is available" in r.get_json()["error"]["message"]  # every one is dead now
@@ -488,7 +564,7 @@ def test_auto_through_the_app(proxy_app, upstream, proxies):
                     openai_text("via proxy"))
     r = client.post("/v1/chat/completions", json=HELLO)
     assert r.status_code == 200 and r.get_json()["choices"][0]["message"]["content"] == "via proxy"
-    assert r.headers["x-zengate-proxy"] == proxies[0].label
+    assert proxies[0].carried == 1 and logged_proxies(proxy_app.extensions["zengate"]) == [proxies[0].label]
     assert [req.header("via") is not None for req in upstream.requests] == [False, True]
     status = client.get("/_admin/proxy", headers=headers).get_json()
     assert status["mode"] == "auto" and status["using_proxy"] and status["rate_limited_direct"]
@@ -510,10 +586,17 @@ def test_admin_proxy_api(proxy_app, geonode, proxies):
     assert modes == ["auto", "on", "off"]
 
     geonode.rows = [LocalGeonode.row(p) for p in proxies] + [LocalGeonode.row(closed_port(), uptime=85)]
+    # The rows are on 127.0.0.1: left out and counted, until the operator says the list is their own.
+    body = client.post("/_admin/proxy/refresh", headers=headers).get_json()
+    assert body["refresh"]["ok"] is False and body["refresh"]["dropped_not_global"] == 3
+    assert "3 not on a public address" in body["refresh"]["error"] and body["total"] == 0
+    assert (body["dropped_not_global"], body["dropped_not_global_total"]) == (3, 3)
+    assert client.post("/_admin/proxy/settings", headers=headers, json={"list_private_ok": True}).status_code == 200
     r = client.post("/_admin/proxy/refresh", headers=headers)
     body = r.get_json()
     assert r.status_code == 200 and body["refresh"]["ok"] and body["refresh"]["fetched"] == 3
     assert (body["total"], body["alive"], body["geonode"]) == (3, 3, 3) and body["last_refresh"]
+    assert (body["dropped_not_global"], body["dropped_not_global_total"]) == (0, 3)
     query = geonode.queries[-1]
     assert query == {"limit": "100", "sort_by": "lastChecked", "sort_type": "desc", "protocols": "http,https",
                      "filterUpTime": "80", "page": "1"}

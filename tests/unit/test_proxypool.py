@@ -72,6 +72,81 @@ def test_parse_geonode_refuses_other_shapes(payload):
         parse_geonode(payload)
 
 
+# --- fetched entries on addresses that are not public -------------------------------------------
+
+#: What a hostile list could send the gateway to: loopback, private, link-local (a cloud's metadata
+#: service), shared, reserved, documentation ranges, multicast; IPv6 forms that carry such an IPv4
+#: address; host names, and the numeric spellings a resolver turns into 127.0.0.1.
+NOT_PUBLIC = [
+    "127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+    "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3", "240.0.0.1", "192.0.2.10", "198.51.100.7",
+    "203.0.113.9", "198.18.0.1",
+    "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:a00:1::1", "64:ff9b::a9fe:a9fe", "::7f00:1",
+    "localhost", "proxy.example.com", "metadata.google.internal", "2130706433", "0x7f000001", "127.1",
+    "017700000001",
+]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "9.9.9.9", "80.80.80.80", "2001:4860:4860::8888", "2606:4700:4700::1111",
+          "::ffff:8.8.8.8", "2002:808:808::1", "64:ff9b::808:808"]
+
+
+@pytest.mark.parametrize("ip", NOT_PUBLIC)
+def test_fetched_entries_not_on_a_public_address_are_dropped(ip):
+    assert not proxypool.public_address(ip)
+    result = parse_geonode(page([row(ip), row("9.9.9.9")], total=2))
+    assert [p.label for p in result.proxies] == ["9.9.9.9:8080"]
+    assert (result.dropped_not_global, result.skipped) == (1, 0)  # counted apart from malformed rows
+
+
+@pytest.mark.parametrize("ip", PUBLIC)
+def test_fetched_entries_on_public_addresses_pass(ip):
+    assert proxypool.public_address(ip)
+    result = parse_geonode(page([row(ip)], total=1))
+    assert [p.host for p in result.proxies] == [ip] and result.dropped_not_global == 0
+
+
+BRIEF_LIST = ["127.0.0.1", "10.0.0.7", "169.254.169.254", "192.168.0.10", "::1", "fe80::1", "proxy.lan",
+              "0.0.0.0"]
+
+
+def test_a_list_of_private_entries_gives_nothing_but_their_count():
+    result = parse_geonode(page([row(ip) for ip in BRIEF_LIST], total=8))
+    assert result.proxies == [] and (result.dropped_not_global, result.skipped) == (8, 0)
+    # A malformed row is skipped (not counted as dropped), whatever its address.
+    result = parse_geonode(page([row("127.0.0.1", "0"), row("10.0.0.1", "70000"), row("8.8.8.8", "0")], total=3))
+    assert result.proxies == [] and (result.dropped_not_global, result.skipped) == (0, 3)
+
+
+def test_private_ok_takes_the_list_as_it_is():
+    result = parse_geonode(page([row(ip) for ip in BRIEF_LIST], total=8), private_ok=True)
+    assert [p.host for p in result.proxies] == BRIEF_LIST and result.dropped_not_global == 0
+
+
+@responses.activate
+def test_fetch_counts_what_it_dropped_over_pages(session):
+    responses.get(GEONODE, json=page([row("127.0.0.1"), row("8.8.8.8")], total=4),
+                  match=[matchers.query_param_matcher({"page": "1"}, strict_match=False)])
+    responses.get(GEONODE, json=page([row("10.0.0.1"), row("fe80::1")], total=4, number=2),
+                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    result = fetch_geonode(session, GEONODE, PARAMS, max_pages=5)
+    assert [p.label for p in result.proxies] == ["8.8.8.8:8080"] and result.dropped_not_global == 3
+
+
+@responses.activate
+def test_fetch_of_only_private_entries_fails_with_the_count(session):
+    responses.get(GEONODE, json=page([row(ip) for ip in BRIEF_LIST], total=8, limit=100))
+    with pytest.raises(GeonodeError, match="8 not on a public address") as exc:
+        fetch_geonode(session, GEONODE, {**PARAMS, "limit": 100}, max_pages=3)
+    assert exc.value.dropped_not_global == 8
+    assert len(fetch_geonode(session, GEONODE, {**PARAMS, "limit": 100}, max_pages=3, private_ok=True).proxies) == 8
+
+
+def test_the_static_list_is_the_operators_own_and_not_filtered():
+    proxies, problems = parse_proxy_list("http://127.0.0.1:3128,http://10.0.0.2:80,socks5://proxy.lan:1080,"
+                                         "http://[fe80::1]:8080")
+    assert problems == [] and [p.host for p in proxies] == ["127.0.0.1", "10.0.0.2", "proxy.lan", "fe80::1"]
+
+
 # --- fetching Geonode (responses) ---------------------------------------------------------------
 
 @responses.activate
@@ -253,8 +328,18 @@ def test_snapshot_and_describe_attempts():
     pool.mark_success(b, now=3)
     snap = pool.snapshot(5)
     assert snap[0]["proxy"] == "10.0.0.2:8080" and snap[0]["successes"] == 1 and snap[0]["alive"] is True
-    text = proxypool.describe_attempts([proxypool.Attempt("direct", "HTTP 429 rate limited"),
-                                        proxypool.Attempt("10.0.0.1:8080", "connect timeout"),
-                                        proxypool.Attempt("10.0.0.2:8080", "HTTP 502")])
+    attempts = [proxypool.Attempt("direct", "HTTP 429 rate limited"),
+                proxypool.Attempt("10.0.0.1:8080", "connect timeout"), proxypool.Attempt("10.0.0.2:8080", "HTTP 502")]
+    text = proxypool.describe_attempts(attempts)
     assert text == ("direct: HTTP 429 rate limited; tried 2 proxies: 10.0.0.1:8080 (connect timeout), "
                     "10.0.0.2:8080 (HTTP 502)")
+    assert proxypool.describe_attempts(attempts, addresses=False) == (
+        "direct: HTTP 429 rate limited; tried 2 proxies: connect timeout, HTTP 502")
+
+
+@pytest.mark.parametrize("entry", ["http://user:pa ss@h:1", "user:secret", "socks5://me:hunter2", "me:hunter2/x"])
+def test_refused_entries_never_repeat_credentials(entry):
+    problem = proxypool.check_proxy_list(entry)
+    assert problem and "***" in problem
+    for secret in ("pa", "secret", "hunter2", "user:", "me:"):
+        assert secret not in problem.replace("proxy", "").replace("scheme", "")

@@ -23,7 +23,6 @@ from ..upstream.client import UpstreamError
 from . import limits
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-PROXY_HEADER = "x-zengate-proxy"
 DB_RETRY_AFTER = 5  # seconds a client is asked to wait when the database is unavailable
 
 
@@ -107,9 +106,9 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     still up to the moment the answer was ready. A stream's pump finishes its record itself, as
     the stream ends (see ``relay._pump``).
     """
+    # The proxy that carried the request (record.proxy) stays out of the answer: a client has no
+    # business knowing the operator's proxies. The request log and the log line keep it.
     headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
-    if record.proxy:
-        headers[PROXY_HEADER] = record.proxy  # host:port of the proxy that carried the request
     if isinstance(result, Answer):
         response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
         response.call_on_close(partial(record.finish_later, 200, ended=time.perf_counter()))
@@ -153,6 +152,4 @@ def install_error_handler(bp, body: Callable[[ApiError], dict],
 def finish_with_error(err: ApiError) -> None:
     record = g.get("record")
     if record is not None:
-        if record.proxy:
-            err.headers.setdefault(PROXY_HEADER, record.proxy)  # the (last) proxy tried
-        record.finish(err.status, err.message)
+        record.finish(err.status, err.message)  # the (last) proxy tried is logged, not sent

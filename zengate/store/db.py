@@ -3,16 +3,30 @@
 SQLite runs in WAL mode with a busy timeout so that several gunicorn workers can share one
 file. PostgreSQL connections are pooled; under gevent, psycopg2 is made cooperative with a
 wait callback so a slow query never blocks the worker's other greenlets.
+
+What the gateway keeps on disk (conversations, key hashes, proxy credentials) is its owner's
+alone: the directories it creates are 0700 (:func:`private_directory`, the spill directory's too)
+and the SQLite file is created 0600 before SQLite opens it; SQLite gives the ``-wal`` and ``-shm``
+files the database file's mode. Database files that are readable by others are tightened at
+start (:func:`private_database_files`); a directory the operator made is left as it is.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
 
+log = logging.getLogger(__name__)
+
 database = peewee.DatabaseProxy()
+
+#: The files of one SQLite database: the file itself, then what SQLite creates next to it.
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 #: What a query raises when the database is down, unreachable or locked (peewee wraps the drivers' errors).
 UNAVAILABLE: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
@@ -35,7 +49,8 @@ def open_database(url: str) -> peewee.Database:
     if scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_directory(Path(path).parent)
+            private_database_files(Path(path))
         db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, timeout=10)
     elif scheme in ("postgres", "postgresql"):
         load_psycopg2()
@@ -50,6 +65,57 @@ def open_database(url: str) -> peewee.Database:
         raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:// or postgresql://)")
     database.initialize(db)
     return db
+
+
+def private_directory(path: Path) -> list[Path]:
+    """Create ``path`` and each missing parent with mode 0700; returns the directories created.
+
+    (``Path.mkdir(mode=…, parents=True)`` gives the parents the default mode.) Directories that
+    already exist are left as they are: they are the operator's.
+    """
+    missing: list[Path] = []
+    current = Path(path)
+    while not current.is_dir() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # another worker made it at the same moment (or it is not a directory)
+            if not directory.is_dir():
+                raise
+    return missing[::-1]
+
+
+def private_database_files(path: Path) -> list[Path]:
+    """Create the SQLite file 0600 if missing; tighten its files that others may read. Returns those.
+
+    Only files this process's user owns are changed, to their owner bits alone, and the change is
+    logged once (an operator may have meant the group to read them; the log says what changed).
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return []  # an empty file is a new database to SQLite; its -wal and -shm get its mode
+    except FileExistsError:
+        pass
+    tightened: list[Path] = []
+    for suffix in SQLITE_SIDE_FILES:
+        name = Path(f"{path}{suffix}")
+        try:
+            st = name.stat()
+            if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o077 or st.st_uid != os.geteuid():
+                continue
+            name.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not make %s private (%s); it stays readable by others", name, exc)
+            continue
+        tightened.append(name)
+    if tightened:
+        log.warning("made the database files private (owner only; they were open to group or others): %s",
+                    ", ".join(str(name) for name in tightened))
+    return tightened
 
 
 def is_postgres() -> bool:

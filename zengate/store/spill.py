@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .db import private_directory
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
@@ -131,7 +133,7 @@ class SpillStore:
         return self.directory / f"{state}-{created_ns}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
 
     def _open_active(self) -> SpillFile:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.directory)
         created = time.time_ns()
         path = self._name(ACTIVE, created)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)

@@ -80,6 +80,7 @@ class UpstreamError(Exception):
     kind: str = "http"  # http | connection | timeout | protocol
     error_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    detail: str | None = None  # for the request log and log lines only: what the client may not see (proxies)
 
     def __str__(self) -> str:
         return f"{self.status} {self.kind}: {self.message}"

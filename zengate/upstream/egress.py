@@ -237,31 +237,40 @@ class Egress:
             try:
                 self._static_source = None
                 self.sync_static()
-                result: dict[str, Any] = {"ok": True, "fetched": 0, "pages": 0, "error": None}
+                result: dict[str, Any] = {"ok": True, "fetched": 0, "pages": 0, "error": None,
+                                          "dropped_not_global": 0}
                 if self.settings.get("proxy_geonode"):
                     try:
                         fetched = fetch_geonode(self.session, self.geonode_url, self.geonode_params(),
                                                 max_pages=self.settings.get("proxy_max_pages"),
                                                 timeout=GEONODE_TIMEOUT,
-                                                min_uptime=self.settings.get("proxy_min_uptime"))
+                                                min_uptime=self.settings.get("proxy_min_uptime"),
+                                                private_ok=self.settings.get("proxy_list_private_ok"))
                     except GeonodeError as exc:
                         kept = self.pool.counts()["geonode"]
                         log.warning("proxy refresh: %s; keeping the previous pool (%d Geonode proxies)", exc, kept)
-                        result = {"ok": False, "fetched": 0, "pages": 0, "error": str(exc)}
+                        result = {"ok": False, "fetched": 0, "pages": 0, "error": str(exc),
+                                  "dropped_not_global": exc.dropped_not_global}
                     except Exception as exc:
                         log.exception("proxy refresh failed")
                         result = {"ok": False, "fetched": 0, "pages": 0,
-                                  "error": f"refresh failed ({type(exc).__name__})"}
+                                  "error": f"refresh failed ({type(exc).__name__})", "dropped_not_global": 0}
                     else:
                         for dropped in self.pool.replace_fetched(fetched.proxies):
                             self._forget(dropped)
                         result = {"ok": True, "fetched": len(fetched.proxies), "pages": fetched.pages,
-                                  "error": fetched.partial_error}
+                                  "error": fetched.partial_error, "dropped_not_global": fetched.dropped_not_global}
                         log.info("proxy refresh: %d proxies from Geonode (%d pages%s)", len(fetched.proxies),
                                  fetched.pages, f"; {fetched.partial_error}" if fetched.partial_error else "")
+                    if result["dropped_not_global"]:
+                        log.warning("proxy refresh: left out %d listed proxies not on a public IP address "
+                                    "(loopback, private, link-local, reserved, or a host name); "
+                                    "proxy_list_private_ok accepts them", result["dropped_not_global"])
                 self.pool.revive_all()
                 info.at, info.ok, info.error = started, result["ok"], result["error"]
                 info.fetched, info.pages = result["fetched"], result["pages"]
+                info.dropped_not_global = result["dropped_not_global"]
+                info.dropped_not_global_total += result["dropped_not_global"]
                 result.update(self.pool.counts())
                 return result
             finally:
@@ -429,11 +438,13 @@ class Egress:
             self._forget(proxy)
             log.info("proxy %s failed (%s)", proxy.label, reason)
 
-        what = describe_attempts(attempts)
+        what, where = describe_attempts(attempts, addresses=False), describe_attempts(attempts)
         if last_429 is not None:
             raise UpstreamError(429, f"{last_429.message} (rate limited on every route — {what})", "http",
-                                last_429.error_type, dict(last_429.headers))
-        raise UpstreamError(502, f"could not reach the upstream through proxies — {what}", "connection")
+                                last_429.error_type, dict(last_429.headers),
+                                detail=f"{last_429.message} (rate limited on every route — {where})")
+        raise UpstreamError(502, f"could not reach the upstream through proxies — {what}", "connection",
+                            detail=f"could not reach the upstream through proxies — {where}")
 
     def _check_answer(self, response: requests.Response, stream: bool) -> None:
         """Before the first byte goes to the client: is this the upstream's answer, not a proxy's page?"""
@@ -478,6 +489,8 @@ class Egress:
             "last_refresh_ok": info.ok,
             "last_refresh_error": info.error,
             "last_refresh_fetched": info.fetched,
+            "dropped_not_global": info.dropped_not_global,
+            "dropped_not_global_total": info.dropped_not_global_total,
             "next_refresh": iso(next_refresh),
             "refreshing": self._refreshing,
             "geonode_enabled": self.settings.get("proxy_geonode"),

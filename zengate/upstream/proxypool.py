@@ -6,10 +6,17 @@ worker (:mod:`zengate.upstream.egress` owns it); what workers share goes through
 
 A proxy is named by its ``label`` — ``host:port`` — everywhere a person or a log sees it. The URL
 with credentials (``user:pass@``) is only ever handed to ``requests``.
+
+A fetched list is outside data: an entry is used only when its address is a public IP literal
+(:func:`public_address`), so a hostile list cannot point the gateway at loopback, the private
+network or link-local services (a cloud's metadata address). ``private_ok`` (the
+``proxy_list_private_ok`` setting) lifts that for a list the operator serves on their own network.
+The static list is the operator's own and is taken as it is.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import threading
@@ -25,10 +32,20 @@ SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 #: What Geonode's ``protocols`` filter accepts.
 GEONODE_PROTOCOLS = ("http", "https", "socks4", "socks5")
 GEONODE_MAX_LIMIT = 500
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits: judged by that address.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated; never a proxy's address
 
 
 class GeonodeError(Exception):
-    """Geonode gave no usable answer; the previous pool stays."""
+    """Geonode gave no usable answer; the previous pool stays.
+
+    ``dropped_not_global``: entries of the answer left out because their address is not public.
+    """
+
+    def __init__(self, message: str, *, dropped_not_global: int = 0):
+        super().__init__(message)
+        self.dropped_not_global = dropped_not_global
 
 
 @dataclass(eq=False)
@@ -129,6 +146,26 @@ def _host_ok(host: Any) -> bool:
     return isinstance(host, str) and 0 < len(host) <= 255 and not any(c in host for c in " \t\r\n/@?#")
 
 
+def public_address(host: str) -> bool:
+    """True when ``host`` is an IP literal that is globally routable (``ipaddress``'s ``is_global``).
+
+    Not a host name (it can resolve anywhere, and again differently later), not multicast, no IPv6
+    zone; an IPv6 address carrying an IPv4 one (mapped, 6to4, NAT64) is judged by the IPv4 one.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None or address in _IPV4_COMPATIBLE:
+            return False
+        if address in _NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+        else:
+            address = address.ipv4_mapped or address.sixtofour or address
+    return address.is_global and not address.is_multicast
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -160,20 +197,22 @@ class GeonodePage:
     entries: int  # rows in ``data``, usable or not
     total: int | None
     skipped: int = 0
+    dropped_not_global: int = 0  # usable rows whose address is not public
 
 
 def parse_geonode(payload: Any, *, allowed: Iterable[str] = ("http", "https"),
-                  min_uptime: float = 0) -> GeonodePage:
+                  min_uptime: float = 0, private_ok: bool = False) -> GeonodePage:
     """One Geonode answer: ``{"data": [{"ip", "port", "protocols", "upTime", "latency", …}], "total", …}``.
 
     Raises :class:`GeonodeError` when the answer is not that shape; rows that are not usable (bad
-    ip or port, no allowed protocol, uptime below ``min_uptime``) are skipped and counted.
+    ip or port, no allowed protocol, uptime below ``min_uptime``) are skipped and counted. Usable
+    rows whose address is not a public IP are dropped and counted apart, unless ``private_ok``.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise GeonodeError("Geonode's answer has no \"data\" list")
     allowed = tuple(allowed)
     proxies: list[Proxy] = []
-    skipped = 0
+    skipped = dropped = 0
     for row in payload["data"]:
         if not isinstance(row, dict):
             skipped += 1
@@ -187,13 +226,17 @@ def parse_geonode(payload: Any, *, allowed: Iterable[str] = ("http", "https"),
         if port is None or not _host_ok(host) or scheme is None or (uptime is not None and uptime < min_uptime):
             skipped += 1
             continue
+        host = host.strip()
+        if not private_ok and not public_address(host):
+            dropped += 1
+            continue
         country = row.get("country")
-        proxies.append(Proxy(scheme, host.strip(), port, source="geonode", protocols=protocols, uptime=uptime,
+        proxies.append(Proxy(scheme, host, port, source="geonode", protocols=protocols, uptime=uptime,
                              latency=_number(row.get("latency")),
                              country=country if isinstance(country, str) else None))
     total = payload.get("total")
     total = total if isinstance(total, int) and not isinstance(total, bool) else None
-    return GeonodePage(proxies, len(payload["data"]), total, skipped)
+    return GeonodePage(proxies, len(payload["data"]), total, skipped, dropped)
 
 
 @dataclass
@@ -203,13 +246,15 @@ class FetchResult:
     total: int | None
     skipped: int = 0
     partial_error: str | None = None  # a page after the first failed: what came before is kept
+    dropped_not_global: int = 0  # usable entries left out: their address is not public
 
 
 def fetch_geonode(session, url: str, params: dict[str, Any], *, max_pages: int, timeout: float = 10.0,
-                  min_uptime: float = 0) -> FetchResult:
+                  min_uptime: float = 0, private_ok: bool = False) -> FetchResult:
     """Follow Geonode's pages (``page`` = 1, 2, …) up to ``max_pages``; raises GeonodeError for nothing usable.
 
     ``params`` are the query's filters (``limit``, ``protocols``, ``filterUpTime``…); ``page`` is added.
+    Entries whose address is not public are left out unless ``private_ok`` (see :func:`parse_geonode`).
     """
     import requests  # here, so that the pure parts above import nothing heavy
 
@@ -217,7 +262,7 @@ def fetch_geonode(session, url: str, params: dict[str, Any], *, max_pages: int, 
     allowed = [p for p in str(params.get("protocols") or "http,https").split(",") if p]
     found: dict[tuple[str, str, int], Proxy] = {}
     total: int | None = None
-    skipped = 0
+    skipped = dropped = 0
     pages = 0
     partial_error = None
     for page in range(1, max(1, max_pages) + 1):
@@ -233,7 +278,7 @@ def fetch_geonode(session, url: str, params: dict[str, Any], *, max_pages: int, 
                 payload = response.json()
             except ValueError:
                 raise GeonodeError("Geonode's answer is not JSON") from None
-            result = parse_geonode(payload, allowed=allowed, min_uptime=min_uptime)
+            result = parse_geonode(payload, allowed=allowed, min_uptime=min_uptime, private_ok=private_ok)
         except GeonodeError as exc:
             if page == 1:
                 raise
@@ -242,14 +287,33 @@ def fetch_geonode(session, url: str, params: dict[str, Any], *, max_pages: int, 
         pages = page
         total = result.total if result.total is not None else total
         skipped += result.skipped
+        dropped += result.dropped_not_global
         for proxy in result.proxies:
             found.setdefault(proxy.key, proxy)
         if result.entries < limit or (total is not None and page * limit >= total):
             break
     if not found:
-        raise GeonodeError(f"Geonode listed no usable proxy for these filters ({skipped} rows skipped)"
-                           if skipped else "Geonode listed no proxy for these filters")
-    return FetchResult(list(found.values()), pages, total, skipped, partial_error)
+        left_out = [f"{skipped} rows skipped"] if skipped else []
+        left_out += [f"{dropped} not on a public address"] if dropped else []
+        raise GeonodeError(f"Geonode listed no usable proxy for these filters ({', '.join(left_out)})"
+                           if left_out else "Geonode listed no proxy for these filters", dropped_not_global=dropped)
+    return FetchResult(list(found.values()), pages, total, skipped, partial_error, dropped)
+
+
+def _shown(raw: str) -> str:
+    """What an error about an entry may repeat: never a user or a password.
+
+    The part before an ``@`` goes; so does an authority that is not ``host:port`` (``user:pa`` is
+    what is left of ``user:pa ss@host:1`` once the list was split at the space).
+    """
+    if "@" in raw:
+        return raw.rsplit("@", 1)[-1]
+    scheme, sep, rest = raw.partition("://")
+    authority = (rest if sep else scheme).split("/", 1)[0]
+    _host, colon, port = authority.rpartition(":")
+    if colon and not port.isdigit() and not authority.endswith("]"):
+        return f"{scheme}://***" if sep else "***"
+    return raw
 
 
 def parse_proxy_url(text: str) -> Proxy:
@@ -260,7 +324,7 @@ def parse_proxy_url(text: str) -> Proxy:
     raw = text.strip()
     if not raw:
         raise ValueError("empty proxy entry")
-    shown = raw.split("@", 1)[-1] if "@" in raw else raw  # what an error may repeat
+    shown = _shown(raw)  # what an error may repeat
     if "://" not in raw:
         raw = "http://" + raw
     try:
@@ -313,6 +377,8 @@ class RefreshInfo:
     error: str | None = None
     fetched: int = 0
     pages: int = 0
+    dropped_not_global: int = 0  # fetched entries left out at the last refresh: not a public address
+    dropped_not_global_total: int = 0  # the same, over every refresh of this worker
 
 
 class ProxyPool:
@@ -458,8 +524,12 @@ class Attempt:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def describe_attempts(attempts: Sequence[Attempt]) -> str:
-    """``tried 2 proxies: 1.2.3.4:80 (connect timeout), 5.6.7.8:3128 (HTTP 429 rate limited)``."""
+def describe_attempts(attempts: Sequence[Attempt], *, addresses: bool = True) -> str:
+    """``tried 2 proxies: 1.2.3.4:80 (connect timeout), 5.6.7.8:3128 (HTTP 429 rate limited)``.
+
+    Without ``addresses`` (what a client may read: an operator's proxies are not its business) only
+    the reasons: ``tried 2 proxies: connect timeout, HTTP 429 rate limited``.
+    """
     direct = [a for a in attempts if a.route == "direct"]
     via = [a for a in attempts if a.route != "direct"]
     parts = []
@@ -467,7 +537,8 @@ def describe_attempts(attempts: Sequence[Attempt]) -> str:
         parts.append(f"direct: {direct[-1].reason}")
     if via:
         noun = "proxy" if len(via) == 1 else "proxies"
-        parts.append(f"tried {len(via)} {noun}: " + ", ".join(f"{a.route} ({a.reason})" for a in via))
+        tries = (f"{a.route} ({a.reason})" if addresses else a.reason for a in via)
+        parts.append(f"tried {len(via)} {noun}: " + ", ".join(tries))
     return "; ".join(parts)
 
 
