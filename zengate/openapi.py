@@ -31,7 +31,8 @@ def _errors(schema: dict, *statuses: int) -> dict:
 _STATUS_TEXT = {
     400: "Bad input; the message names the field or limit.",
     401: "Missing or wrong credentials.",
-    403: "Forbidden (a cookie session without X-Zengate-CSRF, a Go model without a Go key…).",
+    403: "Forbidden (a state-changing admin call whose Origin or Sec-Fetch-Site says another site, a cookie "
+         "session without X-Zengate-CSRF, a Go model without a Go key…).",
     404: "Not found.",
     408: "The request body did not arrive within ZENGATE_CLIENT_TIMEOUT seconds.",
     413: "Body over max_body_bytes.",
@@ -83,6 +84,10 @@ STATS_FILTERS = [
     _query("until", {"type": "string", "format": "date-time"}),
 ]
 PROXY_STATUS = [_query("proxies", INT, "how many top proxies to list")]
+SETTING_VALUE = {"description": "The setting's JSON value. A boolean may also be the string \"true\"/\"false\", "
+                 "\"1\"/\"0\" or \"on\"/\"off\", a number a numeric string; a masked value (*** for a password) "
+                 "posted back keeps the stored secret."}
+CURRENT_PASSWORD_ALIAS = "Same as current_password (the original Zen Gateway's name); if both are sent they must agree"
 
 # One server-sent event each (OpenAPI 3.1: a text/event-stream schema describes one event).
 OPENAI_EVENT = _obj({"event": STRING, "data": {
@@ -128,7 +133,7 @@ PATHS: dict[str, dict] = {
         "Log in: a bearer token, or with cookie: true an HttpOnly session cookie",
         {"200": _ok(schema=_obj({"token": STRING, "cookie": BOOL, "expires_at": STRING,
                                  "default_password": BOOL})),
-         **_errors(OPENAI_ERROR, 400, 401, 429)},
+         **_errors(OPENAI_ERROR, 400, 401, 403, 429)},
         body=_obj({"password": STRING, "cookie": BOOL}, ("password",)), security=[], tags=("admin",))},
     "/_admin/session": {"get": _op("Whether the request carries a live admin session",
                                    {"200": _ok(schema=_obj({"authenticated": BOOL, "default_password": BOOL}))},
@@ -142,11 +147,14 @@ PATHS: dict[str, dict] = {
                                                   body=_obj({"id": INT, "prefix": STRING}), extra=(400, 404))},
     "/_admin/settings": {
         "get": _admin_op("Every runtime setting, with its description", extra=()),
-        "post": _admin_op("Set one runtime setting", body=_obj({"key": STRING, "value": {}}, ("key", "value"))),
+        "post": _admin_op("Set one runtime setting (or an alias such as proxy_enabled)",
+                          body=_obj({"key": STRING, "value": SETTING_VALUE}, ("key", "value"))),
     },
     "/_admin/change-password": {"post": _admin_op(
         "Change the admin password (revokes every session; answers a fresh one)",
-        body=_obj({"current_password": STRING, "new_password": STRING}, ("current_password", "new_password")))},
+        body={**_obj({"current_password": STRING, "old_password": {**STRING, "description": CURRENT_PASSWORD_ALIAS},
+                      "new_password": STRING}, ("new_password",)),
+              "anyOf": [{"required": ["current_password"]}, {"required": ["old_password"]}]})},
     "/_admin/metrics-token": {
         "get": _admin_op("Whether a metrics token is set", extra=()),
         "post": _admin_op("Set a metrics token (random when none is given; shown once)",
@@ -156,7 +164,7 @@ PATHS: dict[str, dict] = {
     "/_admin/proxy": {"get": _admin_op("Proxy mode, Auto state and this worker's pool", params=PROXY_STATUS)},
     "/_admin/proxy/toggle": {"post": _admin_op("Off → Auto → On → Off", params=PROXY_STATUS)},
     "/_admin/proxy/refresh": {"post": _admin_op("Refresh the proxy pool now", params=PROXY_STATUS)},
-    "/_admin/proxy/settings": {"post": _admin_op("Set proxy settings (short or full names)",
+    "/_admin/proxy/settings": {"post": _admin_op("Set proxy settings (short or full names; enabled: proxy_enabled)",
                                                  body={"type": "object"}, params=PROXY_STATUS)},
     "/_admin/ui": {"get": _op("The dashboard page", {"200": {"description": "HTML", "content": {"text/html": {}}}},
                               security=[], tags=("dashboard",))},
@@ -225,7 +233,10 @@ SPEC = {
             "zenApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "adminBearer": {"type": "http", "scheme": "bearer", "description": "A token from POST /_admin/login"},
             "adminCookie": {"type": "apiKey", "in": "cookie", "name": "zengate_admin",
-                            "description": "State-changing calls also need the header X-Zengate-CSRF: 1"},
+                            "description": "State-changing calls also need the header X-Zengate-CSRF: 1. Any "
+                                           "state-changing admin call (cookie or bearer, the login too) is refused "
+                                           "with a 403 when Sec-Fetch-Site is cross-site or same-site, or (without "
+                                           "Sec-Fetch-Site) when Origin is not the gateway's own"},
             "metricsBearer": {"type": "http", "scheme": "bearer", "description": "The metrics token"},
         },
         "schemas": {

@@ -5,12 +5,19 @@ worker therefore reaches every worker (and every instance sharing a PostgreSQL d
 seconds, with no query on the request path in between. When a reload fails (the database is down
 or locked) the worker keeps the values it last read, logs one warning, and tries again after
 ``RETRY_SECONDS``: requests go on being served with the last known settings.
+
+A setting that can hold credentials declares ``masked`` (a :class:`Masking`): every admin answer
+shows it masked, and a masked value posted back keeps the stored secret. ``ALIASES`` are names of
+the original Zen Gateway's admin API (``proxy_enabled``) that read and write a setting of ours.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +46,44 @@ class SettingError(ValueError):
         self.message = message
 
 
+#: Strings a boolean setting accepts besides JSON true/false (case-insensitive, spaces around allowed).
+TRUE_WORDS = ("true", "1", "on")
+FALSE_WORDS = ("false", "0", "off")
+_BOOL_HINT = 'true or false (or the strings "true"/"false", "1"/"0", "on"/"off")'
+#: A number written as a string: JSON's number syntax (a leading + allowed), no nan, inf or 1_000.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_MAX_NUMBER_TEXT = 100  # characters; longer strings are not numbers anyone means
+
+
+def _number_from_text(text: str, kind: type) -> int | float | None:
+    """``text`` as an int or float (``kind`` says which is wanted first), or None when it is not a number."""
+    text = text.strip()
+    if len(text) > _MAX_NUMBER_TEXT or not _NUMBER_TEXT.fullmatch(text):
+        return None
+    if kind is int and _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    return float(text)
+
+
+@dataclass(frozen=True)
+class Masking:
+    """How a setting that can hold credentials is shown, and how a shown value posted back is read.
+
+    ``mask(value)`` is what every admin answer shows: enough to see that (and which) credentials
+    are set, never the secret. ``restore(posted, stored)`` takes a posted value that may still hold
+    masked parts (the dashboard posts the whole value back) and puts the stored secrets back in
+    them; it raises ValueError when a masked part matches nothing stored.
+    """
+
+    mask: Callable[[Any], Any]
+    restore: Callable[[Any, Any], Any]
+    marker: str = "***"
+
+    def holds_mask(self, value: Any) -> bool:
+        return isinstance(value, str) and self.marker in value
+
+
 @dataclass(frozen=True)
 class Spec:
     kind: type
@@ -48,34 +93,89 @@ class Spec:
     maximum: float | None = None
     check: Callable[[Any], str | None] | None = None
     public: bool = True  # listed by GET /_admin/settings and settable through it
+    masked: Masking | None = None  # holds credentials: shown masked everywhere (see Masking)
 
     def coerce(self, name: str, value: Any) -> Any:
+        """``value`` checked and converted to this setting's type; SettingError naming ``name`` otherwise.
+
+        Besides JSON's own types, a boolean takes the strings true/false, 1/0, on/off and a number
+        a numeric string (the original Zen Gateway's admin API sends every value as a string);
+        numbers from strings go through the same whole-number and range checks.
+        """
         if self.kind is bool:
             if isinstance(value, bool):
                 return value
-            raise SettingError(name, f"must be true or false, got {json.dumps(value)}")
+            if isinstance(value, str):
+                word = value.strip().lower()
+                if word in TRUE_WORDS or word in FALSE_WORDS:
+                    return word in TRUE_WORDS
+            raise SettingError(name, f"must be {_BOOL_HINT}, got {_shown_input(value)}")
         if self.kind in (int, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SettingError(name, f"must be a number, got {json.dumps(value)}")
-            if self.kind is int and value != int(value):
-                raise SettingError(name, f"must be a whole number, got {value}")
-            value = self.kind(value)
-            if self.minimum is not None and value < self.minimum:
-                raise SettingError(name, f"must be at least {self.minimum:g}, got {value:g}")
-            if self.maximum is not None and value > self.maximum:
-                raise SettingError(name, f"must be at most {self.maximum:g}, got {value:g}")
-            return value
+            return self._number(name, value)
         if self.kind is str:
             if not isinstance(value, str):
-                raise SettingError(name, f"must be a string, got {json.dumps(value)}")
+                raise SettingError(name, f"must be a string, got {_shown_input(value)}")
             value = value.strip()
         elif self.kind is dict and not isinstance(value, dict):
-            raise SettingError(name, f"must be an object, got {json.dumps(value)}")
+            raise SettingError(name, f"must be an object, got {_shown_input(value)}")
         if self.check:
             problem = self.check(value)
             if problem:
                 raise SettingError(name, problem)
         return value
+
+    def _number(self, name: str, value: Any) -> int | float:
+        what = "a whole number" if self.kind is int else "a number"
+        if isinstance(value, str):
+            parsed = _number_from_text(value, self.kind)
+            if parsed is None:
+                raise SettingError(name, f"must be {what} (or a string holding one), got {_shown_input(value)}")
+            value = parsed
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingError(name, f"must be a number, got {_shown_input(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingError(name, f"must be a finite number, got {value}")
+        if self.kind is int and value != int(value):
+            raise SettingError(name, f"must be a whole number, got {value:g}")
+        try:
+            value = self.kind(value)
+        except OverflowError:  # an integer too large for a float
+            raise SettingError(name, f"must be a finite number, got {_number_text(value)}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise SettingError(name, f"must be at least {self.minimum:g}, got {_number_text(value)}")
+        if self.maximum is not None and value > self.maximum:
+            raise SettingError(name, f"must be at most {self.maximum:g}, got {_number_text(value)}")
+        return value
+
+    def shown(self, value: Any) -> Any:
+        """``value`` as admin answers show it (masked when the setting can hold credentials)."""
+        return self.masked.mask(value) if self.masked is not None else value
+
+
+def _number_text(value: int | float) -> str:
+    """A number for an error message: short even when it is a huge integer."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 30 else f"{text[:12]}… ({len(text)} digits)"
+
+
+def _shown_input(value: Any) -> str:
+    """A refused value, repeated in the error: as JSON, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A name kept for compatibility that reads and writes another setting; never stored itself.
+
+    ``read(target value)`` is the alias's value; ``write(alias value, target value)`` the target's
+    new value. ``spec`` checks what is posted to the alias.
+    """
+
+    spec: Spec
+    target: str
+    read: Callable[[Any], Any]
+    write: Callable[[Any, Any], Any]
 
 
 def _header_safe(value: str) -> str | None:
@@ -141,14 +241,18 @@ def _check_fallbacks(value: dict) -> None:
             raise ModelsFileError(f"{model_id}: must be a list of model names")
 
 
+#: proxy URLs: the password (or a lone user name) shown as ***, and put back when posted so (upstream/proxypool.py)
+PROXY_CREDENTIALS = Masking(mask=_proxy.mask_proxy_list, restore=_proxy.restore_proxy_list, marker=_proxy.MASK)
+
+
 DEFAULT_MODEL_MAP = {"opus": "big-pickle", "sonnet": "big-pickle", "haiku": "gpt-5-nano", "default": "big-pickle"}
 
 SPECS: dict[str, Spec] = {
-    "require_auth": Spec(bool, False, "Require an sk-zen key on every /v1 call."),
+    "require_auth": Spec(bool, False, "Require an active sk-zen key (Bearer or x-api-key) on every /v1 call."),
     "opencode_project": Spec(str, "global", "x-opencode-project header sent upstream.", check=_header_safe),
     "opencode_client": Spec(str, "cli", "x-opencode-client header sent upstream.", check=_header_safe),
     "opencode_session": Spec(
-        str, "", "x-opencode-session sent upstream; generated once per instance.", check=_session_id
+        str, "", "x-opencode-session upstream: ses_ + 12 hex + 14 base62, made once per instance.", check=_session_id
     ),
     "user_agent": Spec(str, DEFAULT_USER_AGENT, "User-Agent sent upstream.", check=_header_safe),
     "model_map": Spec(dict, DEFAULT_MODEL_MAP, "Claude families (opus, sonnet, haiku, default) → Zen model.",
@@ -166,22 +270,22 @@ SPECS: dict[str, Spec] = {
     "max_attempts": Spec(int, 4, "Upstream attempts per request over fallbacks and keys (before the first byte).",
                          1, 20),
     "stream_upstream": Spec(bool, False, "Ask the upstream for a stream even when the client did not; fold it."),
-    "max_body_bytes": Spec(int, 20_000_000, "Largest accepted request body (bytes).", 1024, 500_000_000),
-    "max_json_depth": Spec(int, 64, "Deepest nesting of arrays and objects accepted in a request body.", 8, 512),
-    "max_messages": Spec(int, 10_000, "Most messages accepted in one request.", 1, 1_000_000),
-    "max_tools": Spec(int, 512, "Most tools accepted in one request.", 1, 100_000),
-    "upstream_connect_timeout": Spec(float, 10.0, "Seconds to connect to the upstream.", 0.05, 300),
+    "max_body_bytes": Spec(int, 20_000_000, "Largest request body (bytes); larger gets a 413.", 1024, 500_000_000),
+    "max_json_depth": Spec(int, 64, "Deepest nesting of arrays and objects in a body; deeper gets a 400.", 8, 512),
+    "max_messages": Spec(int, 10_000, "Most messages in one request; more gets a 400.", 1, 1_000_000),
+    "max_tools": Spec(int, 512, "Most tools in one request; more gets a 400.", 1, 100_000),
+    "upstream_connect_timeout": Spec(float, 10.0, "Seconds to connect to the upstream (a timeout: 504).", 0.05, 300),
     "upstream_read_timeout": Spec(
-        float, 300.0, "Seconds the upstream may stay silent (before or within a stream).", 0.05, 3600
+        float, 300.0, "Seconds the upstream may stay silent, before or within a stream (a timeout: 504).", 0.05, 3600
     ),
     "stream_ping_seconds": Spec(
         float, 10.0, "Send Anthropic clients a ping event after this many silent seconds (0: never).", 0, 600
     ),
     "models_refresh_seconds": Spec(int, 600, "How often the live model list is refreshed.", 10, 86_400),
-    "log_bodies": Spec(bool, True, "Store input messages and output content in the request log."),
+    "log_bodies": Spec(bool, True, "Store input messages and output content in the request log (off: numbers only)."),
     "redact_stored_secrets": Spec(bool, True, "Mask key-like strings (sk-…, Bearer tokens, AWS/GitHub keys, "
                                   "api_key=…, the gateway's own secrets) in stored bodies with [redacted]."),
-    "log_body_max_chars": Spec(int, 100_000, "Truncate stored bodies to this many characters.", 0, 10_000_000),
+    "log_body_max_chars": Spec(int, 100_000, "Cut stored bodies at this many characters (0: none).", 0, 10_000_000),
     "log_retention_days": Spec(int, 0, "Delete request-log rows older than this many days (0: keep forever).",
                                0, 36_500),
     "log_retention_rows": Spec(int, 0, "Keep at most this many request-log rows, the newest (0: no limit).",
@@ -196,8 +300,9 @@ SPECS: dict[str, Spec] = {
     # proxy rotation (zengate/upstream/egress.py; also POST /_admin/proxy/settings without the prefix)
     "proxy_mode": Spec(str, "off", "off: direct only; auto: direct until a 429, then proxies; on: proxies only.",
                        check=_proxy.check_mode),
-    "proxy_static": Spec(str, "", "Your own proxies (with ZENGATE_PROXIES): comma-separated http:// or socks5:// "
-                         "URLs.", check=_proxy.check_proxy_list),
+    "proxy_static": Spec(str, "", "Your own proxies (with ZENGATE_PROXIES): comma-separated http://, https://, "
+                         "socks4://, socks4a://, socks5:// or socks5h:// URLs.", check=_proxy.check_proxy_list,
+                         masked=PROXY_CREDENTIALS),
     "proxy_geonode": Spec(bool, True, "Fetch public proxies from Geonode (ZENGATE_GEONODE_URL) when not off."),
     "proxy_min_uptime": Spec(int, 80, "Geonode filterUpTime: lowest uptime (%) of a proxy.", 0, 100),
     "proxy_protocols": Spec(str, "http,https", "Geonode protocols filter (http, https, socks4, socks5).",
@@ -223,6 +328,25 @@ SPECS: dict[str, Spec] = {
 }
 
 
+def _proxy_enabled_mode(enabled: bool, mode: str) -> str:
+    """true keeps Auto or On as they are and turns Off into Auto; false is Off."""
+    if not enabled:
+        return "off"
+    return mode if mode in ("auto", "on") else "auto"
+
+
+#: Names of the original Zen Gateway's admin API that map onto zengate's own settings.
+ALIASES: dict[str, Alias] = {
+    "proxy_enabled": Alias(
+        Spec(bool, False, "Alias of proxy_mode (the original Zen Gateway's name): true while proxy_mode is not "
+             "off; setting true turns off into auto (auto and on stay), false sets off."),
+        target="proxy_mode", read=lambda mode: mode != "off", write=_proxy_enabled_mode),
+}
+
+
+_UNSET = object()
+
+
 class Settings:
     """Typed access to the settings table with a short per-worker cache."""
 
@@ -232,6 +356,7 @@ class Settings:
         self._loaded_at = -1e18
         self._lock = threading.Lock()
         self._failing = False  # the last reload failed (warned once until one succeeds)
+        self._refused: set[tuple[str, str]] = set()  # stored values already warned about: (key, digest)
 
     def _load(self) -> None:
         values = {}
@@ -240,11 +365,34 @@ class Settings:
             if spec is None:
                 continue
             try:
-                values[row.key] = spec.coerce(row.key, json.loads(row.value))
-            except (ValueError, SettingError):
-                continue  # a bad stored value falls back to the default
+                values[row.key] = spec.coerce(row.key, self._stored_value(spec, row.value))
+            except (ValueError, SettingError) as exc:
+                self._warn_refused(row.key, spec, row.value, exc)  # the setting falls back to its default
         self._values = values
         self._loaded_at = time.monotonic()
+
+    @staticmethod
+    def _stored_value(spec: Spec, raw: str) -> Any:
+        """A row's value: JSON, as ``set`` writes it, or for a string setting the raw text itself (a row
+        written by hand or by another tool, ``http://user:pass@host:3128`` without JSON quotes)."""
+        try:
+            return json.loads(raw)
+        except ValueError:
+            if spec.kind is str and isinstance(raw, str):
+                return raw
+            raise
+
+    def _warn_refused(self, key: str, spec: Spec, raw: Any, exc: Exception) -> None:
+        """Say once per stored value that it was refused, instead of showing the default silently."""
+        digest = hashlib.sha256(str(raw).encode("utf-8", "replace")).hexdigest()
+        if (key, digest) in self._refused:
+            return
+        self._refused.add((key, digest))
+        # a setting that holds credentials: the reason could repeat part of them
+        reason = "not shown: the value may hold credentials" if spec.masked is not None else (
+            exc.message if isinstance(exc, SettingError) else "not valid JSON")
+        log.warning("settings: the stored value of %s is refused (%s); using the default until it is set again",
+                    key, reason)
 
     def refresh(self, force: bool = False) -> None:
         """Reload when the cache is older than its TTL; a failed reload keeps the last values (``force`` raises)."""
@@ -282,37 +430,99 @@ class Settings:
         self.refresh()
         if name in self._values:
             return self._values[name]
-        return SPECS[name].default
+        spec = SPECS.get(name)
+        if spec is not None:
+            return spec.default
+        alias = ALIASES[name]  # KeyError for an unknown name, as for SPECS
+        return alias.read(self.get(alias.target))
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)
 
+    @staticmethod
+    def _listed() -> dict[str, Spec]:
+        """What GET /_admin/settings lists: the public settings, then the aliases."""
+        listed = {name: spec for name, spec in SPECS.items() if spec.public}
+        listed.update((name, alias.spec) for name, alias in ALIASES.items())
+        return listed
+
+    def shown(self, name: str, value: Any = _UNSET) -> Any:
+        """``name``'s value (or ``value``) as admin answers show it: credentials masked."""
+        if value is _UNSET:
+            value = self.get(name)
+        spec = SPECS.get(name)
+        return spec.shown(value) if spec is not None else value
+
     def public(self) -> dict[str, Any]:
+        """Every listed setting's value, credentials masked."""
         self.refresh()
-        return {name: self.get(name) for name, spec in SPECS.items() if spec.public}
+        return {name: self.shown(name) for name in self._listed()}
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: {"value": self.get(name), "default": spec.default, "help": spec.help,
-                   "type": {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object"}[spec.kind],
-                   "minimum": spec.minimum, "maximum": spec.maximum}
-            for name, spec in SPECS.items()
-            if spec.public
-        }
+        """Every listed setting's value (masked), default, help, type and bounds, for forms."""
+        described = {}
+        for name, spec in self._listed().items():
+            entry = {"value": self.shown(name), "default": spec.shown(spec.default), "help": spec.help,
+                     "type": {bool: "boolean", int: "integer", float: "number", str: "string",
+                              dict: "object"}[spec.kind],
+                     "minimum": spec.minimum, "maximum": spec.maximum}
+            if spec.masked is not None:
+                entry["masked"] = spec.masked.marker  # shown in place of secrets; posting it back keeps them
+            if name in ALIASES:
+                entry["alias_of"] = ALIASES[name].target
+            described[name] = entry
+        return described
+
+    def prepare(self, name: Any, value: Any, *, internal: bool = False,
+                pending: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What setting ``name`` to ``value`` stores, checked: ``{key: value}`` (an alias names its target).
+
+        Masked parts of a posted value are replaced by the stored secrets they stand for; ``pending``
+        holds changes prepared earlier in the same request (an alias reads its target there first).
+        Raises SettingError; stores nothing.
+        """
+        if isinstance(name, str) and name in ALIASES:
+            alias = ALIASES[name]
+            wanted = alias.spec.coerce(name, value)
+            if pending and alias.target in pending:
+                current = pending[alias.target]
+            else:
+                self.refresh(force=True)  # the target's latest value, not one cached a moment ago
+                current = self.get(alias.target)
+            return {alias.target: SPECS[alias.target].coerce(alias.target, alias.write(wanted, current))}
+        if not isinstance(name, str) or name not in SPECS or not (SPECS[name].public or internal):
+            raise SettingError("key", f"unknown setting {json.dumps(name)}; known: {', '.join(self._listed())}")
+        spec = SPECS[name]
+        if spec.masked is not None and spec.masked.holds_mask(value):
+            self.refresh(force=True)
+            try:
+                value = spec.masked.restore(value, self.get(name))
+            except ValueError as exc:
+                raise SettingError(name, str(exc)) from None
+        return {name: spec.coerce(name, value)}
+
+    def store(self, changes: dict[str, Any]) -> None:
+        """Write values ``prepare`` returned (already checked)."""
+        for name, stored in changes.items():
+            payload = json.dumps(stored)
+            (
+                Setting.insert(key=name, value=payload, updated_at=utcnow())
+                .on_conflict(conflict_target=[Setting.key],
+                             update={Setting.value: payload, Setting.updated_at: utcnow()})
+                .execute()
+            )
+            self._values[name] = stored
 
     def set(self, name: Any, value: Any, *, internal: bool = False) -> Any:
-        """Validate and store one setting; returns the stored value."""
-        if not isinstance(name, str) or name not in SPECS or not (SPECS[name].public or internal):
-            raise SettingError("key", f"unknown setting {json.dumps(name)}; known: {', '.join(self.public())}")
-        stored = SPECS[name].coerce(name, value)
-        payload = json.dumps(stored)
-        (
-            Setting.insert(key=name, value=payload, updated_at=utcnow())
-            .on_conflict(conflict_target=[Setting.key], update={Setting.value: payload, Setting.updated_at: utcnow()})
-            .execute()
-        )
-        self._values[name] = stored
-        return stored
+        """Validate and store one setting; returns the stored value (an alias's: its own new value).
+
+        The value returned is the real one: show it with ``shown(name, value)``.
+        """
+        changes = self.prepare(name, value, internal=internal)
+        self.store(changes)
+        if name in ALIASES:
+            return self.get(name)
+        return changes[name]
 
     def ensure(self, name: str, make: Callable[[], Any]) -> Any:
         """Store ``make()`` under ``name`` unless a value exists (first writer wins)."""

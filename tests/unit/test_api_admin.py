@@ -102,3 +102,80 @@ def test_stats_pagination_validation(client, admin_headers):
     assert client.get("/_stats/requests?offset=-1", headers=admin_headers).status_code == 400
     body = client.get("/_stats/requests?limit=5&offset=0", headers=admin_headers).get_json()
     assert (body["total"], body["limit"], body["offset"], body["requests"]) == (0, 5, 0, [])
+
+
+# --- settings that hold credentials ----------------------------------------------------------------
+
+PROXY_SECRET = "pr0xy-s3cret"
+PROXIES = f"http://alice:{PROXY_SECRET}@10.0.0.1:8080, socks5h://bob:{PROXY_SECRET}2@10.0.0.2:1080"
+MASKED = "http://alice:***@10.0.0.1:8080,socks5h://bob:***@10.0.0.2:1080"
+
+
+def _every_admin_answer(app, client, headers) -> str:
+    """The text of every readable admin, stats and metrics answer."""
+    texts = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(("/_admin", "/_stats", "/metrics")) and "GET" in rule.methods and "<" not in rule.rule:
+            texts.append(client.get(rule.rule, headers=headers).get_data(as_text=True))
+    return "\n".join(texts)
+
+
+def _static_proxies(gateway) -> list[tuple[str, str | None, str | None]]:
+    gateway.egress.sync_static()
+    return [(p.label, p.username, p.password) for p in gateway.egress.pool.proxies() if p.source == "static"]
+
+
+@pytest.mark.parametrize("path", ["/_admin/settings", "/_admin/proxy/settings"])
+def test_proxy_credentials_are_shown_masked_and_kept_on_a_round_trip(app, client, admin_headers, gateway, path):
+    def post(value):
+        body = {"key": "proxy_static", "value": value} if path == "/_admin/settings" else {"static": value}
+        return client.post(path, json=body, headers=admin_headers)
+
+    r = post(PROXIES)
+    assert r.status_code == 200
+    echoed = r.get_json()["value"] if path == "/_admin/settings" else r.get_json()["changed"]["static"]
+    assert echoed == MASKED
+    listed = client.get("/_admin/settings", headers=admin_headers).get_json()
+    assert listed["settings"]["proxy_static"] == MASKED and listed["describe"]["proxy_static"]["value"] == MASKED
+    assert listed["describe"]["proxy_static"]["masked"] == "***"
+    assert client.get("/_admin/proxy", headers=admin_headers).get_json()["settings"]["static"] == MASKED
+    assert PROXY_SECRET not in _every_admin_answer(app, client, admin_headers)
+    assert _static_proxies(gateway) == [("10.0.0.1:8080", "alice", PROXY_SECRET),
+                                        ("10.0.0.2:1080", "bob", PROXY_SECRET + "2")]
+
+    # the dashboard posts the masked value back, with one entry added: the stored passwords stay
+    r = post(MASKED + ",http://10.0.0.3:3128")
+    assert r.status_code == 200
+    assert _static_proxies(gateway) == [("10.0.0.1:8080", "alice", PROXY_SECRET),
+                                        ("10.0.0.2:1080", "bob", PROXY_SECRET + "2"), ("10.0.0.3:3128", None, None)]
+    # a real password replaces the stored one; a masked entry for a proxy not stored is refused
+    r = post("http://alice:n3w-pass@10.0.0.1:8080,socks5h://bob:***@10.0.0.2:1080")
+    assert r.status_code == 200
+    assert _static_proxies(gateway) == [("10.0.0.1:8080", "alice", "n3w-pass"),
+                                        ("10.0.0.2:1080", "bob", PROXY_SECRET + "2")]
+    r = post("http://carol:***@10.0.0.1:8080")
+    assert r.status_code == 400
+    error = r.get_json()["error"]
+    assert "http://carol:***@10.0.0.1:8080: *** stands for the stored password" in error["message"]
+    assert error["param"] in ("proxy_static", "static")
+    assert _static_proxies(gateway)[0] == ("10.0.0.1:8080", "alice", "n3w-pass")  # nothing stored
+    assert "n3w-pass" not in _every_admin_answer(app, client, admin_headers)
+
+
+def test_a_proxy_list_stored_as_raw_text_is_shown_masked(client, admin_headers, gateway):
+    """The "" shown while the database held a list with credentials: a row written without JSON
+    quotes (by hand, or by another tool) was dropped as unreadable, and the egress had no list either."""
+    from zengate.store.models import Setting
+
+    Setting.insert(key="proxy_static", value=f"http://alice:{PROXY_SECRET}@10.0.0.1:8080").execute()
+    listed = client.get("/_admin/settings", headers=admin_headers).get_json()["settings"]
+    assert listed["proxy_static"] == "http://alice:***@10.0.0.1:8080"
+    assert _static_proxies(gateway) == [("10.0.0.1:8080", "alice", PROXY_SECRET)]
+
+
+def test_two_names_for_the_proxy_list_in_one_body_never_repeat_a_password(client, admin_headers):
+    r = client.post("/_admin/proxy/settings", headers=admin_headers,
+                    json={"static": f"http://alice:{PROXY_SECRET}@10.0.0.1:8080", "proxy_static": "http://10.0.0.2:80"})
+    assert r.status_code == 400
+    assert r.get_json()["error"]["message"] == (
+        "proxy_static: contradicts static (http://alice:***@10.0.0.1:8080) in the same body")

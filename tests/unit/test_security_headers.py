@@ -74,3 +74,11 @@ def test_nosniff_is_added_once_and_never_over_a_views_own(app):
     assert r.headers.getlist("X-Content-Type-Options") == ["nosniff"]
     r = app.test_client().get("/healthz")
     assert r.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_a_cross_site_refusal_is_closed_too(client, admin_headers):
+    r = client.post("/_admin/settings", json={"key": "require_auth", "value": True},
+                    headers={**admin_headers, "Origin": ORIGIN})
+    assert r.status_code == 403 and r.get_json()["error"]["param"] == "Origin"
+    _no_cors(r)
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Cache-Control"] == "no-store"

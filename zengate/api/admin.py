@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, make_response, request
 
@@ -25,6 +26,9 @@ COOKIE_NAME = "zengate_admin"
 #: custom header, and a cross-site fetch that sets one needs a CORS preflight, which we never grant.
 CSRF_HEADER = "X-Zengate-CSRF"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: Sec-Fetch-Site values a browser sends for a request another site's page started.
+FOREIGN_FETCH_SITES = ("cross-site", "same-site")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 #: Where the app keeps its login limiter (per worker, in memory; see loginlimit.py).
@@ -53,8 +57,52 @@ def admin_token() -> str | None:
     return _bearer_token() or request.cookies.get(COOKIE_NAME)
 
 
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http(s) URL or Origin header value; None for anything else (``null``)."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def refuse_cross_site() -> None:
+    """403 for a state-changing call that a browser says another site's page started.
+
+    Defence in depth beside the cookie's SameSite=Strict and the X-Zengate-CSRF header. A browser
+    sets Sec-Fetch-Site and Origin itself (page scripts cannot), so: ``Sec-Fetch-Site`` cross-site or
+    same-site is refused, same-origin accepted; without it (older browsers) an ``Origin`` that is
+    not this gateway's own (``null`` included) is refused. Clients that send neither (curl, SDKs)
+    and read-only methods pass. Sec-Fetch-Site is believed over Origin because a reverse proxy
+    that rewrites Host makes a same-origin page's Origin look foreign.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if fetch_site in FOREIGN_FETCH_SITES:
+        raise ApiError(403, f"Sec-Fetch-Site: {fetch_site}: state-changing admin calls are accepted only from "
+                       "this gateway's own pages or from clients that are not browsers", param="Sec-Fetch-Site",
+                       kind="auth")
+    if fetch_site == "same-origin":
+        return
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    own = _origin_of(request.host_url)
+    if own is None or _origin_of(origin) != own:
+        shown = origin if len(origin) <= 100 else origin[:97] + "..."
+        own_text = request.host_url.rstrip("/")
+        raise ApiError(403, f"Origin: {shown} is not this gateway's origin ({own_text}): state-changing admin "
+                       "calls from another site's page are refused", param="Origin", kind="auth")
+
+
 def require_admin() -> None:
-    """401 unless the request carries a live admin session; 403 for a cookie session without the CSRF header."""
+    """403 for a state-changing call from another site's page; 401 unless the request carries a live
+    admin session; 403 for a cookie session without the CSRF header."""
+    refuse_cross_site()
     if not auth.session_valid(admin_token()):
         raise ApiError(401, "admin login required: POST /_admin/login, then send 'Authorization: Bearer <token>'",
                        kind="auth")
@@ -95,7 +143,9 @@ def _api_error(err: ApiError):
 
 @bp.before_request
 def _guard():
-    if request.endpoint not in ("admin.login", "admin.session"):
+    if request.endpoint in ("admin.login", "admin.session"):
+        refuse_cross_site()  # login CSRF: another site's page must not log this browser in
+    else:
         require_admin()
 
 
@@ -182,33 +232,53 @@ def delete_key():
 
 @bp.get("/settings")
 def get_settings():
+    """Every setting (credentials masked) and its description; aliases such as proxy_enabled too."""
     gw = current_gateway()
     return jsonify({"settings": gw.settings.public(), "describe": gw.settings.describe()})
 
 
 @bp.post("/settings")
 def set_setting():
+    """``{"key", "value"}``; the answer repeats the key and the value now in force (credentials masked)."""
     gw = current_gateway()
     body = json_object()
     if "key" not in body or "value" not in body:
         missing = "key" if "key" not in body else "value"
         raise ApiError(400, f"{missing}: required (body is {{\"key\": …, \"value\": …}})", param=missing, kind="input")
+    key = body["key"]
     try:
-        value = gw.settings.set(body["key"], body["value"])
+        changes = gw.settings.prepare(key, body["value"])
     except SettingError as exc:
         raise ApiError(400, str(exc), param=exc.field, kind="input") from None
-    return jsonify({"key": body["key"], "value": value})
+    gw.settings.store(changes)
+    from .proxy import after_change  # the proxy API imports this module
+
+    after_change(gw, set(changes))  # a new proxy mode or pool filter takes effect as through /_admin/proxy
+    return jsonify({"key": key, "value": gw.settings.shown(key)})
+
+
+def _current_password_field(body: dict) -> str:
+    """Which field carries the current password: ``current_password``, or ``old_password`` (the
+    original Zen Gateway's name); both may be sent when they agree."""
+    if "old_password" not in body:
+        return "current_password"
+    if "current_password" in body and body["current_password"] != body["old_password"]:
+        raise ApiError(400, "current_password and old_password differ: send the current password in one of them",
+                       param="old_password", kind="input")
+    return "old_password"
 
 
 @bp.post("/change-password")
 def change_password():
+    """``{"current_password" (or "old_password"), "new_password"}``: every session ends, a fresh one is answered."""
     gw = current_gateway()
     body = json_object()
-    current = _string_field(body, "current_password")
+    field = _current_password_field(body)
+    current = _string_field(body, field)
     new = _string_field(body, "new_password")
     gw.settings.refresh(force=True)
     if not auth.check_password(gw.settings.get("admin_password_hash"), current):
-        raise ApiError(403, "current_password: wrong password", param="current_password", kind="auth")
+        raise ApiError(403, f"{field}: wrong password", param=field, kind="auth")
     if len(new) < MIN_PASSWORD_LENGTH:
         raise ApiError(400, f"new_password: must be at least {MIN_PASSWORD_LENGTH} characters",
                        param="new_password", kind="input")

@@ -13,8 +13,8 @@ import os
 from flask import Blueprint, jsonify, request
 
 from ..errors import ApiError
-from ..gateway import current_gateway
-from ..settings import SPECS, SettingError
+from ..gateway import Gateway, current_gateway
+from ..settings import ALIASES, SPECS, SettingError
 from ..upstream.egress import NEXT_MODE
 from . import admin
 
@@ -23,9 +23,12 @@ bp = Blueprint("proxy", __name__, url_prefix="/_admin/proxy")
 PREFIX = "proxy_"
 #: What POST /_admin/proxy/settings accepts, by short name (``min_uptime``) → settings key.
 SETTINGS = {name[len(PREFIX):]: name for name, spec in SPECS.items() if name.startswith(PREFIX) and spec.public}
+#: Aliases it accepts too (``enabled`` → ``proxy_enabled``, which sets proxy_mode); applied after the rest.
+ALIAS_SETTINGS = {name[len(PREFIX):]: name for name in ALIASES if name.startswith(PREFIX)}
 #: Settings that change which proxies the pool holds.
 POOL_SETTINGS = {"proxy_geonode", "proxy_min_uptime", "proxy_protocols", "proxy_last_checked_minutes",
-                 "proxy_speed", "proxy_anonymity", "proxy_countries", "proxy_page_limit", "proxy_max_pages"}
+                 "proxy_speed", "proxy_anonymity", "proxy_countries", "proxy_page_limit", "proxy_max_pages",
+                 "proxy_list_private_ok"}
 
 
 @bp.errorhandler(ApiError)
@@ -46,7 +49,7 @@ def _status(**extra):
         raise ApiError(400, "proxies: must be a whole number", param="proxies", kind="input") from None
     gw.egress.sync_static()
     body = gw.egress.status(proxies=max(0, min(shown, 1000)))
-    body["settings"] = {short: gw.settings.get(name) for short, name in SETTINGS.items()}
+    body["settings"] = {short: gw.settings.shown(name) for short, name in SETTINGS.items()}
     body["worker"] = os.getpid()
     body.update(extra)
     return jsonify(body)
@@ -76,36 +79,58 @@ def refresh():
     return _status(refresh=result)
 
 
+def after_change(gw: Gateway, stored: set[str]) -> None:
+    """What storing proxy settings sets going, whichever admin call stored them: the mode set again
+    starts the Auto state afresh; filters or the list set again make every worker refresh its pool."""
+    if "proxy_mode" in stored:
+        gw.egress.clear_auto_state()
+    if stored & POOL_SETTINGS and gw.egress.mode() != "off":
+        gw.egress.request_refresh()  # every worker refreshes its pool within a second
+
+
+def _key(name: str) -> str | None:
+    """The settings key a name of this API stands for (short or full, an alias included)."""
+    if name in SETTINGS or name in ALIAS_SETTINGS:
+        return SETTINGS.get(name) or ALIAS_SETTINGS[name]
+    return name if name in SETTINGS.values() or name in ALIAS_SETTINGS.values() else None
+
+
 @bp.post("/settings")
 def settings():
     """Set any proxy setting, by short name (``min_uptime``) or full key (``proxy_min_uptime``).
 
     Every value is checked first; if one is bad nothing is stored and the 400 names each bad one.
+    ``enabled`` (``proxy_enabled``) is read after ``mode``; the two must agree when both are sent.
     """
     gw = current_gateway()
     body = admin.json_object()
+    known = ", ".join([*SETTINGS, *ALIAS_SETTINGS])
     if not body:
-        raise ApiError(400, f"body: name at least one of {', '.join(SETTINGS)}", param="body", kind="input")
+        raise ApiError(400, f"body: name at least one of {known}", param="body", kind="input")
     problems: list[tuple[str, str]] = []
     changes: dict[str, object] = {}
-    for name, value in body.items():
-        key = SETTINGS.get(name) or (name if name in SETTINGS.values() else None)
+    named = [(name, _key(name), value) for name, value in body.items()]
+    named.sort(key=lambda item: item[1] in ALIASES)  # aliases last: they read what the others set
+    for name, key, value in named:
         if key is None:
-            problems.append((name, f"unknown proxy setting; known: {', '.join(SETTINGS)}"))
+            problems.append((name, f"unknown proxy setting; known: {known}"))
             continue
         if key == "proxy_mode" and isinstance(value, str):
             value = value.strip().lower()
         try:
-            changes[key] = SPECS[key].coerce(key, value)
+            prepared = gw.settings.prepare(key, value, pending=changes)
         except SettingError as exc:
             problems.append((name, exc.message))
+            continue
+        for target, stored in prepared.items():
+            if target in changes and changes[target] != stored:
+                earlier = gw.settings.shown(target, changes[target])  # a proxy list: its passwords masked
+                problems.append((name, f"contradicts {target[len(PREFIX):]} ({earlier}) in the same body"))
+            else:
+                changes[target] = stored
     if problems:
         raise ApiError(400, "; ".join(f"{name}: {message}" for name, message in problems),
                        param=",".join(name for name, _ in problems), kind="input")
-    for key, value in changes.items():
-        gw.settings.set(key, value)
-    if "proxy_mode" in changes:
-        gw.egress.clear_auto_state()
-    if set(changes) & POOL_SETTINGS and gw.egress.mode() != "off":
-        gw.egress.request_refresh()  # new filters or list: every worker refreshes its pool within a second
-    return _status(changed={key[len(PREFIX):]: value for key, value in changes.items()})
+    gw.settings.store(changes)
+    after_change(gw, set(changes))
+    return _status(changed={key[len(PREFIX):]: gw.settings.shown(key, value) for key, value in changes.items()})

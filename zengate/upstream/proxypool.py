@@ -368,6 +368,77 @@ def parse_proxy_list(text: str) -> tuple[list[Proxy], list[str]]:
     return proxies, problems
 
 
+# --- showing a list with credentials (admin answers) ------------------------------------------
+
+MASK = "***"  # stands for a password (or a lone user name) in what admin answers show
+
+
+def _proxy_shown(proxy: Proxy) -> str:
+    """``scheme://user:***@host:port``: a password masked, a lone user name (a token) too."""
+    if proxy.username is None:
+        return f"{proxy.scheme}://{proxy.label}"
+    if proxy.password is None:
+        return f"{proxy.scheme}://{MASK}@{proxy.label}"
+    return f"{proxy.scheme}://{quote(proxy.username, safe='')}:{MASK}@{proxy.label}"
+
+
+def mask_proxy_list(value: Any) -> Any:
+    """Each entry of a proxy list with its secret masked; an entry that does not parse is masked whole."""
+    if not isinstance(value, str) or not value:
+        return value
+    shown = []
+    for item in split_proxy_list(value):
+        try:
+            shown.append(_proxy_shown(parse_proxy_url(item)))
+        except ValueError:
+            shown.append(MASK)
+    return ",".join(shown)
+
+
+def _secret_slot(proxy: Proxy) -> tuple | None:
+    """Where a masked entry's secret sits: (scheme, host, port, user name or None), None if unmasked."""
+    if proxy.password == MASK and proxy.username is not None:
+        return (proxy.scheme, proxy.host.lower(), proxy.port, proxy.username)
+    if proxy.username == MASK and proxy.password is None:
+        return (proxy.scheme, proxy.host.lower(), proxy.port, None)
+    return None
+
+
+def restore_proxy_list(posted: Any, stored: Any) -> Any:
+    """A posted proxy list with each masked entry replaced by the stored entry it stands for.
+
+    A masked entry matches a stored one with the same scheme, host, port and user name (a masked
+    lone user name: one with a user name and no password); a new entry with a real password
+    replaces whatever was stored. Raises ValueError naming the entry when nothing matches.
+    """
+    if not isinstance(posted, str) or MASK not in posted:
+        return posted
+    secrets: dict[tuple, str] = {}
+    for item in split_proxy_list(stored if isinstance(stored, str) else ""):
+        try:
+            proxy = parse_proxy_url(item)
+        except ValueError:
+            continue
+        if proxy.username is not None:
+            user = proxy.username if proxy.password is not None else None
+            secrets.setdefault((proxy.scheme, proxy.host.lower(), proxy.port, user), item)
+    restored = []
+    for item in split_proxy_list(posted):
+        try:
+            slot = _secret_slot(parse_proxy_url(item))
+        except ValueError:
+            slot = None  # the setting's own check names what is wrong with it
+        if slot is None:
+            restored.append(item)
+        elif slot in secrets:
+            restored.append(secrets[slot])
+        else:
+            what = "password" if slot[3] is not None else "user name"
+            raise ValueError(f"{item}: {MASK} stands for the stored {what} of that proxy, but no stored "
+                             f"proxy has this scheme, user, host and port; type the {what}")
+    return ",".join(restored)
+
+
 # --- the pool ----------------------------------------------------------------------------------
 
 @dataclass

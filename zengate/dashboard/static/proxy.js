@@ -87,7 +87,8 @@ function settingsChanged() {
 async function loadSettingsForm() {
   if (fields.some((f) => f.dirty())) return; // keep what is being edited
   const { describe } = await api("/_admin/settings");
-  const names = Object.keys(describe).filter((n) => n.startsWith(PREFIX) && n !== "proxy_mode");
+  // the mode has its own switch above; an alias of it (proxy_enabled) gets no control
+  const names = Object.keys(describe).filter((n) => n.startsWith(PREFIX) && n !== "proxy_mode" && !describe[n].alias_of);
   fields = names.map((n) => makeField(n, describe[n], { onChange: settingsChanged, label: LABELS[short(n)] }));
   const group = (title, help, list) => (list.length
     ? h("section", { class: "card settings-section", "aria-label": title }, h("h2", {}, title), help ? h("p", { class: "help" }, help) : null, ...list.map((f) => f.row))
@@ -110,7 +111,9 @@ async function saveSettings(event) {
   const body = Object.fromEntries(changes.map(([f, value]) => [short(f.name), value]));
   try {
     const state = await api("/_admin/proxy/settings", { method: "POST", body });
-    for (const [field, value] of changes) field.commit(value);
+    // the gateway's echo: a proxy list comes back with its passwords masked
+    const echoed = state.changed || {};
+    for (const [field, value] of changes) field.commit(short(field.name) in echoed ? echoed[short(field.name)] : value);
     render(state);
     settingsChanged();
     status.textContent = `Saved ${changes.length} proxy setting${changes.length > 1 ? "s" : ""}.`;

@@ -1,6 +1,10 @@
 // Settings, built from GET /_admin/settings's "describe": every setting the gateway has appears,
 // including ones added later. Booleans get a switch, the model map a row per Claude family with
 // the gateway's models as suggestions, numbers and strings a checked input, other objects JSON.
+// An alias (describe's "alias_of", e.g. proxy_enabled for proxy_mode) gets no control of its own:
+// the setting it stands for has one, and two controls for one value would contradict each other.
+// A setting that holds credentials comes masked ("masked": the marker); posting the marker back
+// keeps the stored secret.
 
 import { api, setFieldError, toastError } from "./api.js";
 import { $, h, humanize, replace } from "./dom.js";
@@ -192,7 +196,8 @@ export function makeField(name, spec, { onChange = () => {}, label } = {}) {
   const id = `setting-${name}`;
   const editor = editorFor(name, spec, id);
   const error = h("p", { class: "form-error", id: `${id}-error`, role: "alert" });
-  const help = h("p", { class: "help", id: `${id}-help` }, spec.help || "");
+  const maskNote = spec.masked ? ` Passwords are shown as ${spec.masked}: leave ${spec.masked} to keep a stored one, or type a new one.` : "";
+  const help = h("p", { class: "help", id: `${id}-help` }, `${spec.help || ""}${maskNote}`);
   const reset = h("button", { type: "button", class: "link-button small" }, "Use the default");
   const defaultLine = NO_RESET.has(name) ? null
     : h("p", { class: "help default-line" }, h("span", {}, `Default: ${show(spec.default)}`), reset);
@@ -292,7 +297,7 @@ export function hasUnsavedSettings() {
 
 function render(describe) {
   // With the proxy panel present, the proxy settings live there.
-  const names = Object.keys(describe).filter((n) => !(proxyApi && n.startsWith("proxy_")));
+  const names = Object.keys(describe).filter((n) => !describe[n].alias_of && !(proxyApi && n.startsWith("proxy_")));
   fields = names.map((name) => makeField(name, describe[name], { onChange: formChanged }));
   const remaining = new Set(fields);
   const sections = [];
