@@ -1,7 +1,8 @@
 """gunicorn settings for zengate: gevent workers, bind from $PORT or $ZENGATE_BIND.
 
-The master applies migrations once and refuses to listen beyond loopback while the admin
-password is still the default; each worker then starts its own background loop.
+The master applies migrations once (a child process, ``python -m zengate preflight``), then, from
+the addresses it really listens on, refuses to serve beyond loopback while the admin password is
+still the default; each worker judges access to /v1 by its own sockets and starts its background loop.
 
 Metrics: every worker writes its Prometheus values to files in ``PROMETHEUS_MULTIPROC_DIR``,
 set here — before any worker imports prometheus_client — to a fresh directory per master start;
@@ -13,6 +14,7 @@ Shutdown (SIGTERM): the listeners close at once, open streams may run on for
 flush is never cut short by its SIGKILL.
 """
 
+import json
 import math
 import os
 import shutil
@@ -116,18 +118,59 @@ control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-def on_starting(server):
-    # Migrations and the bind check run in a child process: importing peewee (or anything that
-    # makes a threading.local) in the master before the workers' gevent patching would share
-    # connection state between greenlets.
-    result = subprocess.run([sys.executable, "-m", "zengate", "preflight"], check=False)
+_prepared = {}  # the preflight child's report: {"admin_password": {"default", "stored_earlier", …}, "require_auth"}
+
+
+def _preflight():
+    """Migrations and first-start state, in a child process: importing peewee (or anything that makes
+    a threading.local) in the master before the workers' gevent patching would share connection state
+    between greenlets. Its last stdout line reports the admin password's state and require_auth."""
+    result = subprocess.run([sys.executable, "-m", "zengate", "preflight"], check=False, stdout=subprocess.PIPE,
+                            text=True)
     if result.returncode != 0:
         sys.exit(result.returncode)
+    _prepared.clear()
+    _prepared.update(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _check_listeners(server):
+    """Judge the addresses gunicorn really opened (however the bind was given): refuse the default
+    admin password beyond loopback, and say who may use /v1 (zengate/exposure.py)."""
+    from zengate import exposure
+
+    addresses = [exposure.socket_address(lnr) for lnr in server.LISTENERS] or [
+        exposure.configured_address(a) for a in server.cfg.address]  # reuse_port: the workers open them
+    access = exposure.Access.of(addresses, _config.allow_public_without_keys)
+    password = _prepared["admin_password"]
+    problem = exposure.password_refusal(access, default_password=password["default"],
+                                        stored_earlier=password["stored_earlier"])
+    if problem:
+        server.halt(problem, exit_status=3)
+    message = exposure.start_message(access, require_auth=_prepared["require_auth"])
+    if message:
+        getattr(server.log, message[0])("zengate: %s", message[1])
+
+
+def on_starting(server):
+    _preflight()
+
+
+def when_ready(server):
+    _check_listeners(server)
+
+
+def on_reload(server):
+    # SIGHUP: the configuration (and maybe the bind) was read again; so is the password's state.
+    _preflight()
+    _check_listeners(server)
 
 
 def post_worker_init(worker):
+    from zengate.exposure import socket_address
+
     worker.cfg.set("graceful_timeout", STREAM_GRACE)  # this worker's grace for open streams
     gateway = worker.wsgi.extensions["zengate"]
+    gateway.listen_on(socket_address(sock) for sock in worker.sockets)  # /v1 needs keys beyond loopback
     gateway.start_background()
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 

@@ -164,8 +164,46 @@ def check_password(stored_hash: str, password: str) -> bool:
     return bool(stored_hash) and check_password_hash(stored_hash, password)
 
 
-def initial_password_hash(configured: str | None) -> str:
-    return hash_password(configured or DEFAULT_ADMIN_PASSWORD)
+MIN_PASSWORD_LENGTH = 8
+
+
+class PasswordRefused(ValueError):
+    """``ZENGATE_ADMIN_PASSWORD`` would be used but breaks the password rules."""
+
+
+@dataclass(frozen=True)
+class AdminPassword:
+    """What a start found of the admin password (see :func:`ensure_admin_password`)."""
+
+    default: bool  # the stored password is still the default 'admin'
+    stored_earlier: bool  # a hash was stored before this start
+    variable_ignored: bool  # ZENGATE_ADMIN_PASSWORD is set but a password of the operator's own is stored
+
+
+def ensure_admin_password(settings, configured: str | None) -> AdminPassword:
+    """Store the first admin password: ``ZENGATE_ADMIN_PASSWORD``'s hash, else the default's.
+
+    The variable also replaces a stored *default* password (one an earlier start stored without the
+    variable), so setting it after a refused start works; a password set any other way is kept and
+    the variable is then ignored. The variable obeys the same minimum length as a changed password.
+    """
+    settings.refresh(force=True)
+    stored = settings.get("admin_password_hash")
+    if stored and not check_password(stored, DEFAULT_ADMIN_PASSWORD):
+        return AdminPassword(default=False, stored_earlier=True, variable_ignored=bool(configured))
+    if configured is not None and len(configured) < MIN_PASSWORD_LENGTH:
+        raise PasswordRefused(f"ZENGATE_ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters "
+                              f"(it has {len(configured)})")
+    if configured:
+        if stored:
+            settings.set("admin_password_hash", hash_password(configured), internal=True)
+            close_all_sessions()  # they were opened with the default password
+        else:
+            settings.ensure("admin_password_hash", lambda: hash_password(configured))
+        return AdminPassword(default=False, stored_earlier=bool(stored), variable_ignored=False)
+    if not stored:
+        settings.ensure("admin_password_hash", lambda: hash_password(DEFAULT_ADMIN_PASSWORD))
+    return AdminPassword(default=True, stored_earlier=bool(stored), variable_ignored=False)
 
 
 def open_session(hours: float) -> tuple[str, dt.datetime]:

@@ -6,6 +6,8 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -90,64 +92,286 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(_args: argparse.Namespace) -> int:
-    """Migrate and refuse an unsafe bind (run by gunicorn's master before workers start)."""
+    """Migrate and store first-start state; print what the master needs of it as one JSON line.
+
+    gunicorn's master runs this before any worker starts and judges the line against the
+    addresses it listens on (gunicorn.conf.py, ``when_ready``); exit 3 means do not serve.
+    """
     from . import startup
     from .config import Config
 
-    problem = startup.check_before_serving(Config.from_env())
-    if problem:
-        print(f"zengate: {problem}", file=sys.stderr)
+    try:
+        prepared = startup.prepare(Config.from_env())
+    except startup.StartupRefused as exc:
+        print(f"zengate: {exc}", file=sys.stderr)
         return 3
+    if prepared.admin_password.variable_ignored:
+        print("zengate: ZENGATE_ADMIN_PASSWORD is not used: an admin password is already stored "
+              "(change it with `python -m zengate admin set-password` or the dashboard's Account page)",
+              file=sys.stderr)
+    print(startup.report(prepared))
     return 0
 
 
-def claude_environment(config, home: Path, base: dict[str, str]) -> dict[str, str]:
-    """The environment that points Claude Code at this gateway (and skips its onboarding)."""
-    host, _, port = config.bind.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):
+CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
+INSTALL_COMMAND = f"npm install -g {CLAUDE_CODE_PACKAGE}"
+HEALTH_TIMEOUT = 2.0  # seconds GET /healthz may take before the gateway counts as unreachable
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]", "*")
+#: A project entry as Claude Code itself writes one when its folder-trust question is accepted.
+CLAUDE_PROJECT_DEFAULTS = {"allowedTools": [], "mcpContextUris": [], "mcpServers": {}, "enabledMcpjsonServers": [],
+                           "disabledMcpjsonServers": [], "hasClaudeMdExternalIncludesApproved": False,
+                           "hasClaudeMdExternalIncludesWarningShown": False}
+
+
+class ClaudeLaunchError(Exception):
+    """``python -m zengate claude`` cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class GatewayAddress:
+    """Where Claude Code is sent, and where that address came from (said on stderr)."""
+
+    url: str
+    source: str
+
+
+def gateway_address(option: str | None, environ: Mapping[str, str]) -> GatewayAddress:
+    """The gateway's URL: ``--url``, else ``ZENGATE_URL``, else where the gateway is configured to listen.
+
+    The last is read as the gateway reads it (``PORT`` before ``ZENGATE_BIND``, then the default);
+    a wildcard host (``0.0.0.0``, ``[::]``) is reached on loopback.
+    """
+    if option and option.strip():
+        return GatewayAddress(normalise_gateway_url(option, "--url"), "--url")
+    if environ.get("ZENGATE_URL", "").strip():
+        return GatewayAddress(normalise_gateway_url(environ["ZENGATE_URL"], "ZENGATE_URL"), "ZENGATE_URL")
+    port = environ.get("PORT", "").strip()
+    if port:
+        return GatewayAddress(f"http://127.0.0.1:{port}", "PORT, where the gateway listens")
+    bind = environ.get("ZENGATE_BIND", "").strip()
+    if bind:
+        return GatewayAddress(url_for_bind(bind), "ZENGATE_BIND, where the gateway listens")
+    from .config import DEFAULT_BIND
+
+    return GatewayAddress(f"http://{DEFAULT_BIND}",
+                          "the default address: none of --url, ZENGATE_URL, PORT, ZENGATE_BIND is set")
+
+
+def normalise_gateway_url(url: str, source: str) -> str:
+    """An http(s) base URL without a trailing ``/`` or ``/v1`` (Claude Code adds ``/v1/messages`` itself)."""
+    from urllib.parse import urlsplit
+
+    url = url.strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ClaudeLaunchError(f"{source}: {url!r} is not an http:// or https:// URL "
+                                "(e.g. http://127.0.0.1:8462)")
+    return url
+
+
+def url_for_bind(bind: str) -> str:
+    """The URL that reaches a gunicorn bind address from this machine."""
+    if bind.startswith("unix:"):
+        raise ClaudeLaunchError(f"ZENGATE_BIND is a unix socket ({bind}); Claude Code needs an http URL: "
+                                "pass --url or set ZENGATE_URL")
+    host, colon, port = bind.rpartition(":")
+    if not colon or "]" in port:  # "host" alone, or a bare "[::1]": gunicorn's default port
+        host, port = bind, "8000"
+    if host in WILDCARD_HOSTS:
         host = "127.0.0.1"  # listening everywhere: talk to it on loopback
+    return f"http://{host}:{port}"
+
+
+def check_gateway(url: str, timeout: float = HEALTH_TIMEOUT) -> str | None:
+    """None when a zengate gateway answers ``GET <url>/healthz``; else one line saying what happened.
+
+    A 503 from ``/healthz`` is the gateway with its database down: it still serves ``/v1``.
+    """
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []))
+    try:
+        with opener.open(f"{url}/healthz", timeout=timeout) as response:
+            status, body = response.status, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(65536)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return f"no gateway answers at {shown_url(url)} (no answer within {timeout:g} s)"
+        text = getattr(reason, "strerror", None) or str(reason)
+        return f"no gateway answers at {shown_url(url)} ({text.lower()})"
+    try:
+        health = json.loads(body)
+    except ValueError:
+        health = None
+    if not (isinstance(health, dict) and "status" in health and "version" in health):
+        return f"{shown_url(url)}/healthz answered HTTP {status}, but not as a zengate gateway does"
+    if status not in (200, 503):
+        return f"the gateway at {shown_url(url)} answered /healthz with HTTP {status}"
+    return None
+
+
+def claude_environment(url: str, key: str | None, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment that points Claude Code at the gateway at ``url``, with ``key`` as its token."""
     env = dict(base)
-    env["ANTHROPIC_BASE_URL"] = f"http://{host}:{port}"
-    env["ANTHROPIC_AUTH_TOKEN"] = base.get("ZENGATE_API_KEY") or base.get("ANTHROPIC_AUTH_TOKEN") or "sk-zen-local"
+    env["ANTHROPIC_BASE_URL"] = url
+    token = key or base.get("ZENGATE_API_KEY") or base.get("ANTHROPIC_AUTH_TOKEN")
+    env["ANTHROPIC_AUTH_TOKEN"] = token or "sk-zen-local"  # any token: without require_auth it is not checked
     env.pop("ANTHROPIC_API_KEY", None)  # it would win over the token and go to the wrong place
     env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     env.setdefault("DISABLE_TELEMETRY", "1")
     env.setdefault("DISABLE_AUTOUPDATER", "1")
-    mark_onboarding_done(home / ".claude.json")
     return env
 
 
-def mark_onboarding_done(path: Path) -> None:
-    """Set ``hasCompletedOnboarding`` in Claude Code's state file, keeping everything else."""
+def claude_state_file(environ: Mapping[str, str], home: Path) -> Path:
+    """Claude Code's own state file: ``$CLAUDE_CONFIG_DIR/.claude.json``, else ``~/.claude.json``."""
+    return Path(environ.get("CLAUDE_CONFIG_DIR") or home) / ".claude.json"
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a message: a password in it (``user:pass@``) masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def update_claude_state(path: Path, change: Callable[[dict], bool]) -> bool:
+    """Apply ``change`` to Claude Code's state file, keeping everything else; False when it cannot be read.
+
+    ``change`` returns whether it changed anything; the file is replaced atomically, with its mode kept.
+    """
     import json
 
     try:
         state = json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
-        return  # never clobber a file we cannot read
-    if not isinstance(state, dict) or state.get("hasCompletedOnboarding") is True:
-        return
-    state["hasCompletedOnboarding"] = True
+    except (OSError, ValueError):
+        return False  # never clobber a file we cannot read
+    if not isinstance(state, dict):
+        return False
+    if not change(state):
+        return True
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2))
+    temporary = path.with_name(f"{path.name}.zengate-{os.getpid()}")
+    temporary.write_text(json.dumps(state, indent=2))
+    if path.exists():
+        os.chmod(temporary, path.stat().st_mode & 0o7777)
+    os.replace(temporary, path)
+    return True
+
+
+def mark_onboarding_done(state: dict) -> bool:
+    """Set ``hasCompletedOnboarding``, so Claude Code skips its first-run screens and login."""
+    if state.get("hasCompletedOnboarding") is True:
+        return False
+    state["hasCompletedOnboarding"] = True
+    return True
+
+
+def trust_folder(folder: str) -> Callable[[dict], bool]:
+    """A change marking ``folder`` (and no other) as trusted: Claude Code then skips its folder-trust question."""
+    def change(state: dict) -> bool:
+        projects = state.get("projects")
+        if projects is None:
+            projects = state["projects"] = {}
+        if not isinstance(projects, dict):
+            return False
+        entry = projects.get(folder)
+        if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted") is True:
+            return False
+        projects[folder] = {**(entry if isinstance(entry, dict) else CLAUDE_PROJECT_DEFAULTS),
+                            "hasTrustDialogAccepted": True}
+        return True
+    return change
 
 
 def find_claude() -> str | None:
+    """``claude`` on PATH, else the copy ``bash .ci/install --dev`` puts in ``.ci/node``."""
     import shutil
 
     local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
     return shutil.which("claude") or (str(local) if local.exists() else None)
 
 
-def cmd_claude(args: argparse.Namespace) -> int:
-    """Run Claude Code against this gateway: ``python -m zengate claude -p "hi"``."""
-    from .config import Config
+def install_claude() -> tuple[str | None, int]:
+    """Say the command that installs Claude Code and, on a terminal, offer to run it.
 
+    Returns the installed binary, or None and the exit code to end with.
+    """
+    import shutil
+    import subprocess
+
+    print(f"zengate: Claude Code is not installed. Install it with: {INSTALL_COMMAND}", file=sys.stderr)
+    if not (sys.stdin and sys.stdin.isatty()):
+        return None, 127
+    print("Install it now with npm? [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        return None, 127
+    npm = shutil.which("npm")
+    if npm is None:
+        print("zengate: npm is not installed: install Node.js (it brings npm), then run the command above",
+              file=sys.stderr)
+        return None, 127
+    done = subprocess.run([npm, "install", "-g", CLAUDE_CODE_PACKAGE], check=False)
+    if done.returncode != 0:
+        print(f"zengate: `{INSTALL_COMMAND}` failed (exit {done.returncode})", file=sys.stderr)
+        return None, done.returncode
     binary = find_claude()
     if binary is None:
-        print("Claude Code is not installed: npm install -g @anthropic-ai/claude-code", file=sys.stderr)
-        return 127
-    env = claude_environment(Config.from_env(), Path.home(), dict(os.environ))
+        print("zengate: Claude Code was installed, but `claude` is not on PATH: add npm's global bin folder "
+              "(`npm prefix -g`/bin) to PATH", file=sys.stderr)
+        return None, 127
+    return binary, 0
+
+
+def cmd_claude(args: argparse.Namespace) -> int:
+    """Run Claude Code against a running gateway: ``python -m zengate claude -p "hi"``.
+
+    Says on stderr which gateway it uses and why, checks that it answers, installs Claude Code
+    when asked to, skips Claude Code's onboarding, and with ``--trust-this-folder`` its folder-trust
+    question for the current folder; then replaces this process with ``claude``.
+    """
+    try:
+        address = gateway_address(args.url, os.environ)
+    except ClaudeLaunchError as exc:
+        print(f"zengate: {exc}", file=sys.stderr)
+        return 2
+    print(f"zengate: Claude Code will use the gateway at {shown_url(address.url)} (from {address.source})",
+          file=sys.stderr)
+    problem = check_gateway(address.url)
+    if problem:
+        print(f"zengate: {problem}.\n"
+              "Start the gateway (`.venv/bin/python -m zengate serve` in its folder), or point at the one you run "
+              "with --url URL or ZENGATE_URL=URL.", file=sys.stderr)
+        return 1
+    binary = find_claude()
+    if binary is None:
+        binary, code = install_claude()
+        if binary is None:
+            return code
+    env = claude_environment(address.url, args.key, os.environ)
+    state = claude_state_file(env, Path.home())
+    if not update_claude_state(state, mark_onboarding_done):
+        print(f"zengate: could not read {state}: Claude Code may show its first-run screens", file=sys.stderr)
+    if args.trust_this_folder:
+        folder = os.getcwd()
+        if update_claude_state(state, trust_folder(folder)):
+            print(f"zengate: marked {folder} as trusted in {state}", file=sys.stderr)
+        else:
+            print(f"zengate: could not read {state}: Claude Code will ask whether to trust {folder}",
+                  file=sys.stderr)
     os.execvpe(binary, [binary, *args.extra], env)
     return 0  # not reached
 
@@ -183,14 +407,55 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(func=cmd_admin)
 
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
-    claude = sub.add_parser("claude", help="run Claude Code against this gateway (arguments passed on)")
+    claude = sub.add_parser(
+        "claude", help="run Claude Code against a running gateway (arguments passed on)",
+        usage="python -m zengate claude [--url URL] [--key KEY] [--trust-this-folder] [claude arguments...]",
+        description="Run Claude Code (`claude`) against a running gateway. The gateway is found at --url, else "
+                    "$ZENGATE_URL, else where the gateway is configured to listen ($PORT on 127.0.0.1, "
+                    "$ZENGATE_BIND, or 127.0.0.1:8462); the address used and where it came from are printed "
+                    "first, and GET /healthz must answer. The key is --key, else $ZENGATE_API_KEY. Every "
+                    "argument after these options (or after --) goes to claude.")
+    claude.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
+    claude.add_argument("--key", help="the sk-zen key to send (default: $ZENGATE_API_KEY)")
+    claude.add_argument("--trust-this-folder", action="store_true",
+                        help="answer Claude Code's folder-trust question with yes for the current folder only "
+                             "(written to ~/.claude.json), so it opens straight to the prompt")
     claude.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for claude")
     claude.set_defaults(func=cmd_claude)
-    sub.add_parser("preflight", help="migrate and check the bind is safe (gunicorn runs this)").set_defaults(
+    sub.add_parser("preflight", help="migrate and report the first-start state (gunicorn runs this)").set_defaults(
         func=cmd_preflight)
     return parser
 
 
+#: Verbs that pass arguments on (to gunicorn, to claude), with their own leading options (True: takes a value).
+PASS_ON = {"serve": {"-h": False, "--help": False},
+           "claude": {"-h": False, "--help": False, "--url": True, "--key": True, "--trust-this-folder": False}}
+
+
+def split_arguments(verb: str, args: list[str]) -> tuple[list[str], list[str]]:
+    """A pass-on verb's own leading options, and the rest (after the first other argument, or ``--``) to pass on."""
+    options = PASS_ON[verb]
+    ours: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            return ours, args[i + 1:]
+        name, equals, _ = args[i].partition("=")
+        if name not in options:
+            break
+        step = 2 if options[name] and not equals else 1
+        ours += args[i:i + step]
+        i += step
+    return ours, args[i:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if argv and argv[0] in PASS_ON:
+        ours, theirs = split_arguments(argv[0], argv[1:])
+        args = parser.parse_args([argv[0], *ours])
+        args.extra = theirs
+    else:
+        args = parser.parse_args(argv)
     return args.func(args)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .exposure import is_loopback
+
 DEFAULT_UPSTREAM_URL = "https://opencode.ai/zen/v1"
 DEFAULT_GO_UPSTREAM_URL = "https://opencode.ai/zen/go/v1"
 DEFAULT_GEONODE_URL = "https://proxylist.geonode.com/api/proxy-list"
@@ -20,40 +22,65 @@ DEFAULT_BIND = "127.0.0.1:8462"
 ANONYMOUS_KEY = "public"
 DEFAULT_ADMIN_PASSWORD = "admin"
 
-#: (name, default, description) — rendered into the README's configuration table.
+#: (name, default, description) — rendered into docs/configuration.md (python -m zengate.reference).
 ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_UPSTREAM_URL", DEFAULT_UPSTREAM_URL, "OpenCode Zen base URL (free and paid Zen models)."),
     ("ZENGATE_GO_UPSTREAM_URL", DEFAULT_GO_UPSTREAM_URL, "OpenCode Zen Go tier base URL."),
-    ("OPENCODE_API_KEY", ANONYMOUS_KEY, "Key sent upstream; `public` is Zen's anonymous key."),
-    ("OPENCODE_GO_API_KEY", "(unset)", "Key for the Go tier."),
-    ("DATABASE_URL", "sqlite:///$ZENGATE_DATA_DIR/zengate.db", "SQLite file or `postgresql://…` URL."),
-    ("ZENGATE_DATA_DIR", "./data", "Where the default SQLite database lives."),
-    ("ZENGATE_ADMIN_PASSWORD", "(unset → `admin`, loopback only)", "First admin password."),
+    ("OPENCODE_API_KEY", ANONYMOUS_KEY, "Key sent upstream; `public` is Zen's anonymous key. Clients' own keys "
+     "never go upstream."),
+    ("OPENCODE_GO_API_KEY", "(unset)", "Key for the Go tier (paid Go models; without it they answer 403 naming "
+     "this variable)."),
+    ("DATABASE_URL", "sqlite:///$ZENGATE_DATA_DIR/zengate.db", "SQLite file, or `postgresql://user:pass@host/db` "
+     "(`postgres://` too) for several instances sharing one state."),
+    ("ZENGATE_DATA_DIR", "./data", "Where the default SQLite database lives (and request-log rows spill while "
+     "the database refuses them)."),
+    ("ZENGATE_ADMIN_PASSWORD", "(unset → `admin`, loopback only)", "The first admin password, at least 8 "
+     "characters (shorter refuses the start). It also replaces a stored default password; once another one is "
+     "stored it is ignored (kept as a salted scrypt hash; change it with the admin API or "
+     "`python -m zengate admin set-password`)."),
     ("ZENGATE_GEONODE_URL", DEFAULT_GEONODE_URL, "Geonode proxy-list API (proxy rotation)."),
-    ("ZENGATE_PROXIES", "(unset)", "Your own proxies, comma-separated `http://` / `socks5://` URLs (proxy rotation)."),
-    ("PORT", "(unset)", "PaaS convention: when set, bind `0.0.0.0:$PORT`."),
-    ("ZENGATE_BIND", DEFAULT_BIND, "Address to bind when `PORT` is unset."),
-    ("ZENGATE_WORKERS", "2", "gunicorn worker processes."),
-    ("ZENGATE_LOG_LEVEL", "info", "Log level (debug, info, warning, error)."),
-    ("OPENCODE_API_KEY_1..N", "(unset)", "More Zen keys: rotated, with a cooldown per key on 401/429."),
+    ("ZENGATE_PROXIES", "(unset)", "Your own proxies, comma-separated `http://`, `https://`, `socks4://`, "
+     "`socks4a://`, `socks5://` or `socks5h://` URLs, `user:pass@` allowed (proxy rotation, with the "
+     "`proxy_static` setting)."),
+    ("PORT", "(unset)", "PaaS convention: when set, bind `0.0.0.0:$PORT` (over `ZENGATE_BIND`)."),
+    ("ZENGATE_BIND", DEFAULT_BIND, "Address (`host:port`) to listen on when `PORT` is unset."),
+    ("ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS", "(unset)", "Set to `1` to serve `/v1` without `sk-zen` keys while "
+     "listening beyond loopback: anyone who reaches the gateway then spends your upstream keys (a warning is "
+     "logged at start and shown on the dashboard). On loopback keys are optional anyway (`require_auth`)."),
+    ("ZENGATE_WORKERS", "2", "gunicorn worker processes (gevent)."),
+    ("ZENGATE_LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`; `info` writes one line per request."),
+    ("OPENCODE_API_KEY_1..N", "(unset)", "More Zen keys, rotated per conversation (a 429 rests that model on "
+     "that key for its `retry-after`, a 401 rests the key)."),
     ("OPENCODE_GO_API_KEY_1..N", "(unset)", "More Go-tier keys, rotated the same way."),
-    ("ZENGATE_MODELS_FILE", "(unset)", "YAML/JSON file: extra backends, model knowledge, fallbacks, auto routing."),
+    ("ZENGATE_MODELS_FILE", "(unset)", "YAML or JSON file: extra backends, model knowledge, fallbacks, "
+     "aliases, auto-routing lists (checked at start)."),
     ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table (changes reach every worker within it)."),
-    ("ZENGATE_LOG_FORMAT", "text", "Log format: `text` (one line per event) or `json` (one JSON object per line)."),
-    ("ZENGATE_GRACEFUL_TIMEOUT", "30", "Seconds open streams may run on after SIGTERM before they are cut."),
-    ("ZENGATE_METRICS_TOKEN", "(unset)", "A bearer token `GET /metrics` accepts (besides one set by the admin API)."),
+    ("ZENGATE_LOG_FORMAT", "text", "`text` (one line per event) or `json` (one JSON object per line, "
+     "gunicorn's own lines included)."),
+    ("ZENGATE_GRACEFUL_TIMEOUT", "30", "Seconds open streams may run on after SIGTERM before they are cut; "
+     "the workers then get 15 s more to write the request log."),
+    ("ZENGATE_METRICS_TOKEN", "(unset)", "A bearer token `GET /metrics` accepts, besides one set with "
+     "`POST /_admin/metrics-token`."),
     ("ZENGATE_LOG_QUEUE_MAX", "5000", "Request-log rows a worker keeps in memory while the database refuses "
      "writes; the rest spill to `$ZENGATE_DATA_DIR/request-log-spill/` until it is back."),
     ("ZENGATE_CLIENT_TIMEOUT", "30", "Seconds a client has to send a request's body (its head: gunicorn's keep-alive, "
      "5 s, or this if shorter); a slower one gets a 408 and is disconnected. Answers are never cut by it."),
     ("ZENGATE_MAX_HEADER_BYTES", "32768", "Largest request head (request line and headers) in bytes; larger → 431."),
-    ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where workers share metric values; wiped at start."),
+    ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where the workers share metric values; emptied at "
+     "start."),
 ]
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in TRUE_WORDS
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,7 @@ class Config:
     log_queue_max: int = 5000  # ZENGATE_LOG_QUEUE_MAX: request-log rows in memory before they spill to disk
     client_timeout: float = 30.0  # ZENGATE_CLIENT_TIMEOUT: seconds to send a request body (and at most the head)
     max_header_bytes: int = 32768  # ZENGATE_MAX_HEADER_BYTES: request line and headers together
+    allow_public_without_keys: bool = False  # ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS: /v1 open beyond loopback
 
     @property
     def spill_dir(self) -> Path:
@@ -119,6 +147,7 @@ class Config:
             log_queue_max=max(1, int(_env("ZENGATE_LOG_QUEUE_MAX", "5000"))),
             client_timeout=max(0.1, float(_env("ZENGATE_CLIENT_TIMEOUT", "30"))),
             max_header_bytes=max(1024, int(_env("ZENGATE_MAX_HEADER_BYTES", "32768"))),
+            allow_public_without_keys=_flag(_env("ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS", "")),
         )
 
     @property
@@ -156,8 +185,4 @@ def numbered_keys(name: str, environ, limit: int = 64) -> tuple[str, ...]:
 
 def is_loopback_bind(bind: str) -> bool:
     """True when a gunicorn bind address only listens on loopback (or a unix socket)."""
-    if bind.startswith("unix:"):
-        return True
-    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
-    host = host.strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
+    return is_loopback(bind)

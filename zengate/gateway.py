@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable
 
 from flask import current_app
 
 from . import auth, ids, routing
 from .catalog import ModelCatalog, load_models_file
 from .config import DEFAULT_ADMIN_PASSWORD, Config
+from .exposure import Access
 from .records import RequestRecord
 from .settings import Settings
 from .store.requestlog import RequestLogWriter
@@ -35,6 +37,8 @@ class Gateway:
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns()
         self.started_at = time.time()
+        # until the worker reports its sockets (gunicorn.conf.py, post_worker_init): the configured bind
+        self.access = Access.of((config.bind,), config.allow_public_without_keys)
         self.background = None
 
     def _log_cleared_at(self) -> dt.datetime | None:
@@ -44,7 +48,22 @@ class Gateway:
     def initialise_state(self) -> None:
         """First-start state: the instance's OpenCode session id and the admin password."""
         self.settings.ensure("opencode_session", lambda: ids.opencode_id("ses"))
-        self.settings.ensure("admin_password_hash", lambda: auth.initial_password_hash(self.config.admin_password))
+        auth.ensure_admin_password(self.settings, self.config.admin_password)
+
+    def listen_on(self, addresses: Iterable[str]) -> None:
+        """Judge access by the addresses the server really listens on (the worker's sockets)."""
+        self.access = Access.of(addresses, self.config.allow_public_without_keys)
+
+    def access_report(self) -> dict:
+        """Where the gateway listens and who may use ``/v1``, for the dashboard (admin session)."""
+        report = self.access.describe()
+        report["keys_required"] = self.keys_required()
+        report["open_without_keys"] = report["open_without_keys"] and not report["keys_required"]
+        return report
+
+    def keys_required(self) -> bool:
+        """Whether a ``/v1`` call needs an sk-zen key: ``require_auth``, or listening beyond loopback."""
+        return self.access.keys_required or self.settings.get("require_auth")
 
     def start_background(self) -> None:
         from .background import Background

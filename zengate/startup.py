@@ -1,31 +1,55 @@
-"""Checks made once by the gunicorn master before any worker starts."""
+"""Start-up: the work gunicorn's master has done in a child process before any worker starts.
+
+The child (``python -m zengate preflight``) migrates the database, checks the models file and
+stores the first-start state; it reports what it found of the admin password as one JSON line.
+The master then judges that against the addresses it really listens on (``zengate.exposure``,
+at ``when_ready``): it never imports the database layer itself (see docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+
 from . import auth, ids, prepare_database
-from .config import DEFAULT_ADMIN_PASSWORD, Config
+from .config import Config
 from .settings import Settings
 from .store.db import database
 
 
-def check_before_serving(config: Config) -> str | None:
-    """Migrate, create first-start state, and return why serving would be unsafe (or None)."""
+class StartupRefused(Exception):
+    """Serving would be unsafe or cannot work; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the master needs to judge its listeners."""
+
+    admin_password: auth.AdminPassword
+    require_auth: bool
+
+
+def prepare(config: Config) -> Prepared:
+    """Migrate, store first-start state, and return what the master needs to know of it."""
     from .catalog import ModelsFileError, load_models_file
 
     try:
         load_models_file(config.models_file)
     except ModelsFileError as exc:
-        return str(exc)
+        raise StartupRefused(str(exc)) from None
     prepare_database(config)
     try:
         settings = Settings()
         settings.ensure("opencode_session", lambda: ids.opencode_id("ses"))
-        stored = settings.ensure("admin_password_hash", lambda: auth.initial_password_hash(config.admin_password))
-        default = auth.check_password(stored, DEFAULT_ADMIN_PASSWORD)
+        try:
+            password = auth.ensure_admin_password(settings, config.admin_password)
+        except auth.PasswordRefused as exc:
+            raise StartupRefused(str(exc)) from None
+        return Prepared(password, bool(settings.get("require_auth")))
     finally:
         database.close()
-    if default and not config.bind_is_loopback:
-        return (f"refusing to listen on {config.bind}: the admin password is still the default 'admin'. "
-                "Set ZENGATE_ADMIN_PASSWORD (or run `python -m zengate admin set-password`), "
-                "or bind to loopback (ZENGATE_BIND=127.0.0.1:8462).")
-    return None
+
+
+def report(prepared: Prepared) -> str:
+    """The preflight's one line for the master."""
+    return json.dumps(asdict(prepared))

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -50,28 +61,328 @@ def test_admin_set_password(run):
     assert ok.returncode == 0 and "a-long-enough-password" not in ok.stdout + ok.stderr
 
 
-def test_preflight_refuses_public_bind_with_default_password(run):
-    refused = run("preflight", extra_env={"PORT": "8000"})
-    assert refused.returncode == 3 and "refusing to listen on 0.0.0.0:8000" in refused.stderr
-    assert run("preflight").returncode == 0  # loopback is fine
-    assert run("preflight", extra_env={"PORT": "8000", "ZENGATE_ADMIN_PASSWORD": "x" * 12}).returncode == 3  # first
-    # password was already stored as the default; setting one through the CLI lifts the refusal
-    assert run("admin", "set-password", "--password", "y" * 12).returncode == 0
-    assert run("preflight", extra_env={"PORT": "8000"}).returncode == 0
+def test_preflight_reports_the_first_start_state_for_the_master(run):
+    """The master judges the report against its listeners (tests/e2e/test_listeners_e2e.py)."""
+    def report(result):
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    first = report(run("preflight"))
+    assert first == {"admin_password": {"default": True, "stored_earlier": False, "variable_ignored": False},
+                     "require_auth": False}
+    assert report(run("preflight"))["admin_password"]["stored_earlier"] is True
+    short = run("preflight", extra_env={"ZENGATE_ADMIN_PASSWORD": "short"})
+    assert short.returncode == 3 and "at least 8 characters (it has 5)" in short.stderr and short.stdout == ""
+    # the variable replaces the stored default; later it is ignored, and the stderr line names the command
+    replaced = report(run("preflight", extra_env={"ZENGATE_ADMIN_PASSWORD": "x" * 12}))
+    assert replaced["admin_password"]["default"] is False
+    ignored = run("preflight", extra_env={"ZENGATE_ADMIN_PASSWORD": "y" * 12})
+    assert report(ignored)["admin_password"] == {"default": False, "stored_earlier": True, "variable_ignored": True}
+    assert "python -m zengate admin set-password" in ignored.stderr and "y" * 12 not in ignored.stderr
 
 
-def test_claude_environment_points_at_the_gateway(tmp_path):
-    import json
+# --------------------------------------------------------------------------- python -m zengate claude
 
-    from zengate.cli import claude_environment
-    from zengate.config import Config
+HEALTH = {"status": "ok", "version": "test", "database": "ok", "request_log": {}}
 
-    (tmp_path / ".claude.json").write_text(json.dumps({"theme": "dark"}))
-    env = claude_environment(Config(bind="0.0.0.0:9000"), tmp_path,
-                             {"ANTHROPIC_API_KEY": "sk-ant-real", "ZENGATE_API_KEY": "sk-zen-mine", "PATH": "/bin"})
-    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9000"
+
+class _Stub(BaseHTTPRequestHandler):
+    """Answers GET /healthz like zengate (or with what ``server.answer`` says); 404 JSON elsewhere."""
+
+    def do_GET(self):
+        status, body = self.server.answer if self.path == "/healthz" else (404, {"error": "not found"})
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    """A loopback HTTP server standing in for a gateway's /healthz; yields (server, url)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    server.answer = (200, HEALTH)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+FAKE_CLAUDE = """#!{python}
+import json, os, sys
+with open(os.environ["FAKE_CLAUDE_OUT"], "w") as out:
+    json.dump({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}, out)
+"""
+
+
+@pytest.fixture
+def claude_run(tmp_path):
+    """Run ``python -m zengate claude`` in a fresh folder with a fake ``claude`` on PATH and a fresh HOME.
+
+    Returns ``call(*args, env={...})`` → (CompletedProcess, what the fake claude saw or None).
+    """
+    bin_dir, home, project = tmp_path / "bin", tmp_path / "home", tmp_path / "project"
+    for folder in (bin_dir, home, project):
+        folder.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(FAKE_CLAUDE.format(python=sys.executable))
+    fake.chmod(0o755)
+    seen = tmp_path / "claude-saw.json"
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("ZENGATE_", "ANTHROPIC_", "CLAUDE_", "PORT", "HTTP_PROXY", "HTTPS_PROXY",
+                                 "http_proxy", "https_proxy"))}
+    base.update({"HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{base.get('PATH', '')}",
+                 "PYTHONPATH": str(ROOT), "FAKE_CLAUDE_OUT": str(seen)})
+
+    def call(*args: str, env: dict | None = None):
+        done = subprocess.run([sys.executable, "-m", "zengate", "claude", *args], cwd=project,
+                              env={**base, **(env or {})}, capture_output=True, text=True, timeout=60)
+        return done, (json.loads(seen.read_text()) if seen.exists() else None)
+
+    call.home, call.project = home, project
+    return call
+
+
+def test_claude_url_precedence_is_said_on_stderr(claude_run, stub):
+    _, url = stub
+    port = url.rsplit(":", 1)[1]
+    dead = f"http://127.0.0.1:{closed_port()}"
+    cases = [
+        (["--url", url + "/v1/"], {"ZENGATE_URL": dead, "ZENGATE_BIND": f"127.0.0.1:{closed_port()}"},
+         url, "(from --url)"),
+        ([], {"ZENGATE_URL": url, "PORT": str(closed_port()), "ZENGATE_BIND": f"127.0.0.1:{closed_port()}"},
+         url, "(from ZENGATE_URL)"),
+        ([], {"PORT": port, "ZENGATE_BIND": f"127.0.0.1:{closed_port()}"}, url, "(from PORT"),
+        ([], {"ZENGATE_BIND": f"0.0.0.0:{port}"}, url, "(from ZENGATE_BIND"),
+    ]
+    for args, env, expected, source in cases:
+        done, saw = claude_run(*args, "-p", "hi", env=env)
+        assert done.returncode == 0, done.stderr
+        first = done.stderr.splitlines()[0]  # the one line that says which URL and why
+        assert first.startswith(f"zengate: Claude Code will use the gateway at {expected} {source}"), first
+        assert saw["env"]["ANTHROPIC_BASE_URL"] == expected
+        assert saw["argv"] == ["-p", "hi"]  # our options are not passed on
+
+
+def test_claude_default_address_and_bind_forms():
+    from zengate.cli import ClaudeLaunchError, claude_state_file, gateway_address, url_for_bind
+
+    default = gateway_address(None, {})
+    assert default.url == "http://127.0.0.1:8462" and "none of --url, ZENGATE_URL, PORT, ZENGATE_BIND" in default.source
+    assert gateway_address(None, {"PORT": "9000", "ZENGATE_BIND": "10.0.0.1:1"}).url == "http://127.0.0.1:9000"
+    assert gateway_address(" http://gw.example:8462/ ", {}).url == "http://gw.example:8462"
+    assert url_for_bind("[::]:8462") == "http://127.0.0.1:8462"
+    assert url_for_bind("[::1]:8462") == "http://[::1]:8462"
+    assert url_for_bind("10.1.2.3:80") == "http://10.1.2.3:80"
+    assert claude_state_file({}, Path("/home/me")) == Path("/home/me/.claude.json")
+    assert claude_state_file({"CLAUDE_CONFIG_DIR": "/etc/cc"}, Path("/home/me")) == Path("/etc/cc/.claude.json")
+    with pytest.raises(ClaudeLaunchError, match="unix socket"):
+        url_for_bind("unix:/run/zengate.sock")
+    with pytest.raises(ClaudeLaunchError, match="not an http"):
+        gateway_address("127.0.0.1:8462", {})
+
+
+def test_claude_never_shows_a_password_in_the_url(claude_run):
+    dead = f"http://me:s3cret-pw@127.0.0.1:{closed_port()}"
+    done, saw = claude_run("--url", dead)
+    assert done.returncode == 1 and saw is None
+    assert "s3cret-pw" not in done.stderr and "me:***@127.0.0.1" in done.stderr
+
+
+def test_claude_says_when_the_gateway_is_not_there(claude_run, stub):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    done, saw = claude_run("-p", "hi", env={"ZENGATE_URL": dead})
+    assert done.returncode == 1 and saw is None  # claude never started
+    assert f"no gateway answers at {dead} (connection refused)" in done.stderr
+    assert "python -m zengate serve" in done.stderr and "--url URL" in done.stderr and "ZENGATE_URL" in done.stderr
+
+    server, url = stub
+    server.answer = (404, {"detail": "not here"})  # something else listens there
+    done, saw = claude_run("--url", url)
+    assert done.returncode == 1 and saw is None
+    assert f"{url}/healthz answered HTTP 404, but not as a zengate gateway does" in done.stderr
+
+    server.answer = (503, {**HEALTH, "status": "degraded", "database": "unavailable"})  # still serves /v1
+    done, saw = claude_run("--url", url)
+    assert done.returncode == 0 and saw["env"]["ANTHROPIC_BASE_URL"] == url
+
+
+def test_claude_environment_and_key(claude_run, stub):
+    _, url = stub
+    (claude_run.home / ".claude.json").write_text(json.dumps({"theme": "dark"}))
+    done, saw = claude_run("--url", url, env={"ANTHROPIC_API_KEY": "sk-ant-real", "ZENGATE_API_KEY": "sk-zen-mine"})
+    assert done.returncode == 0, done.stderr
+    env = saw["env"]
     assert env["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-mine" and "ANTHROPIC_API_KEY" not in env
-    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["PATH"] == "/bin"
-    assert json.loads((tmp_path / ".claude.json").read_text()) == {"theme": "dark", "hasCompletedOnboarding": True}
-    env = claude_environment(Config(bind="127.0.0.1:8462"), tmp_path / "fresh", {})
-    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8462" and env["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-local"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert "sk-zen-mine" not in done.stderr
+    state = json.loads((claude_run.home / ".claude.json").read_text())
+    assert state == {"theme": "dark", "hasCompletedOnboarding": True}  # no trust written without the flag
+    done, saw = claude_run("--url", url, "--key", "sk-zen-flag", "--", "--model", "x",
+                           env={"ZENGATE_API_KEY": "sk-zen-mine"})
+    assert saw["env"]["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-flag" and saw["argv"] == ["--model", "x"]
+    done, saw = claude_run("--url", url)
+    assert saw["env"]["ANTHROPIC_AUTH_TOKEN"] == "sk-zen-local"
+
+
+def test_claude_trusts_only_this_folder_and_keeps_the_rest(claude_run, stub):
+    _, url = stub
+    before = {"theme": "dark", "numStartups": 7, "hasCompletedOnboarding": True,
+              "projects": {"/elsewhere": {"allowedTools": ["Bash"], "hasTrustDialogAccepted": False}}}
+    (claude_run.home / ".claude.json").write_text(json.dumps(before))
+    done, saw = claude_run("--trust-this-folder", "--url", url, "-p", "hi")
+    assert done.returncode == 0, done.stderr
+    assert saw["argv"] == ["-p", "hi"] and saw["cwd"] == str(claude_run.project)
+    state = json.loads((claude_run.home / ".claude.json").read_text())
+    folder = str(claude_run.project)
+    assert f"marked {folder} as trusted" in done.stderr
+    assert set(state["projects"]) == {"/elsewhere", folder}
+    assert state["projects"]["/elsewhere"] == before["projects"]["/elsewhere"]  # another folder untouched
+    assert state["projects"][folder]["hasTrustDialogAccepted"] is True
+    assert {k: v for k, v in state.items() if k != "projects"} == {k: v for k, v in before.items() if k != "projects"}
+
+    # an existing entry for this folder keeps its own fields
+    state["projects"][folder] = {"allowedTools": ["Read"], "hasTrustDialogAccepted": False}
+    (claude_run.home / ".claude.json").write_text(json.dumps(state))
+    claude_run("--trust-this-folder", "--url", url)
+    entry = json.loads((claude_run.home / ".claude.json").read_text())["projects"][folder]
+    assert entry == {"allowedTools": ["Read"], "hasTrustDialogAccepted": True}
+
+
+def test_claude_state_follows_claude_config_dir(claude_run, stub, tmp_path):
+    _, url = stub
+    config_dir = tmp_path / "claude-config"
+    done, _ = claude_run("--trust-this-folder", "--url", url, env={"CLAUDE_CONFIG_DIR": str(config_dir)})
+    assert done.returncode == 0, done.stderr
+    state = json.loads((config_dir / ".claude.json").read_text())
+    assert state["hasCompletedOnboarding"] is True and str(claude_run.project) in state["projects"]
+    assert not (claude_run.home / ".claude.json").exists()
+
+
+def test_claude_never_clobbers_an_unreadable_state_file(claude_run, stub):
+    _, url = stub
+    (claude_run.home / ".claude.json").write_text("{not json")
+    done, saw = claude_run("--trust-this-folder", "--url", url)
+    assert done.returncode == 0 and saw is not None
+    assert (claude_run.home / ".claude.json").read_text() == "{not json"
+    assert "could not read" in done.stderr
+
+
+@pytest.fixture
+def no_claude(tmp_path, monkeypatch, stub):
+    """In-process: no claude anywhere (PATH nor .ci/node), a fake npm that installs one, a live /healthz."""
+    from zengate import cli
+
+    _, url = stub
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'npm-args'}\n"
+                   f"printf '#!/bin/sh\\n' > {bin_dir / 'claude'} && {shutil.which('chmod')} +x {bin_dir / 'claude'}\n")
+    npm.chmod(0o755)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ZENGATE_URL", url)
+    execs = []
+    monkeypatch.setattr(os, "execvpe", lambda binary, argv, env: execs.append((binary, argv, env)))
+    return cli, tmp_path, execs
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_claude_missing_without_a_terminal_says_the_command(no_claude, monkeypatch, capsys):
+    cli, tmp_path, execs = no_claude
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a terminal: never asks, never installs
+    assert cli.main(["claude", "-p", "hi"]) == 127
+    err = capsys.readouterr().err
+    assert "Claude Code is not installed. Install it with: npm install -g @anthropic-ai/claude-code" in err
+    assert "[y/N]" not in err and not (tmp_path / "npm-args").exists() and execs == []
+
+
+def test_claude_missing_on_a_terminal_asks_then_installs(no_claude, monkeypatch, capsys):
+    cli, tmp_path, execs = no_claude
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    assert cli.main(["claude"]) == 127
+    assert "Install it now with npm? [y/N]" in capsys.readouterr().err and not (tmp_path / "npm-args").exists()
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    cli.main(["claude", "-p", "hi"])
+    assert (tmp_path / "npm-args").read_text().split() == ["install", "-g", "@anthropic-ai/claude-code"]
+    assert [(binary, argv) for binary, argv, _ in execs] == [(str(tmp_path / "bin" / "claude"),
+                                                             [str(tmp_path / "bin" / "claude"), "-p", "hi"])]
+
+
+def test_serve_passes_gunicorn_arguments_on():
+    from zengate.cli import build_parser, split_arguments
+
+    assert split_arguments("serve", ["--workers", "4", "-b", "127.0.0.1:9"]) == ([], ["--workers", "4", "-b",
+                                                                                      "127.0.0.1:9"])
+    assert split_arguments("claude", ["--url=http://x", "--key", "k", "--trust-this-folder", "-p", "--url"]) == (
+        ["--url=http://x", "--key", "k", "--trust-this-folder"], ["-p", "--url"])
+    assert split_arguments("claude", ["--", "--url", "x"]) == ([], ["--url", "x"])
+    assert build_parser().parse_args(["claude", "--url", "http://x"]).url == "http://x"
+
+
+CLAUDE_CODE = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
+
+
+@pytest.mark.skipif(not CLAUDE_CODE.exists(), reason="the pinned Claude Code CLI is not in .ci/node "
+                    "(bash .ci/install --dev puts it there)")
+def test_real_claude_code_opens_at_the_prompt_only_with_the_trust_flag(tmp_path, stub):
+    """The pinned Claude Code CLI, interactive in a pseudo-terminal: the state keys really skip its questions."""
+    _, url = stub
+
+    def screen(*flags: str) -> str:
+        home, project = tmp_path / f"home{len(flags)}", tmp_path / f"project{len(flags)}"
+        home.mkdir()
+        project.mkdir()
+        env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "xterm-256color",
+               "PYTHONPATH": str(ROOT), "ZENGATE_URL": url}
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: becomes python -m zengate claude, then claude
+            os.chdir(project)
+            os.execve(sys.executable, [sys.executable, "-m", "zengate", "claude", *flags], env)
+        seen, deadline = "", time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    seen += re.sub(r"\x1b(\[[0-9;?]*[a-zA-Z]|\][^\x07]*\x07|[=>()][0-9A-Za-z]?)|\s", "",
+                                   chunk.decode("utf-8", "replace"))
+                if "trustthisfolder" in seen or "shift+tab" in seen:
+                    break
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(fd)
+        return seen
+
+    asked = screen()
+    assert "Itrustthisfolder" in asked, asked[-2000:]  # without the flag Claude Code asks
+    opened = screen("--trust-this-folder")
+    assert "shift+tab" in opened and "trustthisfolder" not in opened, opened[-2000:]  # straight to the prompt

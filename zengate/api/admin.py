@@ -170,7 +170,8 @@ def login():
         raise ApiError(401, "wrong password", kind="auth")
     limiter.succeeded(address)
     token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
-    info = {"expires_at": auth.iso(expires), "default_password": gw.admin_password_is_default()}
+    info = {"expires_at": auth.iso(expires), "default_password": gw.admin_password_is_default(),
+            "access": gw.access_report()}
     if not cookie:
         return jsonify({"token": token, **info})
     response = make_response(jsonify({"cookie": True, **info}))
@@ -184,7 +185,8 @@ def session():
     gw = current_gateway()
     if not auth.session_valid(admin_token()):
         return jsonify({"authenticated": False})
-    return jsonify({"authenticated": True, "default_password": gw.admin_password_is_default()})
+    return jsonify({"authenticated": True, "default_password": gw.admin_password_is_default(),
+                    "access": gw.access_report()})
 
 
 @bp.post("/logout")

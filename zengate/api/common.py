@@ -35,11 +35,15 @@ def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
 
 
 def authenticate(gw: Gateway, record: RequestRecord) -> None:
-    """Check the client's sk-zen key when ``require_auth`` is on (401 otherwise)."""
+    """Check the client's sk-zen key when keys are required (401 otherwise).
+
+    They are when ``require_auth`` is on, and always while the gateway listens beyond loopback
+    unless the operator opened it (``Gateway.keys_required``).
+    """
     presented = auth.presented_key(request.headers)
     if presented and presented.startswith(auth.KEY_PREFIX):
         record.key_prefix = auth.key_prefix(presented)
-    if not gw.settings.get("require_auth"):
+    if not gw.keys_required():
         return
     try:
         key_id = auth.verify_key(presented, gw.key_cache)
@@ -48,7 +52,7 @@ def authenticate(gw: Gateway, record: RequestRecord) -> None:
                        "retry shortly", headers={"Retry-After": str(DB_RETRY_AFTER)}, kind="gateway") from None
     if key_id is None:
         message = ("this gateway requires an API key: send an active sk-zen key as "
-                   "'Authorization: Bearer sk-zen-…' or 'x-api-key'")
+                   "'Authorization: Bearer sk-zen-...' or 'x-api-key'")
         if presented:
             message = "invalid or revoked API key; " + message.split(": ", 1)[1]
         raise ApiError(401, message, kind="auth")

@@ -65,6 +65,9 @@ function showApp(session) {
   $("#app").hidden = false;
   $("#nav-proxy").hidden = !proxyApi;
   $("#default-password-banner").hidden = !session.default_password;
+  const open = Boolean(session.access && session.access.open_without_keys);
+  $("#open-access-banner").hidden = !open;
+  $("#open-access-where").textContent = open ? session.access.listening.join(", ") : "";
   route({ focus: false });
 }
 
