@@ -1,5 +1,5 @@
 """WSGI entry point: ``gunicorn -c gunicorn.conf.py app:app``."""
 
-from zengate import create_app
+from zengate.web import create_app
 
 app = create_app()

@@ -86,8 +86,8 @@ _prepare_metrics_dir()
 
 bind = [_config.bind]
 workers = _config.workers
-# gevent, with a deadline on request heads and gunicorn's own refusals answered in JSON (zengate/worker.py)
-worker_class = "zengate.worker.ZengateWorker"
+# gevent, with a deadline on request heads and gunicorn's own refusals answered in JSON (zengate/runtime/worker.py)
+worker_class = "zengate.runtime.worker.ZengateWorker"
 worker_connections = int(os.environ.get("ZENGATE_WORKER_CONNECTIONS", "4096"))
 # Async workers notify the master from their own loop, so a long stream is never cut by this;
 # it only restarts a worker whose loop is stuck.
@@ -109,7 +109,7 @@ loglevel = _config.log_level
 accesslog = None
 errorlog = "-"
 if _config.log_format == "json":
-    from zengate.logs import gunicorn_json_logger
+    from zengate.runtime.logs import gunicorn_json_logger
 
     logger_class = gunicorn_json_logger()
 proc_name = "zengate"
@@ -135,8 +135,8 @@ def _preflight():
 
 def _check_listeners(server):
     """Judge the addresses gunicorn really opened (however the bind was given): refuse the default
-    admin password beyond loopback, and say who may use /v1 (zengate/exposure.py)."""
-    from zengate import exposure
+    admin password beyond loopback, and say who may use /v1 (zengate/runtime/exposure.py)."""
+    from zengate.runtime import exposure
 
     addresses = [exposure.socket_address(lnr) for lnr in server.LISTENERS] or [
         exposure.configured_address(a) for a in server.cfg.address]  # reuse_port: the workers open them
@@ -166,7 +166,7 @@ def on_reload(server):
 
 
 def post_worker_init(worker):
-    from zengate.exposure import socket_address
+    from zengate.runtime.exposure import socket_address
 
     worker.cfg.set("graceful_timeout", STREAM_GRACE)  # this worker's grace for open streams
     gateway = worker.wsgi.extensions["zengate"]

@@ -67,8 +67,8 @@ class ServerLikeClient(FlaskClient):
 @pytest.fixture
 def make_app(tmp_path, upstream):
     """Build an app on a fresh SQLite file (or ``database_url``) in front of the fake upstream."""
-    from zengate import create_app
     from zengate.config import Config
+    from zengate.web import create_app
 
     def build(**overrides):
         config = Config(
@@ -154,9 +154,9 @@ def pg_url():
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     """A migrated SQLite database file, bound to the store for the test."""
-    from zengate import prepare_database
     from zengate.config import Config
     from zengate.store.db import database
+    from zengate.store.migrate import prepare_database
 
     path = tmp_path / "zengate.db"
     prepare_database(Config(database_url=f"sqlite:///{path}"))

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _open_store():
-    from . import prepare_database
     from .config import Config
+    from .store.migrate import prepare_database
 
     config = Config.from_env()
     prepare_database(config)
@@ -33,9 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from . import prepare_database
     from .config import Config
-    from .store.migrate import applied
+    from .store.migrate import applied, prepare_database
 
     config = Config.from_env()
     prepare_database(config)
@@ -97,8 +96,8 @@ def cmd_preflight(_args: argparse.Namespace) -> int:
     gunicorn's master runs this before any worker starts and judges the line against the
     addresses it listens on (gunicorn.conf.py, ``when_ready``); exit 3 means do not serve.
     """
-    from . import startup
     from .config import Config
+    from .runtime import startup
 
     try:
         prepared = startup.prepare(Config.from_env())

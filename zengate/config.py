@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .exposure import is_loopback
+from .runtime.exposure import is_loopback
 
 DEFAULT_UPSTREAM_URL = "https://opencode.ai/zen/v1"
 DEFAULT_GO_UPSTREAM_URL = "https://opencode.ai/zen/go/v1"

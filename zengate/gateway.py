@@ -9,11 +9,12 @@ from collections.abc import Iterable
 
 from flask import current_app
 
-from . import auth, ids, routing
-from .catalog import ModelCatalog, load_models_file
+from . import auth, ids
 from .config import DEFAULT_ADMIN_PASSWORD, Config
-from .exposure import Access
-from .records import RequestRecord
+from .exchange import routing
+from .exchange.catalog import ModelCatalog, load_models_file
+from .exchange.records import RequestRecord
+from .runtime.exposure import Access
 from .settings import Settings
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
@@ -66,7 +67,7 @@ class Gateway:
         return self.access.keys_required or self.settings.get("require_auth")
 
     def start_background(self) -> None:
-        from .background import Background
+        from .runtime.background import Background
 
         if self.background is None:
             self.background = Background(self)
@@ -74,7 +75,7 @@ class Gateway:
 
     def stop_background(self) -> None:
         """Stop the loop and flush the request log (worker exit)."""
-        from .background import flush_all
+        from .runtime.background import flush_all
 
         if self.background is not None:
             self.background.stop()

@@ -210,7 +210,7 @@ def _model_protocols(value: dict) -> str | None:
 def _catalog_check(check) -> Callable[[Any], str | None]:
     """Adapt a catalog validator (raising ModelsFileError) to a setting check."""
     def run(value: Any) -> str | None:
-        from .catalog import ModelsFileError
+        from .exchange.catalog import ModelsFileError
 
         try:
             check(value)
@@ -221,20 +221,20 @@ def _catalog_check(check) -> Callable[[Any], str | None]:
 
 
 def _check_overrides(value: dict) -> None:
-    from .catalog import check_model_entry
+    from .exchange.catalog import check_model_entry
 
     for model_id, entry in value.items():
         check_model_entry(model_id, entry, "model_overrides")
 
 
 def _check_auto(value: dict) -> None:
-    from .catalog import check_auto
+    from .exchange.catalog import check_auto
 
     check_auto(value, "auto_routes")
 
 
 def _check_fallbacks(value: dict) -> None:
-    from .catalog import ModelsFileError
+    from .exchange.catalog import ModelsFileError
 
     for model_id, chain in value.items():
         if not isinstance(chain, list) or not all(isinstance(m, str) and m for m in chain):

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(args.repo))
         from flask import Flask, jsonify
 
-        from zengate import create_app, ids
+        from zengate import ids
         from zengate.store.models import RequestLog
+        from zengate.web import create_app
 
         app = create_app()
         log_file = open(workdir / "app.log", "w")  # closed below

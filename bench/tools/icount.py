@@ -66,7 +66,7 @@ def child() -> None:
     os.environ.update({"ZENGATE_UPSTREAM_URL": os.environ["UP"], "ZENGATE_GO_UPSTREAM_URL": os.environ["UP"],
                        "ZENGATE_DATA_DIR": str(workdir), "DATABASE_URL": f"sqlite:///{workdir / 'z.db'}",
                        "ZENGATE_ADMIN_PASSWORD": "icount-" + os.urandom(6).hex(), "ZENGATE_LOG_LEVEL": "info"})
-    from zengate import create_app
+    from zengate.web import create_app
 
     app = create_app()
     for handler in logging.getLogger().handlers:
@@ -98,7 +98,7 @@ def _bench_hooks(worker):
     helper = ctypes.CDLL(os.environ["ICOUNT_HELPER"])
     # Under callgrind every request outlasts the worker's turn slice, so each would take a turn of
     # the event loop, as 1 % of them do at concurrency 1 in real time: count the requests' own work.
-    from zengate import helpers
+    from zengate.runtime import helpers
     helpers.TURN_SLICE = float("inf")
     signal.signal(signal.SIGRTMIN + 2, lambda *_: helper.cg_zero())
     signal.signal(signal.SIGRTMIN + 3, lambda *_: helper.cg_dump())

@@ -45,7 +45,7 @@ _HOOKS = """
 def _bench_hooks(worker):
     import json, signal, time
     import gevent.socket
-    from zengate import helpers
+    from zengate.runtime import helpers
 
     calls = []  # (start, end, what, fd, bytes, thread CPU time at the start, at the end)
     clock, cpu = time.perf_counter, time.thread_time

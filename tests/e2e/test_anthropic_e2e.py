@@ -21,8 +21,8 @@ from tests.support.fake_upstream import (
     openai_tool_calls,
 )
 from tests.support.gateway import GatewayProcess
-from zengate.catalog import ANTHROPIC_BETAS
-from zengate.protocols.anthropic import GATEWAY_SIGNATURE
+from zengate.dialects.anthropic import GATEWAY_SIGNATURE
+from zengate.exchange.catalog import ANTHROPIC_BETAS
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway import ADMIN_PASSWORD, GatewayProcess
-from zengate.openapi import SPEC
+from zengate.web.openapi import SPEC
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""anthropic-beta values on their way to an Anthropic-protocol upstream (zengate.exchange)."""
+"""anthropic-beta values on their way to an Anthropic-protocol upstream (zengate.exchange.serve)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from tests.support.fixtures import load_fixture
-from zengate import exchange
-from zengate.catalog import ANTHROPIC_BETAS, ModelCatalog, parse_models_file
-from zengate.exchange import allowed_headers, filter_betas
+from zengate.exchange import serve as exchange
+from zengate.exchange.catalog import ANTHROPIC_BETAS, ModelCatalog, parse_models_file
+from zengate.exchange.serve import allowed_headers, filter_betas
 
 # What Claude Code 2.1.197 sends (tests/fixtures/clients/cc_interactive_tmux.json), and what goes on.
 CLAUDE_CODE = ("claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14,"
@@ -28,7 +28,7 @@ def fresh_worker(monkeypatch):
 
 
 def dropped_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "zengate.exchange"]
+    return [r.getMessage() for r in caplog.records if r.name == "zengate.exchange.serve"]
 
 
 def test_known_betas_pass_in_order_and_unknown_ones_are_dropped():
@@ -89,7 +89,7 @@ def test_each_distinct_value_is_worked_out_once(monkeypatch):
 
 
 def test_a_dropped_beta_is_logged_once_per_worker(caplog, monkeypatch):
-    caplog.set_level(logging.INFO, logger="zengate.exchange")
+    caplog.set_level(logging.INFO, logger="zengate.exchange.serve")
     for _ in range(3):
         allowed_headers(Headers([("anthropic-beta", CLAUDE_CODE)]))
         allowed_headers(Headers([("anthropic-beta", "thinking-token-count-2026-05-13,effort-2025-11-24")]))

@@ -1,4 +1,4 @@
-"""Anthropic error bodies and request validation (zengate.protocols.anthropic)."""
+"""Anthropic error bodies and request validation (zengate.dialects.anthropic)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import copy
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests
-from zengate.exchange import anthropic_upstream_body
-from zengate.protocols.anthropic import (
+from zengate.dialects.anthropic import (
     GATEWAY_SIGNATURE,
     error_body,
     is_gateway_signature,
     validate_messages_request,
     without_gateway_thinking,
 )
-from zengate.protocols.errors import ProtocolError
+from zengate.dialects.errors import ProtocolError
+from zengate.exchange.serve import anthropic_upstream_body
 
 
 def minimal(**overrides) -> dict:

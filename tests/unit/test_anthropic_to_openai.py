@@ -10,14 +10,14 @@ import re
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
-from zengate.protocols.anthropic import GATEWAY_SIGNATURE
-from zengate.protocols.anthropic_to_openai import (
+from zengate.dialects.anthropic import GATEWAY_SIGNATURE
+from zengate.dialects.anthropic_to_openai import (
     StreamToAnthropic,
     request_to_openai,
     response_from_openai,
 )
-from zengate.protocols.errors import ProtocolError
-from zengate.protocols.translate_common import (
+from zengate.dialects.errors import ProtocolError
+from zengate.dialects.translate_common import (
     ToolNames,
     anthropic_usage,
     is_context_length_error,

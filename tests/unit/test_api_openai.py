@@ -166,13 +166,13 @@ def test_request_log_records_the_exchange(client, gateway, admin_headers):
 def test_a_json_answer_is_logged_once_it_has_gone_out(client, gateway, monkeypatch):
     """The record (log row, metrics, log line) is finished when the server closes the answer, not
     before its bytes go out; the latency logged still ends when the answer was ready."""
-    import zengate.records
+    import zengate.exchange.records
 
     gateway.request_log._queue.clear()
     response = client.post(CHAT, json=HELLO, buffered=False)
     assert response.status_code == 200 and not gateway.request_log._queue  # answered, not yet logged
-    ready = zengate.records.time.perf_counter()
-    monkeypatch.setattr(zengate.records.time, "perf_counter", lambda: ready + 60.0)  # a slow close
+    ready = zengate.exchange.records.time.perf_counter()
+    monkeypatch.setattr(zengate.exchange.records.time, "perf_counter", lambda: ready + 60.0)  # a slow close
     assert response.get_json()["choices"][0]["message"]["content"] == "Hello from upstream"
     response.close()
     (row,) = gateway.request_log._queue

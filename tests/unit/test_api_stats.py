@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.support.gateway import ADMIN_PASSWORD
-from zengate.api.stats import P95_SAMPLE, percentile
 from zengate.store.models import RequestLog, utcnow
+from zengate.web.admin.stats import P95_SAMPLE, percentile
 
 
 def add_rows(*rows: dict) -> list[int]:
@@ -177,7 +177,7 @@ def test_truncated_bodies_come_back_as_text(client, admin_headers):
 
 
 def test_p95_over_a_capped_sample(client, admin_headers, monkeypatch):
-    import zengate.api.stats as stats
+    import zengate.web.admin.stats as stats
 
     monkeypatch.setattr(stats, "P95_SAMPLE", 10)
     add_rows(*({"latency_ms": 1000.0, "created_at": ago(minutes=40)} for _ in range(20)))

@@ -7,9 +7,10 @@ import importlib.util
 import pytest
 from flask import Flask
 
-from zengate import ids, routing
-from zengate.catalog import ModelCatalog
+from zengate import ids
 from zengate.config import Config, is_loopback_bind
+from zengate.exchange import routing
+from zengate.exchange.catalog import ModelCatalog
 
 
 def test_config_defaults(monkeypatch):
@@ -88,7 +89,7 @@ def test_base62_maps_bytes_evenly_and_drops_the_uneven_ones(monkeypatch):
 
 
 def test_gateway_flask_checks_each_function_once_and_still_runs_async_views(monkeypatch):
-    from zengate import GatewayFlask
+    from zengate.web import GatewayFlask
 
     app = GatewayFlask(__name__)
     checks = []

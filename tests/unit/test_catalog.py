@@ -1,10 +1,10 @@
-"""The built-in model knowledge and the models file's anthropic_betas section (zengate.catalog)."""
+"""The built-in model knowledge and the models file's anthropic_betas section (zengate.exchange.catalog)."""
 
 from __future__ import annotations
 
 import pytest
 
-from zengate.catalog import (
+from zengate.exchange.catalog import (
     ANTHROPIC_BETAS,
     BUILTIN,
     DEFAULT_AUTO,

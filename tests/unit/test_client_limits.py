@@ -12,8 +12,8 @@ import pytest
 from gunicorn.http import errors as http_errors
 from gunicorn.http.message import Request
 
-from zengate.client_limits import ClientTooSlow, DeadlineInput, head_bytes
-from zengate.worker import error_response, request_path, status_of
+from zengate.runtime.worker import error_response, request_path, status_of
+from zengate.web.client_limits import ClientTooSlow, DeadlineInput, head_bytes
 
 CHAT = {"model": "big-pickle", "messages": [{"role": "user", "content": "hi"}]}
 

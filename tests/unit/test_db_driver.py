@@ -54,8 +54,8 @@ def _run(code: str, database_url: str, **extra_env: str) -> str:
 
 @pytest.mark.parametrize("explicit_url", [False, True])
 def test_sqlite_process_never_loads_psycopg2(explicit_url, tmp_path):
-    # zengate.api.stats first: the one module outside the store that uses peewee
-    code = "import sys, zengate.api.stats, zengate.store.db, zengate.store.models, app; " \
+    # zengate.web.admin.stats first: the one module outside the store that uses peewee
+    code = "import sys, zengate.web.admin.stats, zengate.store.db, zengate.store.models, app; " \
            "print(sorted(m for m in sys.modules if m.startswith('psycopg2')))"
     url = f"sqlite:///{tmp_path}/zengate.db" if explicit_url else ""
     env = {"ZENGATE_DATA_DIR": str(tmp_path), "ZENGATE_UPSTREAM_URL": "http://127.0.0.1:9"}

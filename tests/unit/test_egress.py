@@ -17,7 +17,7 @@ import responses
 from tests.support.fake_upstream import error, openai_text
 from tests.support.gateway import ADMIN_PASSWORD
 from tests.support.http_proxy import LocalGeonode, LocalProxy, closed_port
-from zengate.records import RequestRecord
+from zengate.exchange.records import RequestRecord
 from zengate.settings import SPECS
 from zengate.upstream.client import UpstreamError, transport_error
 from zengate.upstream.egress import Egress, failure_reason
@@ -656,7 +656,7 @@ def test_proxy_settings_are_ordinary_settings(proxy_app):
 def test_closing_a_stream_while_the_heartbeat_reader_reads_it():
     """relay.close_upstream: a close that raises (gevent: the reader greenlet holds the buffered reader)
     shuts the socket down instead, which ends the reader's read."""
-    from zengate import relay
+    from zengate.exchange import relay
 
     class Sock:
         shut = False

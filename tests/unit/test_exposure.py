@@ -6,9 +6,10 @@ import socket
 
 import pytest
 
-from zengate import auth, exposure
+from zengate import auth
 from zengate.config import Config
-from zengate.exposure import Access
+from zengate.runtime import exposure
+from zengate.runtime.exposure import Access
 from zengate.settings import Settings
 from zengate.store.models import AdminSession
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from zengate.protocols.anthropic import GATEWAY_SIGNATURE
-from zengate.protocols.anthropic_to_openai import StreamToAnthropic, response_from_openai
-from zengate.protocols.errors import ProtocolError
-from zengate.protocols.fold import fold_anthropic_events, fold_openai_chunks
-from zengate.protocols.translate_common import ToolNames
+from zengate.dialects.anthropic import GATEWAY_SIGNATURE
+from zengate.dialects.anthropic_to_openai import StreamToAnthropic, response_from_openai
+from zengate.dialects.errors import ProtocolError
+from zengate.dialects.fold import fold_anthropic_events, fold_openai_chunks
+from zengate.dialects.translate_common import ToolNames
 
 
 def chunk(delta, finish=None, **extra):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gateway import ADMIN_PASSWORD
-from zengate.api.common import header_value
+from zengate.web.client.common import header_value
 
 
 def test_huge_request_id_is_404_not_an_overflow(client, admin_headers):

@@ -1,4 +1,4 @@
-"""start_helper (zengate/helpers.py): a greenlet under gevent, a daemon thread otherwise."""
+"""start_helper (zengate/runtime/helpers.py): a greenlet under gevent, a daemon thread otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import gevent
 
-from zengate import helpers
+from zengate.runtime import helpers
 
 
 def test_outside_gevent_a_daemon_thread_runs_it():

@@ -126,7 +126,7 @@ def test_admin_api_answers_a_deep_body_with_a_400(client, admin_headers, path):
 
 @pytest.mark.parametrize("levels", [3, 8, 63, 64, 65])
 def test_depth_is_counted_through_lists_and_objects_alike(levels):
-    from zengate.api.limits import too_deep
+    from zengate.web.input_limits import too_deep
 
     value: object = "leaf"
     for level in range(levels):  # alternately an object and a list around the level below

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from tests.support.sinks import RowSink
-from zengate import logs
-from zengate.records import RequestRecord
+from zengate.exchange.records import RequestRecord
+from zengate.runtime import logs
 
 FORGED = "big-pickle\r\n2026-01-01 00:00:00,000 INFO zengate.request [1] Set-Cookie: pwned=1"
 

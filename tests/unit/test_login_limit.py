@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from tests.support.gateway import ADMIN_PASSWORD
-from zengate.api.admin import LIMITER_KEY
-from zengate.api.loginlimit import LoginLimiter
+from zengate.web.admin.admin import LIMITER_KEY
+from zengate.web.admin.loginlimit import LoginLimiter
 
 
 class Clock:

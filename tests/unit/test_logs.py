@@ -10,8 +10,8 @@ import pytest
 from tests.support.fake_upstream import error
 from tests.support.gateway import ADMIN_PASSWORD
 from tests.support.sinks import RowSink
-from zengate import logs
-from zengate.records import RequestRecord
+from zengate.exchange.records import RequestRecord
+from zengate.runtime import logs
 from zengate.store.models import RequestLog
 
 

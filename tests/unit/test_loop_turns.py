@@ -1,5 +1,5 @@
 """Long database work leaves the worker's event loop free: request-log batches in turns, SQLite
-checkpoints in a native thread, bookkeeping in idle moments (zengate/helpers.py,
+checkpoints in a native thread, bookkeeping in idle moments (zengate/runtime/helpers.py,
 zengate/store/requestlog.py, zengate/store/wal.py, RequestRecord.finish_later).
 
 Under gunicorn's gevent worker every request is served from one OS thread, so these run here
@@ -21,12 +21,13 @@ import gevent
 import pytest
 from gevent.socket import wait_read
 
-from zengate import helpers, prepare_database
 from zengate.config import Config
-from zengate.records import RequestRecord
+from zengate.exchange.records import RequestRecord
+from zengate.runtime import helpers
 from zengate.store import spill as spill_mod
 from zengate.store import wal
 from zengate.store.db import database
+from zengate.store.migrate import prepare_database
 from zengate.store.models import RequestLog, utcnow
 from zengate.store.requestlog import BATCH_ROWS, RequestLogWriter
 
@@ -336,7 +337,10 @@ def test_a_record_finished_later_keeps_its_latency_and_is_written_once(db_path, 
     record.finish_later(200)
     assert writer.pending == 0 and not record.done  # the caller went on
     time.sleep(0.2)  # the next request, say (blocking: the loop cannot run meanwhile)
-    gevent.sleep(0.001)
+    assert not record.done
+    deadline = time.monotonic() + 2
+    while not record.done and time.monotonic() < deadline:
+        gevent.sleep(0.005)  # the loop's turns: the idle greenlet runs in the first idle moment
     assert record.done and writer.pending == 1
     record.finish(500)  # a second finish does nothing
     assert writer.flush(force=True) == 1

@@ -110,7 +110,7 @@ def test_a_request_counts_by_route_model_and_status(client, admin_headers, up_de
 
 def test_free_form_model_names_cannot_grow_the_series(client, admin_headers, monkeypatch):
     """Unknown model names are passed upstream; past the cap they count as "other", catalog models never do."""
-    from zengate import metrics
+    from zengate.runtime import metrics
 
     monkeypatch.setattr(metrics, "MAX_MODEL_LABELS", 0)
     monkeypatch.setattr(metrics, "_model_labels", {})

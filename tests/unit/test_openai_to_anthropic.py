@@ -8,15 +8,15 @@ import re
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
-from zengate.protocols.anthropic import validate_messages_request
-from zengate.protocols.anthropic_to_openai import request_to_openai
-from zengate.protocols.errors import ProtocolError
-from zengate.protocols.openai_to_anthropic import (
+from zengate.dialects.anthropic import validate_messages_request
+from zengate.dialects.anthropic_to_openai import request_to_openai
+from zengate.dialects.errors import ProtocolError
+from zengate.dialects.openai_to_anthropic import (
     StreamToOpenAI,
     request_to_anthropic,
     response_from_anthropic,
 )
-from zengate.protocols.translate_common import ToolNames
+from zengate.dialects.translate_common import ToolNames
 
 ANTHROPIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")

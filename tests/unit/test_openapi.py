@@ -22,7 +22,7 @@ def test_spec_paths_match_the_url_map(app, client):
     routed = {(_openapi_path(rule.rule), method) for rule in app.url_map.iter_rules()
               for method in rule.methods - IMPLICIT if _openapi_path(rule.rule) not in NOT_DESCRIBED}
     assert described - routed == set(), "described but not routed"
-    assert routed - described == set(), "routed but not described in zengate/openapi.py"
+    assert routed - described == set(), "routed but not described in zengate/web/openapi.py"
 
 
 def test_every_operation_has_responses_and_refs_resolve(client):

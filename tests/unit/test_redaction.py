@@ -1,4 +1,4 @@
-"""zengate.redaction: key-like strings masked in stored bodies; prose and code left alone."""
+"""zengate.store.redaction: key-like strings masked in stored bodies; prose and code left alone."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 
 from tests.support.fixtures import fixture_requests
 from tests.support.sinks import RowSink
-from zengate import logs, redaction
-from zengate.errors import from_upstream
-from zengate.records import RequestRecord
-from zengate.redaction import MASK, redact_secrets, redact_stored
+from zengate.exchange.records import RequestRecord
+from zengate.runtime import logs
+from zengate.store import redaction
+from zengate.store.redaction import MASK, redact_secrets, redact_stored
 from zengate.store.requestlog import _db_row
 from zengate.upstream.client import UpstreamError
+from zengate.web.errors import from_upstream
 
 ZEN = "sk-zen-" + "Q2xhdWRlSXNHcmVhdDEyMzQ1Njc4OTBhYmNkZWZnaGlqa2w"
 OPENAI = "sk-proj-" + "4fGh7Kq9Zx2Lm8Np3Rt6Vw1Yb5Cd0Ef"

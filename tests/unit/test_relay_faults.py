@@ -15,10 +15,10 @@ import urllib3
 from urllib3.exceptions import IncompleteRead, InvalidChunkLength, ProtocolError, ReadTimeoutError
 
 from tests.support.sinks import RowSink
-from zengate import relay
-from zengate.adapters import NOT_AN_OBJECT, NOT_JSON, AnthropicPassthrough, OpenAIPassthrough, _json
-from zengate.protocols.sse import Event
-from zengate.records import RequestRecord
+from zengate.dialects.sse import Event
+from zengate.exchange import relay
+from zengate.exchange.adapters import NOT_AN_OBJECT, NOT_JSON, AnthropicPassthrough, OpenAIPassthrough, _json
+from zengate.exchange.records import RequestRecord
 from zengate.upstream.client import UpstreamError
 
 
@@ -199,7 +199,7 @@ def test_a_complete_stream_is_unchanged(body):
 def test_a_stream_is_logged_before_its_end_goes_out_even_in_a_gevent_worker(body, monkeypatch):
     """Not left for an idle moment (as a JSON answer's record is): the next stream's first token
     would share the worker with that bookkeeping."""
-    from zengate import helpers
+    from zengate.runtime import helpers
 
     monkeypatch.setattr(helpers, "_under_gevent", lambda: True)  # when_idle would queue, as in a worker
     monkeypatch.setattr(helpers, "_idle_work", None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from tests.support.sinks import RowSink
-from zengate.adapters import OpenAIPassthrough
-from zengate.exchange import openai_upstream_body
-from zengate.protocols.sse import SSEParser
-from zengate.records import RequestRecord
-from zengate.routing import Route
+from zengate.dialects.sse import SSEParser
+from zengate.exchange.adapters import OpenAIPassthrough
+from zengate.exchange.records import RequestRecord
+from zengate.exchange.routing import Route
+from zengate.exchange.serve import openai_upstream_body
 from zengate.upstream.client import UpstreamError
 
 

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zengate import prepare_database
 from zengate.config import Config
 from zengate.settings import Settings
 from zengate.store import retention
 from zengate.store.db import database
+from zengate.store.migrate import prepare_database
 from zengate.store.models import RequestLog, Setting, utcnow
 
 

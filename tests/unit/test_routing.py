@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from zengate.catalog import ModelCatalog, parse_models_file
 from zengate.config import Config, numbered_keys
-from zengate.routing import (
+from zengate.exchange.catalog import ModelCatalog, parse_models_file
+from zengate.exchange.routing import (
     Cooldowns,
     Features,
     Router,

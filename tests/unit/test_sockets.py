@@ -1,4 +1,4 @@
-"""zengate.sockets.send_all: everything arrives, in order, whatever ``send`` takes at a time."""
+"""zengate.runtime.sockets.send_all: everything arrives, in order, whatever ``send`` takes at a time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from zengate.sockets import send_all
+from zengate.runtime.sockets import send_all
 
 
 class StingySocket:

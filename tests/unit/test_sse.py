@@ -1,4 +1,4 @@
-from zengate.protocols.sse import SSEParser, encode_data, encode_event, parse_stream
+from zengate.dialects.sse import SSEParser, encode_data, encode_event, parse_stream
 
 
 def test_events_split_anywhere_are_reassembled():

@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zengate import auth, prepare_database
+from zengate import auth
 from zengate.config import Config
 from zengate.settings import SettingError, Settings
 from zengate.store import migrate as migrate_mod
 from zengate.store.db import database
+from zengate.store.migrate import prepare_database
 from zengate.store.models import ApiKey, RequestLog, Setting, utcnow
 from zengate.store.requestlog import RequestLogWriter
 
@@ -35,7 +36,7 @@ def _row(i: int, **extra) -> dict:
 def test_migrations_apply_once_when_processes_race(database_url):
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from zengate import prepare_database\n"
+        "from zengate.store.migrate import prepare_database\n"
         "from zengate.config import Config\n"
         "from zengate.store.migrate import applied\n"
         f"prepare_database(Config(database_url={database_url!r})); print(','.join(applied()))\n"

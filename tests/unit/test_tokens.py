@@ -1,4 +1,4 @@
-"""Local token estimates (zengate.protocols.tokens)."""
+"""Local token estimates (zengate.dialects.tokens)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests
-from zengate.protocols import tokens
-from zengate.protocols.anthropic_to_openai import request_to_openai
-from zengate.protocols.tokens import estimate_anthropic_tokens, estimate_openai_tokens
+from zengate.dialects import tokens
+from zengate.dialects.anthropic_to_openai import request_to_openai
+from zengate.dialects.tokens import estimate_anthropic_tokens, estimate_openai_tokens
 
 
 def msgs(*contents) -> dict:

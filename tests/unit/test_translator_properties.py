@@ -34,8 +34,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zengate.protocols.anthropic import GATEWAY_SIGNATURE, IMAGE_MEDIA_TYPES, validate_messages_request
-from zengate.protocols.anthropic_to_openai import (
+from zengate.dialects.anthropic import GATEWAY_SIGNATURE, IMAGE_MEDIA_TYPES, validate_messages_request
+from zengate.dialects.anthropic_to_openai import (
     EMPTY_TOOL_RESULT,
     STOP_LIMIT,
     TOOL_ERROR_PREFIX,
@@ -43,14 +43,14 @@ from zengate.protocols.anthropic_to_openai import (
     request_to_openai,
     response_from_openai,
 )
-from zengate.protocols.errors import ProtocolError
-from zengate.protocols.openai import validate_chat_request
-from zengate.protocols.openai_to_anthropic import (
+from zengate.dialects.errors import ProtocolError
+from zengate.dialects.openai import validate_chat_request
+from zengate.dialects.openai_to_anthropic import (
     StreamToOpenAI,
     request_to_anthropic,
     response_from_anthropic,
 )
-from zengate.protocols.translate_common import ToolNames, join_text, reasoning_of
+from zengate.dialects.translate_common import ToolNames, join_text, reasoning_of
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,4 +1,4 @@
-"""CoalescingResponse (zengate/worker.py): the same bytes as gunicorn's own response, fewer sends.
+"""CoalescingResponse (zengate/runtime/worker.py): the same bytes as gunicorn's own response, fewer sends.
 
 Each case drives gunicorn's ``Response`` and ours through the same calls on a recording socket:
 the bytes on the wire must be identical, and ours must send the head together with the first
@@ -16,7 +16,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 
-from zengate.worker import CoalescingResponse, SettledConfig, base_environ, http_date
+from zengate.runtime.worker import CoalescingResponse, SettledConfig, base_environ, http_date
 
 
 class RecordingSocket:
@@ -157,7 +157,7 @@ def test_the_worker_builds_its_responses_with_it(monkeypatch):
     that is a CoalescingResponse."""
     from gunicorn.workers.ggevent import GeventWorker
 
-    from zengate.worker import ZengateWorker
+    from zengate.runtime.worker import ZengateWorker
 
     for name in ("Response", "base_environ"):
         monkeypatch.setattr(wsgi, name, getattr(wsgi, name))  # restored after the test
@@ -225,7 +225,7 @@ def test_http_date_is_gunicorns_formatted_once_a_second(monkeypatch):
     import email.utils
     import time
 
-    from zengate import worker
+    from zengate.runtime import worker
 
     calls = []
     real = worker._gunicorn_http_date
@@ -244,7 +244,7 @@ def test_http_date_is_gunicorns_formatted_once_a_second(monkeypatch):
 
 
 def test_base_environ_is_gunicorns_copied(monkeypatch, capsys):
-    from zengate import worker
+    from zengate.runtime import worker
 
     monkeypatch.setattr(worker, "_base_environ", [None, {}])
     cfg = Config()
@@ -267,7 +267,7 @@ def test_base_environ_follows_reopened_log_files(monkeypatch, tmp_path):
     """SIGUSR1: gunicorn closes each file handler's stream and opens a new one (log rotation)."""
     import logging
 
-    from zengate import worker
+    from zengate.runtime import worker
 
     monkeypatch.setattr(worker, "_base_environ", [None, {}])
     handler = logging.FileHandler(tmp_path / "error.log")
@@ -293,7 +293,7 @@ def test_the_worker_freezes_what_it_built_while_it_serves(monkeypatch):
 
     from gunicorn.workers.ggevent import GeventWorker
 
-    from zengate.worker import ZengateWorker
+    from zengate.runtime.worker import ZengateWorker
 
     seen = {}
     built_at_start = [object()]  # a long-lived object of the worker's start
@@ -316,7 +316,7 @@ def test_the_worker_freezes_what_it_built_while_it_serves(monkeypatch):
 def test_after_each_request_the_worker_may_give_the_others_a_turn(monkeypatch):
     from gunicorn.workers.ggevent import GeventWorker
 
-    from zengate import worker as worker_module
+    from zengate.runtime import worker as worker_module
 
     calls = []
     monkeypatch.setattr(GeventWorker, "handle_request", lambda self, *args: calls.append("request"))
@@ -332,7 +332,7 @@ def test_a_worker_killed_during_the_turn_closes_the_connection_quietly(monkeypat
     import gevent
     from gunicorn.workers.ggevent import GeventWorker
 
-    from zengate import worker as worker_module
+    from zengate.runtime import worker as worker_module
 
     exc = gevent.GreenletExit if killed_by == "GreenletExit" else SystemExit
 

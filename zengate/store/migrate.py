@@ -82,3 +82,11 @@ def applied() -> list[str]:
     if not database.table_exists("schema_migrations"):
         return []
     return [row.name for row in SchemaMigration.select().order_by(SchemaMigration.version)]
+
+
+def prepare_database(config) -> None:
+    """Open the database and apply pending migrations (safe when several processes race)."""
+    from .db import open_database
+
+    open_database(config.database_url)
+    migrate()

@@ -47,10 +47,10 @@ from typing import Any
 
 import peewee
 
-from ..helpers import let_others_run
-from ..redaction import redact_stored, serialised
+from ..runtime.helpers import let_others_run
 from .db import SQLITE_PRAGMAS, database, discard_connection
 from .models import ApiKey, RequestLog
+from .redaction import redact_stored, serialised
 from .spill import SpillStore
 from .spill import encode as spill_encode
 

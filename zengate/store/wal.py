@@ -19,7 +19,7 @@ import time
 
 import peewee
 
-from ..helpers import off_loop
+from ..runtime.helpers import off_loop
 from .db import database
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from requests.models import PreparedRequest, Response
 from requests.utils import get_encoding_from_headers
 
 from .. import ids
-from ..protocols import jsoncodec
+from ..dialects import jsoncodec
 from . import wire
 
 ANTHROPIC_VERSION = "2023-06-01"

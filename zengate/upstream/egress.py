@@ -39,6 +39,11 @@ from .proxypool import Attempt, GeonodeError, Proxy, ProxyPool, describe_attempt
 
 log = logging.getLogger(__name__)
 
+#: Settings that change which proxies the pool holds: storing one makes every worker refresh its pool.
+POOL_SETTINGS = frozenset({"proxy_geonode", "proxy_min_uptime", "proxy_protocols", "proxy_last_checked_minutes",
+                           "proxy_speed", "proxy_anonymity", "proxy_countries", "proxy_page_limit",
+                           "proxy_max_pages", "proxy_list_private_ok"})
+
 MODES = ("off", "auto", "on")
 NEXT_MODE = {"off": "auto", "auto": "on", "on": "off"}
 #: Statuses that say "this route did not work", whoever sent them: the upstream's rate limit, or
@@ -295,6 +300,14 @@ class Egress:
 
         threading.Thread(target=run, name="zengate-proxy-refresh", daemon=True).start()
         return True
+
+    def settings_stored(self, stored: set[str]) -> None:
+        """What storing proxy settings sets going, whichever admin call stored them: the mode set
+        again starts the Auto state afresh; a filter set again makes every worker refresh its pool."""
+        if "proxy_mode" in stored:
+            self.clear_auto_state()
+        if stored & POOL_SETTINGS and self.mode() != "off":
+            self.request_refresh()  # every worker refreshes its pool within a second
 
     def request_refresh(self) -> None:
         """Ask every worker to refresh (through the settings table); this worker's turn is the caller's."""

@@ -7,7 +7,7 @@ run for each request, which a streamed answer's first token waits for:
 * **one write per request** (:class:`_OneSend`): http.client writes a request's head and its
   body separately, and on loopback each write costs a wake-up of the receiving process (tens of
   µs on a VM) besides the system call. Bodies up to :data:`ONE_SEND_LIMIT` go with the head.
-  Writes use :func:`zengate.sockets.send_all` instead of gevent's ``sendall``.
+  Writes use :func:`zengate.runtime.sockets.send_all` instead of gevent's ``sendall``.
 * **headers written in one step**: urllib3's ``putheader`` scans for its ``SKIP_HEADER`` marker
   and http.client's re-checks its state and builds lists, about 5 µs a header here; the same
   validation and output take a fraction of that.
@@ -29,7 +29,7 @@ import types
 import urllib3
 from urllib3.util.request import SKIP_HEADER
 
-from ..sockets import send_all
+from ..runtime.sockets import send_all
 
 #: A body up to this size goes out in the same write as the request head (larger ones span
 #: several TCP segments anyway, and joining them would copy the body once more).

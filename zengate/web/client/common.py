@@ -1,0 +1,160 @@
+"""Steps every client-API view shares: the request record, authentication, reading the body."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, g, jsonify, request
+
+from ... import auth
+from ...dialects.errors import ProtocolError
+from ...dialects.jsoncodec import dumps, loads
+from ...exchange import routing
+from ...exchange import serve as exchange
+from ...exchange.records import RequestRecord
+from ...exchange.routing import RoutingError
+from ...exchange.serve import Answer
+from ...gateway import Gateway, current_gateway
+from ...upstream.client import UpstreamError
+from .. import input_limits as limits
+from ..client_limits import ClientTooSlow
+from ..errors import DB_RETRY_AFTER, ApiError, to_api_error
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
+    """Open the request record for this call; error handlers finish it."""
+    gw = current_gateway()
+    record = gw.new_record(request.method, request.path, fmt)
+    g.record = record
+    return gw, record
+
+
+def authenticate(gw: Gateway, record: RequestRecord) -> None:
+    """Check the client's sk-zen key when keys are required (401 otherwise).
+
+    They are when ``require_auth`` is on, and always while the gateway listens beyond loopback
+    unless the operator opened it (``Gateway.keys_required``).
+    """
+    presented = auth.presented_key(request.headers)
+    if presented and presented.startswith(auth.KEY_PREFIX):
+        record.key_prefix = auth.key_prefix(presented)
+    if not gw.keys_required():
+        return
+    try:
+        key_id = auth.verify_key(presented, gw.key_cache)
+    except auth.KeyStoreUnavailable:
+        raise ApiError(503, "the gateway cannot check API keys right now: its database is unavailable; "
+                       "retry shortly", headers={"Retry-After": str(DB_RETRY_AFTER)}, kind="gateway") from None
+    if key_id is None:
+        message = ("this gateway requires an API key: send an active sk-zen key as "
+                   "'Authorization: Bearer sk-zen-...' or 'x-api-key'")
+        if presented:
+            message = "invalid or revoked API key; " + message.split(": ", 1)[1]
+        raise ApiError(401, message, kind="auth")
+    record.key_id = key_id
+
+
+def read_json_body(gw: Gateway) -> Any:
+    """The request body as JSON: 413 over the size limit, 400 when it is not JSON or over an input limit."""
+    limit = gw.settings.get("max_body_bytes")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ApiError(413, f"request body is {length} bytes; the limit is {limit} bytes", kind="input")
+    if length is not None:
+        # Exactly the declared length, straight from the server's input: werkzeug's request.stream
+        # (built per request, from the app's config) would end up reading the same bytes.
+        data = request.environ["wsgi.input"].read(length)
+    else:  # a chunked body: its length is known at its end
+        data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, f"request body exceeds the limit of {limit} bytes", kind="input")
+    if not data.strip():
+        raise ApiError(400, "request body is empty; send a JSON object", kind="input")
+    try:
+        body = loads(data)
+    except RecursionError:  # the fallback parser on a very deep body
+        raise limits.depth_error(gw.settings.get("max_json_depth")) from None
+    except ValueError as exc:
+        if "recursion" in str(exc).lower():  # orjson stops at 1024 levels
+            raise limits.depth_error(gw.settings.get("max_json_depth")) from None
+        raise ApiError(400, f"request body is not valid JSON: {exc}", kind="input") from None
+    limits.check(gw.settings, data, body)  # nesting depth, messages, tools: 400 naming the limit
+    return body
+
+
+def header_value(text: str) -> str:
+    """``text`` as a valid response header value: anything but printable ASCII percent-encoded.
+
+    A model name comes from the client and may hold any character; the server refuses to send a
+    header with control or non-Latin-1 characters, which would turn the answer into a 500.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe=_PRINTABLE_ASCII, errors="backslashreplace")
+
+
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def respond(result: Answer | Iterator[bytes], record: RequestRecord):
+    """A JSON answer or a stream; the record is finished once the answer has gone out.
+
+    A JSON answer's record (log row, metrics, log line) is finished after the server closed the
+    answer, its bytes written, at the worker's next idle moment (``RequestRecord.finish_later``):
+    neither the client nor its next request waits for the bookkeeping, and the latency logged is
+    still up to the moment the answer was ready. A stream's pump finishes its record itself, as
+    the stream ends (see ``relay._pump``).
+    """
+    # The proxy that carried the request (record.proxy) stays out of the answer: a client has no
+    # business knowing the operator's proxies. The request log and the log line keep it.
+    headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
+    if isinstance(result, Answer):
+        response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
+        response.call_on_close(partial(record.finish_later, 200, ended=time.perf_counter()))
+        return response
+    # The pump yields bytes only: werkzeug's encoding layer and closing wrapper (two generator
+    # frames per chunk) are skipped, and the server closes the pump itself, as it would the wrapper.
+    return Response(result, status=200, mimetype="text/event-stream", headers={**SSE_HEADERS, **headers},
+                    direct_passthrough=True)
+
+
+def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
+    """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
+    plan = gw.plan(body["model"], body, client_api)
+    headers = request.headers
+    routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
+                         max_attempts=gw.settings.get("max_attempts"))
+    options = exchange.Options(
+        passed_headers=(exchange.allowed_headers(request.headers, gw.catalog.anthropic_betas)
+                        if client_api == "anthropic" else {}),
+        ping_seconds=gw.settings.get("stream_ping_seconds") if client_api == "anthropic" else 0,
+        stream_upstream=gw.settings.get("stream_upstream"),
+        input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
+    )
+    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, client_api=client_api, options=options)
+
+
+def install_error_handler(bp, body: Callable[[ApiError], dict],
+                          adapt: Callable[[ApiError, Exception], ApiError] | None = None) -> None:
+    """Render every error of a client-API blueprint in that API's shape, finishing the request record."""
+    def handle(exc: Exception):
+        err = to_api_error(exc)
+        if adapt is not None:
+            err = adapt(err, exc)
+        finish_with_error(err)
+        return jsonify(body(err)), err.status, err.headers
+
+    for kind in (ApiError, ProtocolError, RoutingError, UpstreamError, ClientTooSlow):
+        bp.register_error_handler(kind, handle)
+
+
+def finish_with_error(err: ApiError) -> None:
+    record = g.get("record")
+    if record is not None:
+        record.finish(err.status, err.message)  # the (last) proxy tried is logged, not sent
