@@ -1,4 +1,4 @@
-"""``python -m zengate``: serve, migrate, keys, admin, version, claude."""
+"""``python -m zengate``: serve, migrate, keys, admin, version, claude, codex."""
 
 from __future__ import annotations
 
@@ -113,22 +113,23 @@ def cmd_preflight(_args: argparse.Namespace) -> int:
 
 
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_COMMAND = f"npm install -g {CLAUDE_CODE_PACKAGE}"
+CODEX_PACKAGE = "@openai/codex"
 HEALTH_TIMEOUT = 2.0  # seconds GET /healthz may take before the gateway counts as unreachable
 WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]", "*")
+PLACEHOLDER_KEY = "sk-zen-local"  # sent when no key is given: without require_auth the gateway does not check it
 #: A project entry as Claude Code itself writes one when its folder-trust question is accepted.
 CLAUDE_PROJECT_DEFAULTS = {"allowedTools": [], "mcpContextUris": [], "mcpServers": {}, "enabledMcpjsonServers": [],
                            "disabledMcpjsonServers": [], "hasClaudeMdExternalIncludesApproved": False,
                            "hasClaudeMdExternalIncludesWarningShown": False}
 
 
-class ClaudeLaunchError(Exception):
-    """``python -m zengate claude`` cannot go on; the message says why and what to do."""
+class LaunchError(Exception):
+    """``python -m zengate claude`` (or ``codex``) cannot go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
 class GatewayAddress:
-    """Where Claude Code is sent, and where that address came from (said on stderr)."""
+    """Where the client (Claude Code, Codex) is sent, and where that address came from (said on stderr)."""
 
     url: str
     source: str
@@ -157,7 +158,7 @@ def gateway_address(option: str | None, environ: Mapping[str, str]) -> GatewayAd
 
 
 def normalise_gateway_url(url: str, source: str) -> str:
-    """An http(s) base URL without a trailing ``/`` or ``/v1`` (Claude Code adds ``/v1/messages`` itself)."""
+    """An http(s) base URL without a trailing ``/`` or ``/v1`` (each client's own path is added to it)."""
     from urllib.parse import urlsplit
 
     url = url.strip().rstrip("/")
@@ -165,16 +166,15 @@ def normalise_gateway_url(url: str, source: str) -> str:
         url = url[: -len("/v1")]
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ClaudeLaunchError(f"{source}: {url!r} is not an http:// or https:// URL "
-                                "(e.g. http://127.0.0.1:8462)")
+        raise LaunchError(f"{source}: {url!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8462)")
     return url
 
 
 def url_for_bind(bind: str) -> str:
     """The URL that reaches a gunicorn bind address from this machine."""
     if bind.startswith("unix:"):
-        raise ClaudeLaunchError(f"ZENGATE_BIND is a unix socket ({bind}); Claude Code needs an http URL: "
-                                "pass --url or set ZENGATE_URL")
+        raise LaunchError(f"ZENGATE_BIND is a unix socket ({bind}); the client needs an http URL: "
+                          "pass --url or set ZENGATE_URL")
     host, colon, port = bind.rpartition(":")
     if not colon or "]" in port:  # "host" alone, or a bare "[::1]": gunicorn's default port
         host, port = bind, "8000"
@@ -223,7 +223,7 @@ def claude_environment(url: str, key: str | None, base: Mapping[str, str]) -> di
     env = dict(base)
     env["ANTHROPIC_BASE_URL"] = url
     token = key or base.get("ZENGATE_API_KEY") or base.get("ANTHROPIC_AUTH_TOKEN")
-    env["ANTHROPIC_AUTH_TOKEN"] = token or "sk-zen-local"  # any token: without require_auth it is not checked
+    env["ANTHROPIC_AUTH_TOKEN"] = token or PLACEHOLDER_KEY
     env.pop("ANTHROPIC_API_KEY", None)  # it would win over the token and go to the wrong place
     env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     env.setdefault("DISABLE_TELEMETRY", "1")
@@ -296,23 +296,40 @@ def trust_folder(folder: str) -> Callable[[dict], bool]:
     return change
 
 
-def find_claude() -> str | None:
-    """``claude`` on PATH, else the copy ``bash .ci/install --dev`` puts in ``.ci/node``."""
+@dataclass(frozen=True)
+class ClientCli:
+    """A command-line client zengate starts: its name for messages, its binary and its npm package."""
+
+    product: str  # "Claude Code"
+    binary: str  # "claude"
+    package: str  # "@anthropic-ai/claude-code"
+
+    @property
+    def install_command(self) -> str:
+        return f"npm install -g {self.package}"
+
+
+CLAUDE_CODE = ClientCli("Claude Code", "claude", CLAUDE_CODE_PACKAGE)
+CODEX = ClientCli("Codex", "codex", CODEX_PACKAGE)
+
+
+def find_cli(client: ClientCli) -> str | None:
+    """The client's binary on PATH, else the copy ``bash .ci/install --dev`` puts in ``.ci/node``."""
     import shutil
 
-    local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
-    return shutil.which("claude") or (str(local) if local.exists() else None)
+    local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / client.binary
+    return shutil.which(client.binary) or (str(local) if local.exists() else None)
 
 
-def install_claude() -> tuple[str | None, int]:
-    """Say the command that installs Claude Code and, on a terminal, offer to run it.
+def install_cli(client: ClientCli) -> tuple[str | None, int]:
+    """Say the command that installs the client and, on a terminal, offer to run it.
 
     Returns the installed binary, or None and the exit code to end with.
     """
     import shutil
     import subprocess
 
-    print(f"zengate: Claude Code is not installed. Install it with: {INSTALL_COMMAND}", file=sys.stderr)
+    print(f"zengate: {client.product} is not installed. Install it with: {client.install_command}", file=sys.stderr)
     if not (sys.stdin and sys.stdin.isatty()):
         return None, 127
     print("Install it now with npm? [y/N] ", end="", file=sys.stderr, flush=True)
@@ -323,16 +340,53 @@ def install_claude() -> tuple[str | None, int]:
         print("zengate: npm is not installed: install Node.js (it brings npm), then run the command above",
               file=sys.stderr)
         return None, 127
-    done = subprocess.run([npm, "install", "-g", CLAUDE_CODE_PACKAGE], check=False)
+    done = subprocess.run([npm, "install", "-g", client.package], check=False)
     if done.returncode != 0:
-        print(f"zengate: `{INSTALL_COMMAND}` failed (exit {done.returncode})", file=sys.stderr)
+        print(f"zengate: `{client.install_command}` failed (exit {done.returncode})", file=sys.stderr)
         return None, done.returncode
-    binary = find_claude()
+    binary = find_cli(client)
     if binary is None:
-        print("zengate: Claude Code was installed, but `claude` is not on PATH: add npm's global bin folder "
-              "(`npm prefix -g`/bin) to PATH", file=sys.stderr)
+        print(f"zengate: {client.product} was installed, but `{client.binary}` is not on PATH: add npm's global "
+              "bin folder (`npm prefix -g`/bin) to PATH", file=sys.stderr)
         return None, 127
     return binary, 0
+
+
+def find_gateway(client: ClientCli, url_option: str | None) -> tuple[GatewayAddress | None, int]:
+    """:func:`gateway_address` for ``client``, said on stderr; None and exit code 2 when it cannot be used."""
+    try:
+        address = gateway_address(url_option, os.environ)
+    except LaunchError as exc:
+        print(f"zengate: {exc}", file=sys.stderr)
+        return None, 2
+    print(f"zengate: {client.product} will use the gateway at {shown_url(address.url)} (from {address.source})",
+          file=sys.stderr)
+    return address, 0
+
+
+def reach_gateway(client: ClientCli, url_option: str | None) -> tuple[GatewayAddress | None, int]:
+    """Find the gateway, say on stderr which one the client will use and why, and check that it answers.
+
+    Returns the address, or None and the exit code to end with (the reason is already said).
+    """
+    address, code = find_gateway(client, url_option)
+    if address is None:
+        return None, code
+    problem = check_gateway(address.url)
+    if problem:
+        print(f"zengate: {problem}.\n"
+              "Start the gateway (`.venv/bin/python -m zengate serve` in its folder), or point at the one you run "
+              "with --url URL or ZENGATE_URL=URL.", file=sys.stderr)
+        return None, 1
+    return address, 0
+
+
+def client_binary(client: ClientCli) -> tuple[str | None, int]:
+    """The client's binary, installed first when the person at the terminal says so; else None and an exit code."""
+    binary = find_cli(client)
+    if binary is not None:
+        return binary, 0
+    return install_cli(client)
 
 
 def cmd_claude(args: argparse.Namespace) -> int:
@@ -342,24 +396,12 @@ def cmd_claude(args: argparse.Namespace) -> int:
     when asked to, skips Claude Code's onboarding, and with ``--trust-this-folder`` its folder-trust
     question for the current folder; then replaces this process with ``claude``.
     """
-    try:
-        address = gateway_address(args.url, os.environ)
-    except ClaudeLaunchError as exc:
-        print(f"zengate: {exc}", file=sys.stderr)
-        return 2
-    print(f"zengate: Claude Code will use the gateway at {shown_url(address.url)} (from {address.source})",
-          file=sys.stderr)
-    problem = check_gateway(address.url)
-    if problem:
-        print(f"zengate: {problem}.\n"
-              "Start the gateway (`.venv/bin/python -m zengate serve` in its folder), or point at the one you run "
-              "with --url URL or ZENGATE_URL=URL.", file=sys.stderr)
-        return 1
-    binary = find_claude()
+    address, code = reach_gateway(CLAUDE_CODE, args.url)
+    if address is None:
+        return code
+    binary, code = client_binary(CLAUDE_CODE)
     if binary is None:
-        binary, code = install_claude()
-        if binary is None:
-            return code
+        return code
     env = claude_environment(address.url, args.key, os.environ)
     state = claude_state_file(env, Path.home())
     if not update_claude_state(state, mark_onboarding_done):
@@ -372,6 +414,110 @@ def cmd_claude(args: argparse.Namespace) -> int:
             print(f"zengate: could not read {state}: Claude Code will ask whether to trust {folder}",
                   file=sys.stderr)
     os.execvpe(binary, [binary, *args.extra], env)
+    return 0  # not reached
+
+
+# --------------------------------------------------------------------------- python -m zengate codex
+
+CODEX_PROVIDER = "zengate"  # the model_providers entry that points Codex at the gateway
+CODEX_KEY_VARIABLE = "ZENGATE_API_KEY"  # the entry's env_key: Codex sends its value as the Bearer token
+CODEX_DEFAULT_MODEL = "gpt-5-nano"  # a model the gateway serves over the Responses API
+
+
+def codex_provider(url: str) -> dict[str, str]:
+    """The ``model_providers.zengate`` entry for the gateway at ``url``.
+
+    Codex posts to ``{base_url}/responses`` (always streaming), with ``Authorization: Bearer`` and
+    the value of the variable ``env_key`` names; ``wire_api = "responses"`` is the only API it speaks.
+    """
+    return {"name": "zengate", "base_url": f"{url}/v1", "env_key": CODEX_KEY_VARIABLE, "wire_api": "responses"}
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: a JSON string is one (the same escapes), and ASCII-only here."""
+    import json
+
+    return json.dumps(text)
+
+
+def codex_config_file(environ: Mapping[str, str], home: Path) -> Path:
+    """Codex's own config file: ``$CODEX_HOME/config.toml``, else ``~/.codex/config.toml``."""
+    return Path(environ.get("CODEX_HOME") or home / ".codex") / "config.toml"
+
+
+def read_codex_config(path: Path) -> dict:
+    """The user's Codex config, or ``{}`` when there is none or it is not TOML (Codex itself then says why)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def codex_overrides(url: str, model: str, user_config: Mapping) -> list[str]:
+    """Codex ``-c key=value`` arguments that select the gateway as provider and ``model`` for this run.
+
+    Nothing is written: the rest of the user's config (and any ``model_providers.zengate`` keys of
+    their own, such as ``http_headers``) still applies. Codex's analytics would go to OpenAI, not to
+    the gateway: they are turned off unless the user's config sets ``[analytics] enabled`` itself.
+    """
+    settings = {"model_provider": CODEX_PROVIDER, "model": model,
+                **{f"model_providers.{CODEX_PROVIDER}.{k}": v for k, v in codex_provider(url).items()}}
+    argv: list[str] = []
+    for key, value in settings.items():
+        argv += ["-c", f"{key}={toml_string(value)}"]
+    analytics = user_config.get("analytics")
+    if not (isinstance(analytics, dict) and "enabled" in analytics):
+        argv += ["-c", "analytics.enabled=false"]
+    return argv
+
+
+def codex_environment(key: str | None, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment Codex runs in: ``key`` (else ``ZENGATE_API_KEY``, else a placeholder) in ``ZENGATE_API_KEY``."""
+    env = dict(base)
+    env[CODEX_KEY_VARIABLE] = key or base.get(CODEX_KEY_VARIABLE) or PLACEHOLDER_KEY
+    return env
+
+
+def codex_config_text(url: str, model: str) -> str:
+    """The gateway as Codex's provider, as TOML: a whole profile file, or the lines to add to config.toml."""
+    lines = [f"model = {toml_string(model)}", f"model_provider = {toml_string(CODEX_PROVIDER)}", "",
+             f"[model_providers.{CODEX_PROVIDER}]"]
+    lines += [f"{key} = {toml_string(value)}" for key, value in codex_provider(url).items()]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_codex(args: argparse.Namespace) -> int:
+    """Run the Codex CLI against a running gateway: ``python -m zengate codex exec "hi"``.
+
+    Says on stderr which gateway it uses and why, checks that it answers, installs Codex when asked
+    to, then replaces this process with ``codex``, given the gateway as its provider by ``-c``
+    overrides (the user's config.toml is read, never written) and the key in ``ZENGATE_API_KEY``.
+    ``--print-config`` prints that provider as TOML instead, for a permanent set-up.
+    """
+    if args.print_config:
+        if args.extra:
+            print(f"zengate: --print-config runs nothing; remove {' '.join(args.extra)!r}", file=sys.stderr)
+            return 2
+        address, code = find_gateway(CODEX, args.url)
+        if address is None:
+            return code
+        print(codex_config_text(address.url, args.model), end="")
+        profile = codex_config_file(os.environ, Path.home()).with_name(f"{CODEX_PROVIDER}.config.toml")
+        print(f"zengate: save this as {profile} and run `codex --profile {CODEX_PROVIDER}` with "
+              f"{CODEX_KEY_VARIABLE} set, or add its lines to config.toml (the first two above its first [table])",
+              file=sys.stderr)
+        return 0
+    address, code = reach_gateway(CODEX, args.url)
+    if address is None:
+        return code
+    binary, code = client_binary(CODEX)
+    if binary is None:
+        return code
+    user_config = read_codex_config(codex_config_file(os.environ, Path.home()))
+    argv = [binary, *codex_overrides(address.url, args.model, user_config), *args.extra]
+    os.execvpe(binary, argv, codex_environment(args.key, os.environ))
     return 0  # not reached
 
 
@@ -421,14 +567,33 @@ def build_parser() -> argparse.ArgumentParser:
                              "(written to ~/.claude.json), so it opens straight to the prompt")
     claude.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for claude")
     claude.set_defaults(func=cmd_claude)
+    codex = sub.add_parser(
+        "codex", help="run the Codex CLI against a running gateway (arguments passed on)",
+        usage="python -m zengate codex [--url URL] [--key KEY] [--model MODEL] [--print-config] [codex arguments...]",
+        description="Run the Codex CLI (`codex`) against a running gateway, found as for `claude`: --url, else "
+                    "$ZENGATE_URL, else where the gateway is configured to listen; the address used and where it "
+                    "came from are printed first, and GET /healthz must answer. The gateway is given to Codex as "
+                    f"the provider `{CODEX_PROVIDER}` by -c overrides (your config.toml is never written); the key "
+                    f"is --key, else ${CODEX_KEY_VARIABLE}. Every argument after these options (or after --) goes "
+                    "to codex, e.g. `exec \"say hi\"`.")
+    codex.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
+    codex.add_argument("--key", help=f"the sk-zen key to send (default: ${CODEX_KEY_VARIABLE})")
+    codex.add_argument("--model", default=CODEX_DEFAULT_MODEL,
+                       help=f"the model Codex asks the gateway for (default: {CODEX_DEFAULT_MODEL})")
+    codex.add_argument("--print-config", action="store_true",
+                       help="print the provider as TOML (a profile file for `codex --profile zengate`) and exit")
+    codex.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for codex")
+    codex.set_defaults(func=cmd_codex)
     sub.add_parser("preflight", help="migrate and report the first-start state (gunicorn runs this)").set_defaults(
         func=cmd_preflight)
     return parser
 
 
-#: Verbs that pass arguments on (to gunicorn, to claude), with their own leading options (True: takes a value).
+#: Verbs that pass arguments on (to gunicorn, claude, codex), with their own leading options (True: takes a value).
 PASS_ON = {"serve": {"-h": False, "--help": False},
-           "claude": {"-h": False, "--help": False, "--url": True, "--key": True, "--trust-this-folder": False}}
+           "claude": {"-h": False, "--help": False, "--url": True, "--key": True, "--trust-this-folder": False},
+           "codex": {"-h": False, "--help": False, "--url": True, "--key": True, "--model": True,
+                     "--print-config": False}}
 
 
 def split_arguments(verb: str, args: list[str]) -> tuple[list[str], list[str]]:

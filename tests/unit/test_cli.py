@@ -123,39 +123,45 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-FAKE_CLAUDE = """#!{python}
+FAKE_CLI = """#!{python}
 import json, os, sys
-with open(os.environ["FAKE_CLAUDE_OUT"], "w") as out:
+with open(os.environ["FAKE_CLI_OUT"], "w") as out:
     json.dump({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}, out)
 """
 
 
-@pytest.fixture
-def claude_run(tmp_path):
-    """Run ``python -m zengate claude`` in a fresh folder with a fake ``claude`` on PATH and a fresh HOME.
+def cli_runner(tmp_path: Path, verb: str):
+    """Run ``python -m zengate VERB`` in a fresh folder with a fake ``VERB`` binary on PATH and a fresh HOME.
 
-    Returns ``call(*args, env={...})`` → (CompletedProcess, what the fake claude saw or None).
+    Returns ``call(*args, env={...})`` → (CompletedProcess, what the fake binary saw or None).
     """
     bin_dir, home, project = tmp_path / "bin", tmp_path / "home", tmp_path / "project"
     for folder in (bin_dir, home, project):
         folder.mkdir()
-    fake = bin_dir / "claude"
-    fake.write_text(FAKE_CLAUDE.format(python=sys.executable))
+    fake = bin_dir / verb
+    fake.write_text(FAKE_CLI.format(python=sys.executable))
     fake.chmod(0o755)
-    seen = tmp_path / "claude-saw.json"
+    seen = tmp_path / f"{verb}-saw.json"
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("ZENGATE_", "ANTHROPIC_", "CLAUDE_", "PORT", "HTTP_PROXY", "HTTPS_PROXY",
-                                 "http_proxy", "https_proxy"))}
+            if not k.startswith(("ZENGATE_", "ANTHROPIC_", "CLAUDE_", "CODEX_", "OPENAI_", "PORT", "HTTP_PROXY",
+                                 "HTTPS_PROXY", "http_proxy", "https_proxy"))}
     base.update({"HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{base.get('PATH', '')}",
-                 "PYTHONPATH": str(ROOT), "FAKE_CLAUDE_OUT": str(seen)})
+                 "PYTHONPATH": str(ROOT), "FAKE_CLI_OUT": str(seen)})
 
     def call(*args: str, env: dict | None = None):
-        done = subprocess.run([sys.executable, "-m", "zengate", "claude", *args], cwd=project,
+        seen.unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-m", "zengate", verb, *args], cwd=project,
                               env={**base, **(env or {})}, capture_output=True, text=True, timeout=60)
         return done, (json.loads(seen.read_text()) if seen.exists() else None)
 
     call.home, call.project = home, project
     return call
+
+
+@pytest.fixture
+def claude_run(tmp_path):
+    """``python -m zengate claude`` with a fake ``claude``: see :func:`cli_runner`."""
+    return cli_runner(tmp_path, "claude")
 
 
 def test_claude_url_precedence_is_said_on_stderr(claude_run, stub):
@@ -180,7 +186,7 @@ def test_claude_url_precedence_is_said_on_stderr(claude_run, stub):
 
 
 def test_claude_default_address_and_bind_forms():
-    from zengate.cli import ClaudeLaunchError, claude_state_file, gateway_address, url_for_bind
+    from zengate.cli import LaunchError, claude_state_file, gateway_address, url_for_bind
 
     default = gateway_address(None, {})
     assert default.url == "http://127.0.0.1:8462" and "none of --url, ZENGATE_URL, PORT, ZENGATE_BIND" in default.source
@@ -191,9 +197,9 @@ def test_claude_default_address_and_bind_forms():
     assert url_for_bind("10.1.2.3:80") == "http://10.1.2.3:80"
     assert claude_state_file({}, Path("/home/me")) == Path("/home/me/.claude.json")
     assert claude_state_file({"CLAUDE_CONFIG_DIR": "/etc/cc"}, Path("/home/me")) == Path("/etc/cc/.claude.json")
-    with pytest.raises(ClaudeLaunchError, match="unix socket"):
+    with pytest.raises(LaunchError, match="unix socket"):
         url_for_bind("unix:/run/zengate.sock")
-    with pytest.raises(ClaudeLaunchError, match="not an http"):
+    with pytest.raises(LaunchError, match="not an http"):
         gateway_address("127.0.0.1:8462", {})
 
 
@@ -285,7 +291,8 @@ def test_claude_never_clobbers_an_unreadable_state_file(claude_run, stub):
 
 @pytest.fixture
 def no_claude(tmp_path, monkeypatch, stub):
-    """In-process: no claude anywhere (PATH nor .ci/node), a fake npm that installs one, a live /healthz."""
+    """In-process: no claude or codex anywhere (PATH nor .ci/node), a fake npm that installs the one asked for
+    (``npm install -g PACKAGE``), a live /healthz."""
     from zengate import cli
 
     _, url = stub
@@ -293,7 +300,8 @@ def no_claude(tmp_path, monkeypatch, stub):
     bin_dir.mkdir()
     npm = bin_dir / "npm"
     npm.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'npm-args'}\n"
-                   f"printf '#!/bin/sh\\n' > {bin_dir / 'claude'} && {shutil.which('chmod')} +x {bin_dir / 'claude'}\n")
+                   f"case \"$3\" in @openai/codex) name=codex ;; *) name=claude ;; esac\n"
+                   f"printf '#!/bin/sh\\n' > {bin_dir}/$name && {shutil.which('chmod')} +x {bin_dir}/$name\n")
     npm.chmod(0o755)
     monkeypatch.setattr(cli, "ROOT", tmp_path)
     monkeypatch.setenv("PATH", str(bin_dir))
@@ -340,6 +348,153 @@ def test_serve_passes_gunicorn_arguments_on():
         ["--url=http://x", "--key", "k", "--trust-this-folder"], ["-p", "--url"])
     assert split_arguments("claude", ["--", "--url", "x"]) == ([], ["--url", "x"])
     assert build_parser().parse_args(["claude", "--url", "http://x"]).url == "http://x"
+
+
+# --------------------------------------------------------------------------- python -m zengate codex
+
+
+@pytest.fixture
+def codex_run(tmp_path):
+    """``python -m zengate codex`` with a fake ``codex``: see :func:`cli_runner`."""
+    return cli_runner(tmp_path, "codex")
+
+
+def overrides(argv: list[str]) -> tuple[dict, list[str]]:
+    """The ``-c key=value`` pairs heading a codex argv (values read as TOML, as Codex reads them), and the rest."""
+    import tomllib
+
+    found: dict = {}
+    i = 0
+    while i + 1 < len(argv) and argv[i] == "-c":
+        key, _, value = argv[i + 1].partition("=")
+        found[key] = tomllib.loads(f"v = {value}")["v"]
+        i += 2
+    return found, argv[i:]
+
+
+def test_codex_gets_the_gateway_as_its_provider(codex_run, stub):
+    _, url = stub
+    dead = f"http://127.0.0.1:{closed_port()}"
+    done, saw = codex_run("--url", url + "/v1/", "exec", "say hi", env={"ZENGATE_URL": dead,
+                                                                        "ZENGATE_API_KEY": "sk-zen-mine"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == f"zengate: Codex will use the gateway at {url} (from --url)"
+    settings, rest = overrides(saw["argv"])
+    assert settings == {
+        "model_provider": "zengate",
+        "model": "gpt-5-nano",
+        "model_providers.zengate.name": "zengate",
+        "model_providers.zengate.base_url": f"{url}/v1",  # Codex posts to {base_url}/responses
+        "model_providers.zengate.env_key": "ZENGATE_API_KEY",
+        "model_providers.zengate.wire_api": "responses",
+        "analytics.enabled": False,  # the user's config says nothing about analytics
+    }
+    assert rest == ["exec", "say hi"] and saw["cwd"] == str(codex_run.project)
+    assert saw["env"]["ZENGATE_API_KEY"] == "sk-zen-mine"
+    assert "sk-zen-mine" not in done.stderr + json.dumps(saw["argv"])  # the key travels in the environment only
+    assert not (codex_run.home / ".codex").exists()  # nothing written
+
+    done, saw = codex_run(env={"ZENGATE_URL": url})
+    assert done.stderr.splitlines()[0] == f"zengate: Codex will use the gateway at {url} (from ZENGATE_URL)"
+    assert overrides(saw["argv"])[1] == []  # no arguments: the interactive Codex
+
+
+def test_codex_key_and_model(codex_run, stub):
+    _, url = stub
+    done, saw = codex_run("--url", url, "--key", "sk-zen-flag", "--model", "big-pickle", "--", "--model", "x",
+                          env={"ZENGATE_API_KEY": "sk-zen-mine"})
+    assert done.returncode == 0, done.stderr
+    settings, rest = overrides(saw["argv"])
+    assert saw["env"]["ZENGATE_API_KEY"] == "sk-zen-flag" and "sk-zen-flag" not in done.stderr
+    assert settings["model"] == "big-pickle" and rest == ["--model", "x"]  # Codex's own --model, passed on
+    done, saw = codex_run("--url", url, "exec", "hi")
+    assert saw["env"]["ZENGATE_API_KEY"] == "sk-zen-local"  # any key does while require_auth is off
+
+
+def test_codex_reads_the_users_config_and_never_writes_it(codex_run, stub, tmp_path):
+    _, url = stub
+    config = codex_run.home / ".codex" / "config.toml"
+    config.parent.mkdir()
+    text = 'model = "gpt-6.1-sol"\n\n[analytics]\nenabled = true\n'
+    config.write_text(text)
+    done, saw = codex_run("--url", url)
+    assert done.returncode == 0, done.stderr
+    assert "analytics.enabled" not in overrides(saw["argv"])[0]  # their choice stands
+    assert config.read_text() == text
+
+    # CODEX_HOME moves the file; one Codex cannot read is left to Codex to report
+    elsewhere = tmp_path / "codex-home"
+    elsewhere.mkdir()
+    (elsewhere / "config.toml").write_text("[analytics]\nenabled = false\n")
+    done, saw = codex_run("--url", url, env={"CODEX_HOME": str(elsewhere)})
+    assert "analytics.enabled" not in overrides(saw["argv"])[0]
+    config.write_text("[analytics\nnot toml")
+    done, saw = codex_run("--url", url)
+    assert done.returncode == 0 and overrides(saw["argv"])[0]["analytics.enabled"] is False
+    assert config.read_text() == "[analytics\nnot toml"
+
+
+def test_codex_says_when_the_gateway_is_not_there(codex_run, stub):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    done, saw = codex_run("exec", "hi", env={"ZENGATE_URL": dead})
+    assert done.returncode == 1 and saw is None  # codex never started
+    assert done.stderr.splitlines()[0] == f"zengate: Codex will use the gateway at {dead} (from ZENGATE_URL)"
+    assert f"no gateway answers at {dead} (connection refused)" in done.stderr
+    assert "python -m zengate serve" in done.stderr and "--url URL" in done.stderr
+
+    server, url = stub
+    server.answer = (404, {"detail": "not here"})
+    done, saw = codex_run("--url", url)
+    assert done.returncode == 1 and saw is None
+    assert f"{url}/healthz answered HTTP 404, but not as a zengate gateway does" in done.stderr
+
+    done, saw = codex_run(env={"ZENGATE_BIND": "unix:/run/zengate.sock"})
+    assert done.returncode == 2 and saw is None
+    assert "ZENGATE_BIND is a unix socket (unix:/run/zengate.sock)" in done.stderr and "--url" in done.stderr
+
+
+def test_codex_print_config_is_a_profile_and_runs_nothing(codex_run):
+    import tomllib
+
+    dead = f"http://127.0.0.1:{closed_port()}"  # printing needs no running gateway
+    done, saw = codex_run("--print-config", "--model", "gpt-5-nano", env={"ZENGATE_URL": dead + "/v1"})
+    assert done.returncode == 0 and saw is None, done.stderr
+    assert done.stdout.isascii()
+    assert tomllib.loads(done.stdout) == {
+        "model": "gpt-5-nano", "model_provider": "zengate",
+        "model_providers": {"zengate": {"name": "zengate", "base_url": f"{dead}/v1", "env_key": "ZENGATE_API_KEY",
+                                        "wire_api": "responses"}}}
+    profile = codex_run.home / ".codex" / "zengate.config.toml"
+    assert f"save this as {profile} and run `codex --profile zengate` with ZENGATE_API_KEY set" in done.stderr
+    assert not (codex_run.home / ".codex").exists()  # printed, not written
+    done, saw = codex_run("--print-config", "exec", "hi", env={"ZENGATE_URL": dead})
+    assert done.returncode == 2 and saw is None and "--print-config runs nothing" in done.stderr
+
+
+def test_codex_missing_says_the_command_or_installs_it(no_claude, monkeypatch, capsys):
+    cli, tmp_path, execs = no_claude
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a terminal: never asks, never installs
+    assert cli.main(["codex", "exec", "hi"]) == 127
+    err = capsys.readouterr().err
+    assert "zengate: Codex will use the gateway at" in err
+    assert "Codex is not installed. Install it with: npm install -g @openai/codex" in err
+    assert "[y/N]" not in err and not (tmp_path / "npm-args").exists() and execs == []
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    cli.main(["codex", "--key", "sk-zen-k", "exec", "hi"])
+    assert (tmp_path / "npm-args").read_text().split() == ["install", "-g", "@openai/codex"]
+    binary = str(tmp_path / "bin" / "codex")
+    assert [(b, argv[0], overrides(argv[1:])[1]) for b, argv, _ in execs] == [(binary, binary, ["exec", "hi"])]
+    assert execs[0][2]["ZENGATE_API_KEY"] == "sk-zen-k"
+
+
+def test_codex_passes_its_arguments_on():
+    from zengate.cli import build_parser, split_arguments
+
+    assert split_arguments("codex", ["--url", "http://x", "--model=m", "--key", "k", "exec", "--model", "y"]) == (
+        ["--url", "http://x", "--model=m", "--key", "k"], ["exec", "--model", "y"])
+    assert split_arguments("codex", ["--print-config", "-m", "z"]) == (["--print-config"], ["-m", "z"])
+    assert build_parser().parse_args(["codex"]).model == "gpt-5-nano"
 
 
 CLAUDE_CODE = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
