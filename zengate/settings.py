@@ -201,9 +201,11 @@ def _model_map(value: dict) -> str | None:
 
 
 def _model_protocols(value: dict) -> str | None:
+    from .dialects.registry import names
+
     for model, protocol in value.items():
-        if protocol not in ("openai", "anthropic"):
-            return f"{model}: protocol must be \"openai\" or \"anthropic\""
+        if protocol not in names():
+            return f"{model}: protocol must be one of {', '.join(names())}"
     return None
 
 

@@ -1,4 +1,4 @@
-"""anthropic-beta values on their way to an Anthropic-protocol upstream (zengate.exchange.serve)."""
+"""anthropic-beta values on their way to an Anthropic-protocol upstream (zengate.dialects.anthropic.headers)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from tests.support.fixtures import load_fixture
-from zengate.exchange import serve as exchange
+from zengate.dialects.anthropic import headers as beta_headers
+from zengate.dialects.anthropic.headers import filter_betas
+from zengate.dialects.anthropic.headers import passed_headers as _passed_headers
 from zengate.exchange.catalog import ANTHROPIC_BETAS, ModelCatalog, parse_models_file
-from zengate.exchange.serve import allowed_headers, filter_betas
+
+
+def allowed_headers(headers, betas=ANTHROPIC_BETAS):
+    return _passed_headers(headers, betas)
+
 
 # What Claude Code 2.1.197 sends (tests/fixtures/clients/cc_interactive_tmux.json), and what goes on.
 CLAUDE_CODE = ("claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14,"
@@ -23,12 +29,12 @@ CLAUDE_CODE_FILTERED = ("claude-code-20250219,context-1m-2025-08-07,interleaved-
 @pytest.fixture(autouse=True)
 def fresh_worker(monkeypatch):
     """Each test starts as a new worker would: nothing cached, nothing logged yet."""
-    monkeypatch.setattr(exchange, "_filtered", {})
-    monkeypatch.setattr(exchange, "_logged", set())
+    monkeypatch.setattr(beta_headers, "_filtered", {})
+    monkeypatch.setattr(beta_headers, "_logged", set())
 
 
 def dropped_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "zengate.exchange.serve"]
+    return [r.getMessage() for r in caplog.records if r.name == "zengate.dialects.anthropic.headers"]
 
 
 def test_known_betas_pass_in_order_and_unknown_ones_are_dropped():
@@ -71,7 +77,7 @@ def test_recorded_claude_code_requests_lose_only_unknown_betas():
 
 def test_each_distinct_value_is_worked_out_once(monkeypatch):
     splits = []
-    real = exchange.filter_betas
+    real = beta_headers.filter_betas
 
     class Counting(str):
         def split(self, sep=None, maxsplit=-1):
@@ -82,14 +88,14 @@ def test_each_distinct_value_is_worked_out_once(monkeypatch):
     for _ in range(5):
         assert real(Counting(CLAUDE_CODE), ANTHROPIC_BETAS) == first
     assert len(splits) == 1
-    monkeypatch.setattr(exchange, "_FILTER_CACHE_MAX", 4)
+    monkeypatch.setattr(beta_headers, "_FILTER_CACHE_MAX", 4)
     for i in range(50):  # ever new values: the cache stays bounded
         real(f"interleaved-thinking-2025-05-14,x-{i}", ANTHROPIC_BETAS)
-    assert len(exchange._filtered) <= 4
+    assert len(beta_headers._filtered) <= 4
 
 
 def test_a_dropped_beta_is_logged_once_per_worker(caplog, monkeypatch):
-    caplog.set_level(logging.INFO, logger="zengate.exchange.serve")
+    caplog.set_level(logging.INFO, logger="zengate.dialects.anthropic.headers")
     for _ in range(3):
         allowed_headers(Headers([("anthropic-beta", CLAUDE_CODE)]))
         allowed_headers(Headers([("anthropic-beta", "thinking-token-count-2026-05-13,effort-2025-11-24")]))
@@ -100,9 +106,9 @@ def test_a_dropped_beta_is_logged_once_per_worker(caplog, monkeypatch):
     assert all("anthropic_betas" in line and "ZENGATE_MODELS_FILE" in line for line in lines)
 
     caplog.clear()
-    monkeypatch.setattr(exchange, "_LOG_ONCE_MAX", 5)
+    monkeypatch.setattr(beta_headers, "_LOG_ONCE_MAX", 5)
     for i in range(40):  # a client inventing names grows neither memory nor the log
         filter_betas(f"made-up-{i}", ANTHROPIC_BETAS)
-    assert len(exchange._logged) <= 6
+    assert len(beta_headers._logged) <= 6
     lines = dropped_lines(caplog)
     assert len(lines) <= 3 and "no more are logged" in lines[-1]

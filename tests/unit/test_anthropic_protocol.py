@@ -14,8 +14,9 @@ from zengate.dialects.anthropic import (
     validate_messages_request,
     without_gateway_thinking,
 )
+from zengate.dialects.anthropic.request import passthrough_body
+from zengate.dialects.base import Target
 from zengate.dialects.errors import ProtocolError
-from zengate.exchange.serve import anthropic_upstream_body
 
 
 def minimal(**overrides) -> dict:
@@ -220,7 +221,7 @@ def test_history_without_the_gateways_thinking_is_left_alone():
     assert any(b.get("type") == "thinking" for m in messages if isinstance(m["content"], list) for b in m["content"])
     assert without_gateway_thinking(messages) is None  # an upstream's own signed thinking stays as it is
     body = fixture_body("cc_thinking_tool_bash.json", 2)
-    upstream = anthropic_upstream_body(body, "minimax-m2.5", True)
+    upstream = passthrough_body(body, Target("minimax-m2.5", stream=True))
     assert upstream["messages"] is body["messages"]  # forwarded as today: nothing copied
     assert (upstream["model"], upstream["stream"]) == ("minimax-m2.5", True)
 
@@ -239,7 +240,7 @@ def test_the_gateways_thinking_blocks_are_dropped_for_an_anthropic_upstream():
     before = copy.deepcopy(messages)
     body = minimal(messages=messages, thinking={"type": "adaptive"})
     validate_messages_request(body)
-    upstream = anthropic_upstream_body(body, "minimax-m2.7", False)
+    upstream = passthrough_body(body, Target("minimax-m2.7", stream=False))
     assert "zengate:" not in str(upstream)
     assert upstream["messages"] == [
         {"role": "user", "content": "run it"},

@@ -10,12 +10,8 @@ import re
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
+from tests.support.pairs import StreamToAnthropic, request_to_openai, response_from_openai
 from zengate.dialects.anthropic import GATEWAY_SIGNATURE
-from zengate.dialects.anthropic_to_openai import (
-    StreamToAnthropic,
-    request_to_openai,
-    response_from_openai,
-)
 from zengate.dialects.errors import ProtocolError
 from zengate.dialects.translate_common import (
     ToolNames,

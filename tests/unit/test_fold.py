@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.pairs import StreamToAnthropic, response_from_openai
 from zengate.dialects.anthropic import GATEWAY_SIGNATURE
-from zengate.dialects.anthropic_to_openai import StreamToAnthropic, response_from_openai
+from zengate.dialects.base import Context
 from zengate.dialects.errors import ProtocolError
-from zengate.dialects.fold import fold_anthropic_events, fold_openai_chunks
+from zengate.dialects.openai import answer as openai_answer
+from zengate.dialects.openai.stream import Decoder as OpenAIDecoder
 from zengate.dialects.translate_common import ToolNames
+from zengate.exchange.form import fold_events as fold_anthropic_events
+
+
+def fold_openai_chunks(chunks: list[dict], *, model: str = "m") -> dict:
+    """An OpenAI upstream's stream folded for an OpenAI client, as the exchange does it: decoded into
+    the form, folded, rendered."""
+    context = Context(model)
+    decoder = OpenAIDecoder(context)
+    events = [event for chunk in chunks for event in decoder.feed_chunk(chunk)] + decoder.finish()
+    return openai_answer.render_answer(fold_anthropic_events(events, model=model), context, created=7)
 
 
 def chunk(delta, finish=None, **extra):
@@ -28,14 +40,15 @@ def test_openai_text_reasoning_tools_and_usage():
         {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
     ]
     answer = fold_openai_chunks(chunks, model="client-model")
-    assert answer == {
-        "id": "c1", "object": "chat.completion", "created": 7, "model": "client-model",
+    assert answer["id"].startswith("chatcmpl-") and answer["object"] == "chat.completion"
+    assert {k: answer[k] for k in ("created", "model", "choices")} == {
+        "created": 7, "model": "client-model",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": "Hello", "reasoning_content": "think",
-            "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+            "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}},
                            {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
     }
+    assert answer["usage"]["prompt_tokens"] == 3 and answer["usage"]["completion_tokens"] == 4
 
 
 def test_openai_errors_and_unfinished_streams_raise():

@@ -8,14 +8,9 @@ import re
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests, needs_fixtures
+from tests.support.pairs import StreamToOpenAI, request_to_anthropic, request_to_openai, response_from_anthropic
 from zengate.dialects.anthropic import validate_messages_request
-from zengate.dialects.anthropic_to_openai import request_to_openai
 from zengate.dialects.errors import ProtocolError
-from zengate.dialects.openai_to_anthropic import (
-    StreamToOpenAI,
-    request_to_anthropic,
-    response_from_anthropic,
-)
 from zengate.dialects.translate_common import ToolNames
 
 ANTHROPIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

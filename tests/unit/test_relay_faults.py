@@ -15,9 +15,12 @@ import urllib3
 from urllib3.exceptions import IncompleteRead, InvalidChunkLength, ProtocolError, ReadTimeoutError
 
 from tests.support.sinks import RowSink
+from zengate.dialects import anthropic, openai
+from zengate.dialects.anthropic.stream import NOT_AN_OBJECT, NOT_JSON, event_json
+from zengate.dialects.base import Context
+from zengate.dialects.errors import ProtocolError as DialectError
 from zengate.dialects.sse import Event
-from zengate.exchange import relay
-from zengate.exchange.adapters import NOT_AN_OBJECT, NOT_JSON, AnthropicPassthrough, OpenAIPassthrough, _json
+from zengate.exchange import adapters, relay
 from zengate.exchange.records import RequestRecord
 from zengate.upstream.client import UpstreamError
 
@@ -121,14 +124,22 @@ def test_not_a_stream(ctype, content, needle):
 
 # --- garbage events --------------------------------------------------------------------------------
 
+def OpenAIPassthrough(rec: RequestRecord, *, include_usage: bool):
+    return adapters.Passthrough(openai.DIALECT.passthrough(Context("m", "m", include_usage=include_usage), rec))
+
+
+def AnthropicPassthrough(rec: RequestRecord):
+    return adapters.Passthrough(anthropic.DIALECT.passthrough(Context("m", "m"), rec))
+
+
 def test_event_data_must_be_a_json_object():
-    assert _json(Event(None, '{"a": 1}', b"")) == {"a": 1}
-    assert _json(Event(None, "  ", b"")) is None  # an empty keep-alive is skipped
-    with pytest.raises(UpstreamError) as exc:
-        _json(Event(None, "{oops", b""))
+    assert event_json(Event(None, '{"a": 1}', b"")) == {"a": 1}
+    assert event_json(Event(None, "  ", b"")) is None  # an empty keep-alive is skipped
+    with pytest.raises(DialectError) as exc:
+        event_json(Event(None, "{oops", b""))
     assert exc.value.message == NOT_JSON and exc.value.status == 502
-    with pytest.raises(UpstreamError) as exc:
-        _json(Event(None, "[1, 2]", b""))
+    with pytest.raises(DialectError) as exc:
+        event_json(Event(None, "[1, 2]", b""))
     assert exc.value.message == NOT_AN_OBJECT
 
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 
 from tests.support.sinks import RowSink
+from zengate.dialects.base import Context, Target
+from zengate.dialects.openai.request import passthrough_body
+from zengate.dialects.openai.stream import Passthrough
 from zengate.dialects.sse import SSEParser
-from zengate.exchange.adapters import OpenAIPassthrough
+from zengate.exchange import adapters
 from zengate.exchange.records import RequestRecord
-from zengate.exchange.routing import Route
-from zengate.exchange.serve import openai_upstream_body
 from zengate.upstream.client import UpstreamError
 
 
 def record() -> RequestRecord:
     return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", RowSink())
+
+
+def OpenAIPassthrough(rec: RequestRecord, *, include_usage: bool, client_model: str = "big-pickle"):
+    """The OpenAI dialect's passthrough as the pump drives it (the upstream's model is big-pickle)."""
+    context = Context(client_model, "big-pickle", include_usage=include_usage)
+    return adapters.Passthrough(Passthrough(context, rec))
 
 
 def chunk(delta=None, finish=None, usage=None, choices=True, model="big-pickle"):
@@ -101,10 +108,9 @@ def test_failure_mid_stream_becomes_error_chunk():
 
 
 def test_upstream_body_asks_for_usage_and_maps_model():
-    route = Route("claude-haiku-4-5", "gpt-5-nano", "http://u", "openai", "public")
     body = {"model": "claude-haiku-4-5", "stream": True, "messages": [], "stream_options": {"foo": 1}}
-    sent = openai_upstream_body(body, route)
+    sent = passthrough_body(body, Target("gpt-5-nano", stream=True))
     assert sent["model"] == "gpt-5-nano"
     assert sent["stream_options"] == {"foo": 1, "include_usage": True}
     assert body["stream_options"] == {"foo": 1}  # the client's body is not mutated
-    assert "stream_options" not in openai_upstream_body({"model": "x", "messages": []}, route)
+    assert "stream_options" not in passthrough_body({"model": "x", "messages": []}, Target("gpt-5-nano"))

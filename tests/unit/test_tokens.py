@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tests.support.fixtures import fixture_body, fixture_requests
+from tests.support.pairs import request_to_openai
 from zengate.dialects import tokens
-from zengate.dialects.anthropic_to_openai import request_to_openai
 from zengate.dialects.tokens import estimate_anthropic_tokens, estimate_openai_tokens
 
 

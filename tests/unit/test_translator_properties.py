@@ -31,25 +31,22 @@ import re
 import string
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zengate.dialects.anthropic import GATEWAY_SIGNATURE, IMAGE_MEDIA_TYPES, validate_messages_request
-from zengate.dialects.anthropic_to_openai import (
-    EMPTY_TOOL_RESULT,
-    STOP_LIMIT,
-    TOOL_ERROR_PREFIX,
+from tests.support.pairs import (
     StreamToAnthropic,
-    request_to_openai,
-    response_from_openai,
-)
-from zengate.dialects.errors import ProtocolError
-from zengate.dialects.openai import validate_chat_request
-from zengate.dialects.openai_to_anthropic import (
     StreamToOpenAI,
     request_to_anthropic,
+    request_to_openai,
     response_from_anthropic,
+    response_from_openai,
 )
+from zengate.dialects.anthropic import GATEWAY_SIGNATURE, IMAGE_MEDIA_TYPES, validate_messages_request
+from zengate.dialects.errors import ProtocolError
+from zengate.dialects.openai import validate_chat_request
+from zengate.dialects.openai.request import EMPTY_TOOL_RESULT, STOP_LIMIT, TOOL_ERROR_PREFIX
 from zengate.dialects.translate_common import ToolNames, join_text, reasoning_of
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
@@ -1004,11 +1001,19 @@ def test_garbage_into_the_openai_stream_translator_never_raises(events: list, in
 @FEW
 @given(garbage_dict)
 def test_garbage_answers_translate_or_fail_cleanly(answer: dict) -> None:
+    """An answer is translated, or refused as no answer of its API (a 502 the exchange turns into a
+    failed attempt) - never an exception of another kind."""
     names = ToolNames()
-    message = response_from_openai(answer, client_model="m", names=names)
-    assert message["content"] and message["stop_reason"]
-    completion = response_from_anthropic(answer, client_model="m", names=names, created=1)
-    assert completion["choices"][0]["finish_reason"]
+    try:
+        message = response_from_openai(answer, client_model="m", names=names)
+        assert message["content"] and message["stop_reason"]
+    except ProtocolError as exc:
+        assert exc.status == 502 and not isinstance(answer.get("choices"), list)
+    try:
+        completion = response_from_anthropic(answer, client_model="m", names=names, created=1)
+        assert completion["choices"][0]["finish_reason"]
+    except ProtocolError as exc:
+        assert exc.status == 502 and not isinstance(answer.get("content"), list)
     _ = reasoning_of(answer)
 
 
@@ -1057,9 +1062,11 @@ def test_answers_with_fields_of_the_wrong_type_do_not_raise() -> None:
     message = response_from_openai({"choices": [{"message": {"content": "x", "tool_calls": {"a": 1}},
                                                  "finish_reason": ["stop"]}]}, client_model="m", names=names)
     assert message["content"] == [{"type": "text", "text": "x"}] and message["stop_reason"] == "end_turn"
-    completion = response_from_anthropic({"content": {"type": "text"}, "stop_reason": [None]},
+    completion = response_from_anthropic({"content": [{"type": "text"}], "stop_reason": [None]},
                                          client_model="m", names=names, created=1)
     assert completion["choices"][0]["finish_reason"] == "stop"
+    with pytest.raises(ProtocolError, match="not an Anthropic message"):  # no content list: no answer at all
+        response_from_anthropic({"content": {"type": "text"}}, client_model="m", names=names)
 
 
 def test_message_stop_without_message_delta_after_tool_calls_finishes_with_tool_calls() -> None:

@@ -12,6 +12,8 @@ import re
 import secrets
 from typing import Any
 
+from .errors import ProtocolError
+
 # Tool names must satisfy both sides: OpenAI function names are ^[a-zA-Z0-9_-]{1,64}$, Anthropic
 # tool names the same set of characters. Tool-call ids must satisfy Anthropic (^[a-zA-Z0-9_-]+$)
 # and OpenAI (at most 40 characters), because one conversation may reach either kind of upstream.
@@ -128,6 +130,15 @@ def is_context_length_error(status: int, message: str) -> bool:
 def prompt_too_long_message(message: str) -> str:
     """The message Anthropic clients recognise (Claude Code compacts on it)."""
     return message if message.lower().startswith("prompt is too long") else f"prompt is too long: {message}"
+
+
+def not_an_answer(answer: Any, what: str) -> ProtocolError:
+    """The 502 for an upstream's 200 that is not ``what`` (its own error message when it holds one)."""
+    if isinstance(answer, dict) and answer.get("error"):
+        err = answer["error"]
+        message = err.get("message") if isinstance(err, dict) else str(err)
+        return ProtocolError(502, f"upstream error: {message}")
+    return ProtocolError(502, f"the upstream answered 200 with something that is not {what}")
 
 
 # --- small value helpers ---------------------------------------------------------------------
@@ -331,6 +342,20 @@ def reasoning_of(message: Any) -> str:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def merge_usage(seen: dict, usage: Any) -> None:
+    """Anthropic-shaped usage counts of ``usage`` (a stream reports some at its start, the rest at its
+    end) written over ``seen``; anything that is not a count is left out."""
+    if not isinstance(usage, dict):
+        return
+    for key in USAGE_KEYS:
+        value = usage.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            seen[key] = value
 
 
 def anthropic_usage(openai_usage: Any) -> dict:

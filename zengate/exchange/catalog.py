@@ -22,9 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..dialects import registry
+
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("openai", "anthropic")
+PROTOCOLS = registry.names()  # the upstream APIs a model or backend may speak
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def check_model_entry(model_id: str, entry: Any, where: str) -> dict:
     if unknown:
         raise ModelsFileError(f"{where}.{model_id}: unknown keys {sorted(unknown)}; known: {sorted(_MODEL_KEYS)}")
     if "protocol" in entry and entry["protocol"] not in PROTOCOLS:
-        raise ModelsFileError(f"{where}.{model_id}.protocol: must be openai or anthropic")
+        raise ModelsFileError(f"{where}.{model_id}.protocol: must be one of {', '.join(PROTOCOLS)}")
     for key in ("context", "max_output"):
         if key in entry and (not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 1):
             raise ModelsFileError(f"{where}.{model_id}.{key}: must be a positive integer")
@@ -234,7 +236,7 @@ def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
             raise ModelsFileError(f"backends.{name}: the names zen and go are built in")
         protocol = spec.get("protocol", "openai")
         if protocol not in PROTOCOLS:
-            raise ModelsFileError(f"backends.{name}.protocol: must be openai or anthropic")
+            raise ModelsFileError(f"backends.{name}.protocol: must be one of {', '.join(PROTOCOLS)}")
         key_env = spec.get("key_env")
         if key_env is not None and not isinstance(key_env, str):
             raise ModelsFileError(f"backends.{name}.key_env: must be an environment variable name")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..config import Config, numbered_keys
+from ..dialects import registry
 from . import catalog as catalog_mod
 from .catalog import ModelCatalog, ModelInfo
 
@@ -67,7 +68,7 @@ class Route:
     chosen_by: str | None = None  # the auto-routing situation, when a token chose the model
 
     def url(self) -> str:
-        return self.base_url + ("/messages" if self.protocol == "anthropic" else "/chat/completions")
+        return self.base_url + registry.get(self.protocol).upstream_path
 
 
 @dataclass(frozen=True)

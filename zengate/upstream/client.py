@@ -32,10 +32,8 @@ from requests.models import PreparedRequest, Response
 from requests.utils import get_encoding_from_headers
 
 from .. import ids
-from ..dialects import jsoncodec
+from ..dialects import jsoncodec, registry
 from . import wire
-
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 def _poll_now() -> Any:
@@ -272,11 +270,7 @@ class UpstreamClient:
         }
         if stream:
             headers["Accept-Encoding"] = "identity"
-        if protocol == "anthropic":
-            headers["x-api-key"] = key
-            headers["anthropic-version"] = ANTHROPIC_VERSION
-        else:
-            headers["Authorization"] = f"Bearer {key}"
+        headers.update(registry.get(protocol).auth_headers(key))
         return headers
 
     def timeouts(self) -> tuple[float, float]:

@@ -39,7 +39,7 @@ def messages():
     body = read_json_body(gw)
     anthropic_proto.validate_messages_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
-    return respond(serve(gw, body, record, "anthropic"), record)
+    return respond(serve(gw, body, record, anthropic_proto.DIALECT), record)
 
 
 @bp.post("/v1/messages/count_tokens")

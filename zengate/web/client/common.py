@@ -11,6 +11,7 @@ from urllib.parse import quote
 from flask import Response, g, jsonify, request
 
 from ... import auth
+from ...dialects.base import Dialect
 from ...dialects.errors import ProtocolError
 from ...dialects.jsoncodec import dumps, loads
 from ...exchange import routing
@@ -124,20 +125,19 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
                     direct_passthrough=True)
 
 
-def serve(gw: Gateway, body: dict, record: RequestRecord, client_api: str):
+def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
-    plan = gw.plan(body["model"], body, client_api)
+    plan = gw.plan(body["model"], body, dialect.name)
     headers = request.headers
     routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
                          max_attempts=gw.settings.get("max_attempts"))
     options = exchange.Options(
-        passed_headers=(exchange.allowed_headers(request.headers, gw.catalog.anthropic_betas)
-                        if client_api == "anthropic" else {}),
-        ping_seconds=gw.settings.get("stream_ping_seconds") if client_api == "anthropic" else 0,
+        passed_headers=dialect.passed_headers(headers, gw.catalog),
+        ping_seconds=gw.settings.get("stream_ping_seconds") if dialect.heartbeat is not None else 0,
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
-    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, client_api=client_api, options=options)
+    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options)
 
 
 def install_error_handler(bp, body: Callable[[ApiError], dict],

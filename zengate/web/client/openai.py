@@ -21,4 +21,4 @@ def chat_completions():
     body = read_json_body(gw)
     openai_proto.validate_chat_request(body)
     record.model, record.stream, record.input_messages = body["model"], bool(body.get("stream")), body["messages"]
-    return respond(serve(gw, body, record, "openai"), record)
+    return respond(serve(gw, body, record, openai_proto.DIALECT), record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 _TYPES = {
     400: "invalid_request_error",

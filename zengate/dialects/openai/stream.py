@@ -1,313 +1,38 @@
-"""Anthropic client, OpenAI upstream: Messages request -> Chat Completions request, and back.
+"""OpenAI chat streams to and from the internal form, and passed through.
 
-Request: :func:`request_to_openai`. Answer: :func:`response_from_openai`. Stream:
-:class:`StreamToAnthropic` (OpenAI chunks in, Anthropic events out).
+:class:`Decoder` turns an upstream's ``chat.completion.chunk`` objects into form events;
+:class:`Chunks` turns form events into the chunks an OpenAI client reads (:class:`Encoder` writes
+them as SSE bytes); :class:`Passthrough` forwards an OpenAI upstream's stream to an OpenAI client.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .anthropic import GATEWAY_SIGNATURE, STATUS_FOR_TYPE, error_body, validate_messages_request
-from .errors import ProtocolError
-from .translate_common import (
-    ToolNames,
+from ...exchange.form import FormEvent
+from ..anthropic.shapes import GATEWAY_SIGNATURE, STATUS_FOR_TYPE
+from ..anthropic.shapes import error_body as anthropic_error_body
+from ..anthropic.stream import ENDED_EARLY, error_message, event_json
+from ..base import Context, Notes
+from ..sse import DONE, Event, encode_data
+from ..translate_common import (
+    USAGE_KEYS,
     anthropic_usage,
-    clamp_max_tokens,
-    clean_stop_sequences,
-    data_url,
     dump_json,
-    effort_for_thinking,
+    finish_reason_for,
     is_context_length_error,
-    join_text,
+    merge_usage,
     new_id,
-    openai_user,
-    parse_arguments,
+    openai_usage,
     prompt_too_long_message,
     reasoning_of,
     stop_reason_for,
-    text_of_blocks,
 )
-
-TOOL_ERROR_PREFIX = "[tool error] "
-EMPTY_TOOL_RESULT = "(no output)"
-MOVED_IMAGES_NOTE = "(the result's images follow in the next message)"
-MISSING_TOOL_RESULT = "(no result was provided for this tool call)"
-STOP_LIMIT = 4  # OpenAI accepts at most four stop sequences
-
-# --- request ---------------------------------------------------------------------------------
-
-
-def _image_part(source: dict, where: str) -> dict:
-    if source.get("type") == "url":
-        return {"type": "image_url", "image_url": {"url": source["url"]}}
-    if source.get("type") == "base64":
-        return {"type": "image_url", "image_url": {"url": data_url(source["media_type"], source["data"])}}
-    raise ProtocolError(400, f"{where}.source: image files by file_id cannot be sent to this model",
-                        f"{where}.source")
-
-
-def _document_part(block: dict, where: str) -> dict:
-    source = block.get("source") or {}
-    if source.get("type") == "base64" and source.get("media_type") == "application/pdf":
-        filename = block.get("title") if isinstance(block.get("title"), str) and block["title"] else "document.pdf"
-        return {"type": "file", "file": {"filename": filename,
-                                         "file_data": data_url("application/pdf", source["data"])}}
-    raise ProtocolError(400, f"{where}.source: only base64 PDF documents can be sent to this model",
-                        f"{where}.source")
-
-
-def _media_part(block: dict, where: str) -> dict | None:
-    """An OpenAI content part for a non-text user block, or None for blocks left out."""
-    kind = block.get("type")
-    if kind == "image":
-        return _image_part(block.get("source") or {}, where)
-    if kind == "document":
-        return _document_part(block, where)
-    return None
-
-
-def _search_result_text(block: dict) -> str:
-    parts = [block.get("title") or "", block.get("source") or "", text_of_blocks(block.get("content"))]
-    return join_text([p for p in parts if isinstance(p, str)], "\n")
-
-
-def _user_parts(block: dict, where: str) -> list[dict]:
-    """OpenAI parts for one user block that is not a tool_result (blank text gives none)."""
-    kind = block.get("type")
-    if kind == "text":
-        text = block.get("text") or ""
-        return [{"type": "text", "text": text}] if text.strip() else []
-    if kind == "search_result":
-        text = _search_result_text(block)
-        return [{"type": "text", "text": text}] if text.strip() else []
-    part = _media_part(block, where)
-    return [part] if part else []
-
-
-def _tool_message(block: dict, where: str, names: ToolNames) -> tuple[dict, list[dict]]:
-    """A ``role: tool`` message for a tool_result, and the media parts that must move out of it."""
-    content = block.get("content")
-    texts: list[str] = []
-    media: list[dict] = []
-    if isinstance(content, str):
-        texts.append(content)
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            for out in _user_parts(part, f"{where}.content.{j}"):
-                if out["type"] == "text":
-                    texts.append(out["text"])
-                else:
-                    media.append(out)
-    text = join_text(texts, "\n")
-    if not text.strip():
-        text = MOVED_IMAGES_NOTE if media else EMPTY_TOOL_RESULT
-    if block.get("is_error"):
-        text = TOOL_ERROR_PREFIX + text
-    message = {"role": "tool", "tool_call_id": names.id_out(block["tool_use_id"]), "content": text}
-    return message, media
-
-
-def _user_content(parts: list[dict]) -> str | list[dict]:
-    """Text-only content as one string (the most portable form), else the list of parts."""
-    if all(p["type"] == "text" for p in parts):
-        return join_text([p["text"] for p in parts])
-    return parts
-
-
-def _convert_user(message: dict, where: str, names: ToolNames) -> list[dict]:
-    content = message["content"]
-    if isinstance(content, str):
-        return [{"role": "user", "content": content}] if content.strip() else []
-    tool_messages: list[dict] = []
-    moved: list[dict] = []
-    parts: list[dict] = []
-    for j, block in enumerate(content):
-        block_where = f"{where}.content.{j}"
-        if block.get("type") == "tool_result":
-            tool_message, media = _tool_message(block, block_where, names)
-            tool_messages.append(tool_message)
-            moved.extend(media)
-        else:
-            parts.extend(_user_parts(block, block_where))
-    result = tool_messages
-    if moved or parts:
-        result.append({"role": "user", "content": _user_content(moved + parts)})
-    return result
-
-
-def _convert_assistant(message: dict, names: ToolNames, reasoning_as_content: bool) -> list[dict]:
-    content = message["content"]
-    if isinstance(content, str):
-        return [{"role": "assistant", "content": content}] if content.strip() else []
-    texts: list[str] = []
-    thoughts: list[str] = []
-    calls: list[dict] = []
-    for block in content:
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "thinking":  # its signature (an upstream's or the gateway's) never goes upstream
-            thoughts.append(block.get("thinking") or "")
-        elif kind == "tool_use":
-            calls.append({
-                "id": names.id_out(block["id"]),
-                "type": "function",
-                "function": {"name": names.name_out(block["name"]), "arguments": dump_json(block["input"])},
-            })
-        # redacted_thinking, server-tool blocks and anything else: not meaningful upstream
-    text = join_text(texts)
-    if not text and not calls:
-        return []
-    out: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        out["tool_calls"] = calls
-    reasoning = join_text(thoughts)
-    if reasoning_as_content and reasoning:
-        out["reasoning_content"] = reasoning
-    return [out]
-
-
-def _system_message(content: Any) -> list[dict]:
-    text = text_of_blocks(content)
-    return [{"role": "system", "content": text}] if text.strip() else []
-
-
-def _order_tool_messages(messages: list[dict]) -> list[dict]:
-    """Make the list acceptable to OpenAI's tool-call rules.
-
-    Each assistant message with ``tool_calls`` must be followed directly by one tool message per
-    call. System messages that fall in between (Claude Code inserts them anywhere) wait until the
-    calls are answered; a call left unanswered gets a placeholder result; a tool message that
-    answers no pending call becomes user text, since OpenAI would reject it.
-    """
-    out: list[dict] = []
-    pending: list[str] = []
-    deferred: list[dict] = []
-
-    def settle() -> None:
-        for call_id in pending:
-            out.append({"role": "tool", "tool_call_id": call_id, "content": MISSING_TOOL_RESULT})
-        pending.clear()
-        out.extend(deferred)
-        deferred.clear()
-
-    for message in messages:
-        role = message["role"]
-        if role == "tool":
-            call_id = message["tool_call_id"]
-            if call_id in pending:
-                pending.remove(call_id)
-                out.append(message)
-                if not pending:
-                    settle()
-            else:
-                settle()
-                out.append({"role": "user", "content": f"[tool result for {call_id}]\n{message['content']}"})
-        elif role == "system" and pending:
-            deferred.append(message)
-        else:
-            settle()
-            out.append(message)
-            if role == "assistant" and message.get("tool_calls"):
-                pending.extend(c["id"] for c in message["tool_calls"])
-    if out and out[-1].get("tool_calls") and pending and not deferred:
-        # the conversation ends on the calls (a prefill): nothing to answer them with yet. (With
-        # system messages waiting after them the calls are not last: they get placeholders.)
-        pending.clear()
-    settle()
-    return out
-
-
-def _convert_tools(tools: list, names: ToolNames) -> list[dict]:
-    converted = []
-    for tool in tools:
-        if tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict):
-            continue  # server tools (web_search_20250305, ...) run only on Anthropic's side
-        function: dict[str, Any] = {"name": names.name_out(tool["name"])}
-        if isinstance(tool.get("description"), str) and tool["description"]:
-            function["description"] = tool["description"]
-        # A new top level over the client's nested schema: nothing changes either once translated, and
-        # copying Claude Code's ~20 tool schemas deeply took ~270 µs of every request's way upstream.
-        function["parameters"] = dict(tool["input_schema"])
-        converted.append({"type": "function", "function": function})
-    return converted
-
-
-def _convert_tool_choice(choice: Any, names: ToolNames) -> Any:
-    if not isinstance(choice, dict):
-        return None
-    kind = choice.get("type")
-    if kind == "tool":
-        return {"type": "function", "function": {"name": names.name_out(choice["name"])}}
-    return {"auto": "auto", "any": "required", "none": "none"}.get(kind)
-
-
-def request_to_openai(body: dict, *, upstream_model: str, max_output_tokens: int | None = None,
-                      reasoning_as_content: bool = False) -> tuple[dict, ToolNames]:
-    """An Anthropic Messages request as an OpenAI Chat Completions request.
-
-    Raises :class:`ProtocolError` for invalid input and for content OpenAI cannot take
-    (documents other than base64 PDF). Returns the request and the :class:`ToolNames` needed to
-    translate the answer back. ``reasoning_as_content`` sends earlier thinking back as the
-    assistant's ``reasoning_content`` (for upstreams that want it) instead of dropping it.
-    """
-    validate_messages_request(body)
-    names = ToolNames()
-    messages: list[dict] = _system_message(body.get("system"))
-    for i, message in enumerate(body["messages"]):
-        role = message["role"]
-        if role == "system":
-            messages.extend(_system_message(message["content"]))
-        elif role == "user":
-            messages.extend(_convert_user(message, f"messages.{i}", names))
-        else:
-            messages.extend(_convert_assistant(message, names, reasoning_as_content))
-    if not any(m["role"] != "system" for m in messages):
-        raise ProtocolError(400, "messages: all messages are empty", "messages")
-
-    out: dict[str, Any] = {"model": upstream_model, "messages": _order_tool_messages(messages)}
-    out["max_tokens"] = clamp_max_tokens(body["max_tokens"], max_output_tokens)
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
-    stop = clean_stop_sequences(body.get("stop_sequences"), STOP_LIMIT)
-    if stop:
-        out["stop"] = stop
-    user = openai_user((body.get("metadata") or {}).get("user_id"))
-    if user:
-        out["user"] = user
-    effort = effort_for_thinking(body.get("thinking"), body.get("output_config"))
-    if effort:
-        out["reasoning_effort"] = effort
-
-    tools = _convert_tools(body.get("tools") or [], names)
-    if tools:
-        out["tools"] = tools
-        choice = _convert_tool_choice(body.get("tool_choice"), names)
-        if choice is not None:
-            out["tool_choice"] = choice
-        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use") is True:
-            out["parallel_tool_calls"] = False
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
-    return out, names
-
-
-# --- answer ----------------------------------------------------------------------------------
-
-
-def _tool_use_block(call: dict, names: ToolNames, salt: str) -> dict:
-    function = call.get("function") or {}
-    return {
-        "type": "tool_use",
-        "id": names.id_in(call.get("id"), salt=salt),
-        "name": names.name_in(function.get("name") or ""),
-        "input": parse_arguments(function.get("arguments")),
-    }
+from .shapes import error_body as openai_error_body
 
 
 def _message_shell(message_id: str, client_model: str) -> dict:
@@ -315,48 +40,13 @@ def _message_shell(message_id: str, client_model: str) -> dict:
             "stop_reason": None, "stop_sequence": None}
 
 
-def response_from_openai(openai_resp: dict, *, client_model: str, names: ToolNames) -> dict:
-    """An OpenAI chat completion as an Anthropic message.
-
-    Content order: a thinking block (from ``reasoning_content``/``reasoning``/``reasoning_details``,
-    with the gateway's signature, see :func:`~zengate.dialects.anthropic.is_gateway_signature`),
-    the text, then tool_use blocks. An answer with nothing at all still gets one empty text block,
-    so clients always find ``content[0]``.
-    """
-    choices = openai_resp.get("choices") if isinstance(openai_resp.get("choices"), list) else []
-    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    upstream_id = openai_resp.get("id") if isinstance(openai_resp.get("id"), str) else ""
-    message_id = new_id("msg_")
-    content: list[dict] = []
-    reasoning = reasoning_of(message)
-    if reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": GATEWAY_SIGNATURE})
-    text = message.get("content")
-    if isinstance(text, list):  # some upstreams answer with parts
-        text = text_of_blocks(text)
-    refusal = message.get("refusal")
-    if not (isinstance(text, str) and text.strip()) and isinstance(refusal, str) and refusal:
-        text = refusal
-    if isinstance(text, str) and text.strip():
-        content.append({"type": "text", "text": text})
-    calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
-    calls = [c for c in calls if isinstance(c, dict)]
-    content.extend(_tool_use_block(c, names, upstream_id or message_id) for c in calls)
-    if not content:
-        content.append({"type": "text", "text": ""})
-    answer = _message_shell(message_id, client_model)
-    answer["content"] = content
-    finish = choice.get("finish_reason")
-    if isinstance(refusal, str) and refusal and not calls:
-        finish = "content_filter"
-    answer["stop_reason"] = stop_reason_for(finish, has_tool_use=bool(calls))
-    answer["usage"] = anthropic_usage(openai_resp.get("usage"))
-    return answer
+def _completion_id(anthropic_id: Any) -> str:
+    if isinstance(anthropic_id, str) and anthropic_id:
+        return "chatcmpl-" + anthropic_id.removeprefix("msg_")
+    return new_id("chatcmpl-")
 
 
-# --- stream ----------------------------------------------------------------------------------
-
+# --- an upstream's chunks -> form events -------------------------------------------------------------
 
 @dataclass
 class _Call:
@@ -381,8 +71,8 @@ class _Call:
 
 def _error_event(status: int, message: str, type_: str | None = None) -> tuple[str, dict]:
     if is_context_length_error(status, message):
-        return "error", error_body(400, prompt_too_long_message(message), "invalid_request_error")
-    return "error", error_body(status, message, type_)
+        return "error", anthropic_error_body(400, prompt_too_long_message(message), "invalid_request_error")
+    return "error", anthropic_error_body(status, message, type_)
 
 
 def _upstream_error(chunk: dict) -> tuple[int, str, str | None]:
@@ -404,8 +94,8 @@ def _upstream_error(chunk: dict) -> tuple[int, str, str | None]:
     return status, message, kind if kind in STATUS_FOR_TYPE else None
 
 
-class StreamToAnthropic:
-    """OpenAI ``chat.completion.chunk`` objects in, Anthropic stream events out.
+class Decoder:
+    """An OpenAI-protocol upstream's ``chat.completion.chunk`` objects in, form events out.
 
     Event order guaranteed: ``message_start`` first (once); content blocks indexed from 0 with no
     gaps, each ``content_block_stop`` before the next ``content_block_start``; then
@@ -437,12 +127,11 @@ class StreamToAnthropic:
     without any ``finish_reason`` yields an ``error`` event, never an invented ``end_turn``.
     """
 
-    def __init__(self, *, client_model: str, names: ToolNames, message_id: str | None = None,
-                 input_tokens_estimate: int = 0):
-        self._model = client_model
-        self._names = names
+    def __init__(self, context: Context, *, message_id: str | None = None):
+        self._model = context.client_model
+        self._names = context.names
         self._id = message_id or new_id("msg_")
-        self._estimate = max(0, int(input_tokens_estimate or 0))
+        self._estimate = max(0, int(context.input_estimate or 0))
         self._started = False
         self._done = False
         self._next_index = 0
@@ -490,7 +179,14 @@ class StreamToAnthropic:
             self._start(out)
         return out
 
-    def feed(self, chunk: dict) -> list[tuple[str, dict]]:
+    def feed(self, event: Event) -> list[tuple[str, dict]]:
+        """One SSE event of the upstream's stream (``[DONE]`` ends it)."""
+        if event.data == DONE:
+            return self.finish()
+        chunk = event_json(event)
+        return self.feed_chunk(chunk) if chunk is not None else []
+
+    def feed_chunk(self, chunk: dict) -> list[tuple[str, dict]]:
         """Translate one parsed OpenAI ``data:`` object."""
         if self._done or not isinstance(chunk, dict):
             return []
@@ -693,3 +389,262 @@ class StreamToAnthropic:
         out.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         out.append(("message_stop", {"type": "message_stop"}))
         self._done = True
+
+
+# --- form events -> an OpenAI client's chunks --------------------------------------------------------
+
+def _index(data: dict) -> int | None:
+    """A content block's index (None when missing or not a number: such a block is no tool call)."""
+    index = data.get("index")
+    return index if isinstance(index, int) else None
+
+
+def _error_chunk(status: int, message: str) -> dict:
+    """``{"error": {"message", "type", "code", "param"}}``; context overflows get OpenAI's code."""
+    if is_context_length_error(status, message):
+        return openai_error_body(400, message, code="context_length_exceeded")
+    return openai_error_body(status, message)
+
+
+class Chunks:
+    """Form events in, OpenAI ``chat.completion.chunk`` objects out (``[DONE]`` as the string).
+
+    Order: a role chunk (``{"role": "assistant", "content": ""}``) first; content, reasoning
+    (``reasoning_content``) and tool-call chunks (id and name only in a call's first fragment;
+    a call whose input stayed empty gets ``"{}"`` as arguments); one finish chunk on
+    ``message_delta``; on ``message_stop`` the usage chunk (``choices: []``, only when
+    ``include_usage``) and then the string ``"[DONE]"``. Content arriving after ``message_delta`` is
+    dropped (nothing follows the finish reason); ``message_stop`` without ``message_delta`` still
+    finishes (``tool_calls`` when a call was sent, else ``stop``).
+
+    An Anthropic ``error`` event (or :meth:`fail`, or a stream ending before ``message_delta``)
+    gives one ``{"error": {...}}`` chunk and nothing more - no ``[DONE]``, which would tell the
+    client the answer was complete. The OpenAI SDKs raise on that error chunk.
+    """
+
+    def __init__(self, context: Context, *, completion_id: str | None = None, created: int | None = None):
+        self._model = context.client_model
+        self._include_usage = context.include_usage
+        self._id = completion_id
+        self._created = int(time.time()) if created is None else created
+        self._started = False
+        self._done = False
+        self._finished = False
+        self._tool_blocks: dict[int, list] = {}  # block index -> [call index, arguments seen]
+        self._tool_count = 0
+        self._usage: dict = {}
+        self._text: list[str] = []
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> dict:
+        """Anthropic usage seen so far (input, output, cache tokens)."""
+        return {key: self._usage.get(key, 0) for key in USAGE_KEYS}
+
+    @property
+    def openai_usage(self) -> dict:
+        return openai_usage(self._usage)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def done(self) -> bool:
+        """True once ``[DONE]`` or an error chunk has been produced."""
+        return self._done
+
+    def feed(self, event: str, data: dict) -> list[dict | str]:
+        """Translate one Anthropic event (its name and parsed data)."""
+        if self._done or not isinstance(data, dict):
+            return []
+        kind = data.get("type") or event
+        if kind == "error":
+            err = data.get("error") if isinstance(data.get("error"), dict) else {}
+            status = STATUS_FOR_TYPE.get(err.get("type"), 500) if isinstance(err.get("type"), str) else 500
+            return self._fail(status, err.get("message") if isinstance(err.get("message"), str) else str(err))
+        if kind == "ping":
+            return []
+        out: list[dict | str] = []
+        if kind == "message_start":
+            message = data.get("message") if isinstance(data.get("message"), dict) else {}
+            if self._id is None:
+                self._id = _completion_id(message.get("id"))
+            merge_usage(self._usage, message.get("usage"))
+        self._start(out)
+        if self._finished and kind != "message_stop" and kind != "message_delta":
+            return out  # content after the stop reason: OpenAI clients expect none after finish_reason
+        if kind == "content_block_start":
+            self._on_block_start(out, data)
+        elif kind == "content_block_delta":
+            self._on_block_delta(out, data)
+        elif kind == "content_block_stop":
+            self._on_block_stop(out, data)
+        elif kind == "message_delta":
+            merge_usage(self._usage, data.get("usage"))
+            if not self._finished:
+                delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+                finish = finish_reason_for(delta.get("stop_reason"), has_tool_calls=self._tool_count > 0)
+                out.append(self._chunk({}, finish))
+                self._finished = True
+        elif kind == "message_stop":
+            self._end(out)
+        return out
+
+    def finish(self) -> list[dict | str]:
+        """The upstream stream ended. Complete when the stop reason was seen, else an error."""
+        if self._done:
+            return []
+        if not self._finished:
+            return self._fail(502, "the upstream stream ended before the answer was finished")
+        out: list[dict | str] = []
+        self._end(out)
+        return out
+
+    def fail(self, status: int, message: str) -> list[dict | str]:
+        """A transport failure mid-stream: one error chunk, then nothing more."""
+        if self._done:
+            return []
+        return self._fail(status, message)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _fail(self, status: int, message: str) -> list[dict | str]:
+        self._done = True
+        return [_error_chunk(status, message)]
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+    def _start(self, out: list) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self._id is None:
+            self._id = new_id("chatcmpl-")
+        out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    def _on_block_start(self, out: list, data: dict) -> None:
+        block = data.get("content_block") if isinstance(data.get("content_block"), dict) else {}
+        kind = block.get("type")
+        if kind == "tool_use":
+            call_index = self._tool_count
+            self._tool_count += 1
+            self._tool_blocks[_index(data)] = [call_index, False]
+            call = {"index": call_index, "id": block.get("id"), "type": "function",
+                    "function": {"name": block.get("name") or "", "arguments": ""}}
+            out.append(self._chunk({"tool_calls": [call]}))
+            initial = block.get("input")
+            if isinstance(initial, dict) and initial:  # some servers put the whole input here
+                self._arguments(out, _index(data), dump_json(initial))
+        elif kind == "text" and isinstance(block.get("text"), str) and block["text"]:
+            self._text.append(block["text"])
+            out.append(self._chunk({"content": block["text"]}))
+        elif kind == "thinking" and isinstance(block.get("thinking"), str) and block["thinking"]:
+            out.append(self._chunk({"reasoning_content": block["thinking"]}))
+
+    def _arguments(self, out: list, block_index: Any, fragment: str) -> None:
+        entry = self._tool_blocks.get(block_index)
+        if entry is None or not fragment:
+            return
+        entry[1] = True
+        out.append(self._chunk({"tool_calls": [{"index": entry[0], "function": {"arguments": fragment}}]}))
+
+    def _on_block_delta(self, out: list, data: dict) -> None:
+        delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+        kind = delta.get("type")
+        if kind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+            self._text.append(delta["text"])
+            out.append(self._chunk({"content": delta["text"]}))
+        elif kind == "thinking_delta" and isinstance(delta.get("thinking"), str) and delta["thinking"]:
+            out.append(self._chunk({"reasoning_content": delta["thinking"]}))
+        elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+            self._arguments(out, _index(data), delta["partial_json"])
+        # signature_delta, citations_delta: nothing OpenAI clients can use
+
+    def _on_block_stop(self, out: list, data: dict) -> None:
+        entry = self._tool_blocks.get(_index(data))
+        if entry is not None and not entry[1]:
+            self._arguments(out, _index(data), "{}")
+
+    def _end(self, out: list) -> None:
+        if not self._finished:  # message_stop without message_delta: no stop reason known
+            out.append(self._chunk({}, finish_reason_for(None, has_tool_calls=self._tool_count > 0)))
+            self._finished = True
+        if self._include_usage:
+            out.append({"id": self._id, "object": "chat.completion.chunk", "created": self._created,
+                        "model": self._model, "choices": [], "usage": self.openai_usage})
+        out.append(DONE)
+        self._done = True
+
+class Encoder:
+    """Form events as the SSE bytes of an OpenAI chat stream."""
+
+    def __init__(self, context: Context):
+        self.chunks = Chunks(context)
+
+    def encode(self, events: Iterable[FormEvent]) -> list[bytes]:
+        out = []
+        for name, data in events:
+            out.extend(encode_data(chunk) for chunk in self.chunks.feed(name, data))
+        return out
+
+
+# --- an OpenAI upstream's stream to an OpenAI client ---------------------------------------------------
+
+class Passthrough:
+    """OpenAI stream to an OpenAI client: events pass as received, with Zen's quirks removed.
+
+    Nothing after ``data: [DONE]`` (Zen's cost frame) or an error chunk reaches the client; the
+    usage-only chunk is dropped unless the client asked for it; usage and output go to ``notes``.
+    """
+
+    def __init__(self, context: Context, notes: Notes):
+        self._notes = notes
+        self.include_usage = context.include_usage
+        self.rename = context.client_model if context.client_model != context.upstream_model else None
+        self.ended = False
+        self.finished = False
+        self.error: str | None = None
+
+    def on_event(self, event: Event) -> list[bytes]:
+        if event.data == DONE:
+            self.ended = True
+            return [encode_data(DONE)]
+        chunk = event_json(event)
+        if chunk is None:
+            return []
+        if chunk.get("error") is not None or chunk.get("type") == "error":
+            self.error = error_message(chunk)
+            self.ended = True  # an error ends the answer: nothing after it, [DONE] least of all
+            return [event.raw]
+        usage = chunk.get("usage")
+        if usage:
+            self._notes.add_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        choices = chunk.get("choices")
+        if choices:
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if isinstance(content, str):
+                    self._notes.add_output(content)
+                if choice.get("finish_reason"):
+                    self.finished = True
+        elif usage and not self.include_usage:
+            return []
+        if self.rename and chunk.get("model") not in (None, self.rename):
+            chunk["model"] = self.rename
+            return [encode_data(chunk)]
+        return [event.raw]
+
+    def on_end(self) -> list[bytes]:
+        if self.finished:
+            return [encode_data(DONE)]
+        self.error = ENDED_EARLY
+        return [encode_data(openai_error_body(502, ENDED_EARLY))]
+
+    def on_failure(self, status: int, message: str) -> list[bytes]:
+        self.error = message
+        return [encode_data(openai_error_body(status, f"{message} (mid-stream)"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 _TYPES = {
     400: "invalid_request_error",
@@ -103,6 +103,31 @@ def without_gateway_thinking(messages: list) -> list | None:
                 message = {**message, "content": kept}
         out.append(message)
     return out
+
+
+def client_signature(signature: str, origin: str | None) -> str:
+    """The signature an Anthropic client is given for a thinking block.
+
+    An Anthropic upstream's own goes as it is, and so does the gateway's ``zengate:v1``. One that
+    another dialect's upstream made (Responses' encrypted reasoning) is wrapped as
+    ``zengate:<dialect>:<signature>``: the client sends it back with the block, the wrapper says
+    where it may go again (:func:`unwrapped_signature`), and its prefix keeps it from any
+    Anthropic upstream (:func:`without_gateway_thinking`).
+    """
+    if origin and origin not in ("anthropic", "gateway"):
+        return f"{GATEWAY_SIGNATURE_PREFIX}{origin}:{signature}"
+    return signature
+
+
+def unwrapped_signature(signature: Any) -> tuple[Any, str | None]:
+    """``(signature, origin)`` of a signature a client sent back: the origin is ``"gateway"`` for
+    ``zengate:v1``, the dialect for a wrapped one (whose own signature is returned), else None."""
+    if not is_gateway_signature(signature):
+        return signature, None
+    dialect, sep, inner = signature[len(GATEWAY_SIGNATURE_PREFIX):].partition(":")
+    if sep and dialect.isidentifier():
+        return inner, dialect
+    return signature, "gateway"
 
 
 def error_type(status: int) -> str:

@@ -1,0 +1,172 @@
+"""Anthropic Messages requests to and from the internal form.
+
+The form has this API's shape, so a client's request is the form once validated; what rendering
+for an Anthropic-protocol upstream adds is that API's rules: a ``max_tokens`` within the model's
+limit, tool names and ids its pattern allows, thinking only where it accepts it, temperature in
+0..1, and no thinking block whose signature this upstream did not make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...exchange.form import without_extensions
+from ..base import Context, Target
+from ..errors import ProtocolError
+from ..translate_common import clamp_max_tokens, clean_stop_sequences, thinking_for_effort
+from .shapes import GATEWAY_SIGNATURE_PREFIX, is_gateway_signature, unwrapped_signature, validate_messages_request
+
+DEFAULT_MAX_TOKENS = 4096  # when the client set no limit (the API requires one)
+
+
+def parse_request(body: dict) -> dict:
+    """An Anthropic client's request as the internal form: the body itself, validated.
+
+    Thinking blocks whose signature the gateway wrapped for another dialect's upstream
+    (``zengate:<dialect>:…``) get that signature back with ``x_origin``; the body is copied only
+    when there is one.
+    """
+    validate_messages_request(body)
+    messages = _unwrapped(body["messages"])
+    return body if messages is None else {**body, "messages": messages}
+
+
+def _unwrapped(messages: list) -> list | None:
+    if not any(message["role"] == "assistant" and type(message["content"]) is list
+               and any(_wrapped(block) for block in message["content"]) for message in messages):
+        return None
+    out = []
+    for message in messages:
+        content = message["content"]
+        if message["role"] == "assistant" and type(content) is list and any(_wrapped(b) for b in content):
+            message = {**message, "content": [_unwrap(b) if _wrapped(b) else b for b in content]}
+        out.append(message)
+    return out
+
+
+def _wrapped(block: dict) -> bool:
+    signature = block.get("signature")
+    return (block.get("type") == "thinking" and is_gateway_signature(signature)
+            and ":" in signature[len(GATEWAY_SIGNATURE_PREFIX):])
+
+
+def _unwrap(block: dict) -> dict:
+    signature, origin = unwrapped_signature(block["signature"])
+    return {**block, "signature": signature, "x_origin": origin}
+
+
+# --- to an Anthropic-protocol upstream -----------------------------------------------------------
+
+def render_request(form: dict, target: Target, context: Context) -> dict:
+    """The form as an Anthropic Messages request for ``target`` (tool names recorded in ``context``).
+
+    Raises :class:`ProtocolError` for what this API cannot take (more than one answer).
+    """
+    n = form.get("x_n")
+    if n is not None and n != 1:
+        raise ProtocolError(400, "n: only n=1 is supported", "n")
+    names = context.names
+    out = without_extensions(form)
+    out["model"] = target.upstream_model
+    max_tokens = clamp_max_tokens(form.get("max_tokens"), target.max_output_tokens, DEFAULT_MAX_TOKENS)
+    out["max_tokens"] = max_tokens
+    out["messages"] = messages = _messages(form["messages"], names)
+    if not messages:
+        raise ProtocolError(400, "messages: at least one non-empty user or assistant message is required",
+                            "messages")
+    tools = form.get("tools")
+    choice = form.get("tool_choice")
+    if tools:
+        out["tools"] = [_tool(tool, names) for tool in tools]
+        if isinstance(choice, dict) and choice.get("type") == "tool":
+            choice = {**choice, "name": names.name_out(choice["name"])}
+        if choice is not None:
+            out["tool_choice"] = choice
+    else:
+        out.pop("tools", None)
+        out.pop("tool_choice", None)
+        choice = None
+    thinking = form.get("thinking") or thinking_for_effort(form.get("x_effort"), max_tokens)
+    if thinking and thinking.get("type") != "disabled" and _thinking_allowed(messages, choice):
+        out["thinking"] = thinking
+        out.pop("temperature", None)
+        out.pop("top_p", None)
+    else:
+        out.pop("thinking", None)
+        if out.get("temperature") is not None:
+            out["temperature"] = min(max(float(out["temperature"]), 0.0), 1.0)  # OpenAI 0..2, Anthropic 0..1
+    stop = clean_stop_sequences(form.get("stop_sequences"))
+    if stop:
+        out["stop_sequences"] = stop
+    else:
+        out.pop("stop_sequences", None)
+    if target.stream:
+        out["stream"] = True
+    else:
+        out.pop("stream", None)
+    return out
+
+
+def _messages(messages: list, names) -> list[dict]:
+    """Tool ids and names as this API allows them; thinking this upstream did not sign left out (an
+    assistant turn left empty goes too); the form's own keys dropped from blocks."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if type(content) is list:
+            blocks = [b for b in (_block(block, names) for block in content) if b is not None]
+            if not blocks and message["role"] == "assistant":
+                continue
+            message = {**message, "content": blocks}
+        out.append(message)
+    return out
+
+
+def _block(block: dict, names) -> dict | None:
+    kind = block.get("type")
+    if kind == "thinking" and (block.get("x_origin") not in (None, "anthropic")
+                               or is_gateway_signature(block.get("signature"))):
+        return None  # signed by another upstream, or by the gateway: this one would refuse it
+    if kind == "tool_use":
+        block = {**block, "id": names.id_out(block["id"]), "name": names.name_out(block["name"])}
+    elif kind == "tool_result":
+        block = {**block, "tool_use_id": names.id_out(block["tool_use_id"])}
+    if any(key.startswith("x_") for key in block):
+        block = {key: value for key, value in block.items() if not key.startswith("x_")}
+    return block
+
+
+def _tool(tool: dict, names) -> dict:
+    if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
+        return tool  # a server tool (web_search_20250305, …): Anthropic's own, passed as it is
+    out = {key: value for key, value in tool.items() if not key.startswith("x_")}
+    out["name"] = names.name_out(tool["name"])
+    return out
+
+
+def _thinking_allowed(messages: list[dict], choice: Any) -> bool:
+    """Whether Anthropic will accept ``thinking`` for this conversation.
+
+    It refuses thinking when a tool is forced, and when the turn being continued (an assistant
+    prefill, or a last user turn answering tool calls) lacks the assistant's signed thinking
+    block - which a client of another API cannot send back. Then the request goes without thinking.
+    """
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        return False
+    last = messages[-1]
+    if last["role"] == "assistant":
+        return False
+    content = last["content"]
+    return not (type(content) is list and any(b.get("type") == "tool_result" for b in content))
+
+
+def passthrough_body(body: dict, target: Target) -> dict:
+    """The client's own request for an upstream of the same API: the model mapped, and the thinking
+    blocks the gateway made (or wrapped for another upstream) left out of the history."""
+    from .shapes import without_gateway_thinking
+
+    upstream = {**body, "model": target.upstream_model, "stream": target.stream}
+    messages = without_gateway_thinking(body["messages"])
+    if messages is not None:
+        upstream["messages"] = messages
+    return upstream

@@ -1,0 +1,22 @@
+"""Every dialect zengate speaks, by name: a new API is one dialect module and one line here.
+
+The names are the catalog's ``protocol`` values (and the models file's), so a model's upstream
+API is looked up here; a client-API view names its own dialect the same way.
+"""
+
+from __future__ import annotations
+
+from .anthropic import DIALECT as ANTHROPIC
+from .base import Dialect
+from .openai import DIALECT as OPENAI_CHAT
+
+DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (OPENAI_CHAT, ANTHROPIC)}
+
+
+def get(name: str) -> Dialect:
+    """The dialect called ``name`` (KeyError for an unknown one: names are checked where they are set)."""
+    return DIALECTS[name]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(DIALECTS)
