@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flask import current_app
 
@@ -93,9 +93,10 @@ class Gateway:
             long_context_tokens=get("long_context_tokens"),
         )
 
-    def plan(self, model: str, body: dict, fmt: str) -> routing.Plan:
-        """The routes for a request (RoutingError when the model cannot be routed)."""
-        feats = routing.features(body, fmt) if model.strip() in routing.AUTO_TOKENS else None
+    def plan(self, model: str, form: Callable[[], dict]) -> routing.Plan:
+        """The routes for a request (RoutingError when the model cannot be routed); ``form`` gives the
+        request in the internal form, asked only when the model is chosen by what the request needs."""
+        feats = routing.features(form()) if model.strip() in routing.AUTO_TOKENS else None
         return self.router.plan(model, self.routing_settings(), request_features=feats, cooldowns=self.cooldowns)
 
     def new_record(self, method: str, path: str, fmt: str) -> RequestRecord:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import PHONE, login
-from tests.support.fake_upstream import error, openai_text
+from tests.support.fake_upstream import error, responses_text
 from tests.support.gateway import ADMIN_PASSWORD
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -142,7 +142,7 @@ def test_revoking_a_key_after_confirming_makes_the_sdk_get_401(page, gw):
 def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream, screenshot):
     key = create_key_via_api(gw, "log-test")
     hostile = '<img src=x onerror="window.pwned=1"> and <b>bold</b> & "quotes"'
-    upstream.script("gpt-5-nano", openai_text("A <script>alert(1)</script> reply"))
+    upstream.script("gpt-5-nano", responses_text("A <script>alert(1)</script> reply"))  # its upstream API
     sdk(gw, key).chat.completions.create(model="gpt-5-nano", messages=[
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": hostile}])
     gw.wait_for(lambda: logged(gw, key=key[:13]))

@@ -13,6 +13,9 @@ Routing when nothing is scripted for a request's ``model`` (DEFAULT behaviour):
 * ``POST .../chat/completions`` -> ``openai_text()`` (streamed if the body says ``"stream": true``)
 * ``POST .../messages``         -> ``anthropic_text()``
 * ``POST .../messages/count_tokens`` -> ``{"input_tokens": len(body) // 4}``
+* ``POST .../responses``        -> ``responses_text()`` (the Responses API's events if the body says
+  ``"stream": true``, else its ``response`` object)
+* ``POST .../responses/input_tokens`` -> ``{"object": "response.input_tokens", "input_tokens": len(body) // 4}``
 * ``GET  .../models``           -> ``{"object": "list", "data": up.models}`` (or an error if
   ``up.models_status != 200``)
 * anything else                 -> 404 JSON
@@ -62,6 +65,9 @@ __all__ = [
     "openai_raw",
     "openai_text",
     "openai_tool_calls",
+    "responses_custom_tool_call",
+    "responses_function_call",
+    "responses_text",
     "running_upstream",
 ]
 
@@ -433,6 +439,169 @@ class _AnthropicToolUse(_AnthropicStream):
         return "tool_use"
 
 
+# ----- OpenAI Responses
+#
+# Written from the API's event reference on its own, not from zengate's encoder, so that a mistake
+# in one is not hidden by the same mistake in the other.
+
+
+def _rs_usage(usage: tuple[int, int], reasoning_tokens: int = 0) -> dict[str, Any]:
+    return {"input_tokens": usage[0], "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": usage[1], "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": sum(usage)}
+
+
+class _ResponsesStream(_Streamable):
+    """A Responses answer: a list of output items, streamed as the API streams them."""
+
+    usage: tuple[int, int]
+    delay: float
+    incomplete: str | None
+
+    def _items(self, ids: _Ids) -> list[dict[str, Any]]:
+        """The finished output items (ids drawn from ``ids``)."""
+        raise NotImplementedError
+
+    def _item_events(self, index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """``(type, fields)`` of the events between an item's ``added`` and its ``done``."""
+        raise NotImplementedError
+
+    def _response(self, req: Recorded, rid: str, created: int, status: str, output: list[dict[str, Any]],
+                  usage: dict[str, Any] | None) -> dict[str, Any]:
+        body = req.body if isinstance(req.body, dict) else {}
+        return {
+            "id": rid, "object": "response", "created_at": created, "status": status, "background": False,
+            "error": None,
+            "incomplete_details": {"reason": self.incomplete} if status == "incomplete" else None,
+            "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+            "model": req.model, "output": output, "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": None, "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+            "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+            "top_p": body.get("top_p", 1.0), "truncation": "disabled", "usage": usage, "user": None,
+            "metadata": body.get("metadata") or {},
+        }
+
+    def _final_status(self) -> str:
+        return "incomplete" if self.incomplete else "completed"
+
+    def events(self, req: Recorded, ids: _Ids) -> list[tuple[bytes, float]]:
+        rid, created = ids.next("resp_fake"), int(time.time())
+        items = self._items(ids)
+        frames: list[tuple[bytes, float]] = []
+
+        def emit(kind: str, fields: dict[str, Any], delay: float = 0.0) -> None:
+            frames.append((_event({"type": kind, "sequence_number": len(frames), **fields}), delay))
+
+        start = self._response(req, rid, created, "in_progress", [], None)
+        emit("response.created", {"response": start})
+        emit("response.in_progress", {"response": start})
+        for index, item in enumerate(items):
+            added = copy.deepcopy(item)
+            if item["type"] == "message":
+                added.update(status="in_progress", content=[])
+            elif item["type"] == "reasoning":
+                added["summary"] = []
+                added.pop("encrypted_content", None)
+            elif item["type"] == "function_call":
+                added.update(status="in_progress", arguments="")
+            elif item["type"] == "custom_tool_call":
+                added["input"] = ""
+            emit("response.output_item.added", {"output_index": index, "item": added})
+            for kind, fields in self._item_events(index, item):
+                emit(kind, {"item_id": item["id"], "output_index": index, **fields},
+                     self.delay if kind.endswith(".delta") else 0.0)
+            emit("response.output_item.done", {"output_index": index, "item": item})
+        final = self._response(req, rid, created, self._final_status(), items, _rs_usage(self.usage))
+        emit(f"response.{self._final_status()}", {"response": final})
+        return frames
+
+    def body(self, req: Recorded, ids: _Ids) -> dict[str, Any]:
+        rid = ids.next("resp_fake")
+        return self._response(req, rid, int(time.time()), self._final_status(), self._items(ids),
+                              _rs_usage(self.usage))
+
+
+@dataclass
+class _ResponsesText(_ResponsesStream):
+    text: str
+    chunks: int | Sequence[str] | None
+    delay: float
+    usage: tuple[int, int]
+    reasoning: str | Sequence[str] | None
+    encrypted: str | None
+    incomplete: str | None
+
+    def _summaries(self) -> list[str]:
+        if self.reasoning is None:
+            return []
+        return [self.reasoning] if isinstance(self.reasoning, str) else list(self.reasoning)
+
+    def _items(self, ids: _Ids) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        if self.reasoning is not None or self.encrypted is not None:
+            item: dict[str, Any] = {"id": ids.next("rs_fake"), "type": "reasoning",
+                                    "summary": [{"type": "summary_text", "text": t} for t in self._summaries()]}
+            if self.encrypted is not None:
+                item["encrypted_content"] = self.encrypted
+            items.append(item)
+        items.append({"id": ids.next("msg_fake"), "type": "message", "status": "completed", "role": "assistant",
+                      "content": [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}]})
+        return items
+
+    def _item_events(self, index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        if item["type"] == "reasoning":
+            for n, summary in enumerate(item["summary"]):
+                part = {"type": "summary_text", "text": ""}
+                out.append(("response.reasoning_summary_part.added", {"summary_index": n, "part": part}))
+                out += [("response.reasoning_summary_text.delta", {"summary_index": n, "delta": piece})
+                        for piece in _split_words(summary["text"])]
+                out.append(("response.reasoning_summary_text.done", {"summary_index": n, "text": summary["text"]}))
+                out.append(("response.reasoning_summary_part.done", {"summary_index": n, "part": summary}))
+            return out
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        out.append(("response.content_part.added", {"content_index": 0, "part": part}))
+        out += [("response.output_text.delta", {"content_index": 0, "delta": piece, "logprobs": []})
+                for piece in _pieces(self.text, self.chunks) if piece]
+        out.append(("response.output_text.done", {"content_index": 0, "text": self.text, "logprobs": []}))
+        out.append(("response.content_part.done", {"content_index": 0, "part": item["content"][0]}))
+        return out
+
+
+@dataclass
+class _ResponsesCall(_ResponsesStream):
+    kind: str  # function_call | custom_tool_call
+    name: str
+    payload: str  # the arguments (JSON) or the custom tool's input
+    call_id: str
+    namespace: str | None
+    split: int
+    delay: float
+    usage: tuple[int, int]
+    incomplete: str | None = None
+
+    def _items(self, ids: _Ids) -> list[dict[str, Any]]:
+        if self.kind == "function_call":
+            item: dict[str, Any] = {"id": ids.next("fc_fake"), "type": "function_call", "status": "completed",
+                                    "call_id": self.call_id, "name": self.name, "arguments": self.payload}
+        else:
+            item = {"id": ids.next("ctc_fake"), "type": "custom_tool_call", "status": "completed",
+                    "call_id": self.call_id, "name": self.name, "input": self.payload}
+        if self.namespace:
+            item["namespace"] = self.namespace
+        return [item]
+
+    def _item_events(self, index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        what = "function_call_arguments" if self.kind == "function_call" else "custom_tool_call_input"
+        key = "arguments" if self.kind == "function_call" else "input"
+        pieces = [f for f in _args_fragments(self.payload, self.split) if f]
+        out = [(f"response.{what}.delta", {"delta": piece}) for piece in pieces]
+        out.append((f"response.{what}.done", {key: self.payload}))
+        return out
+
+
 # ----- raw / error / misc
 
 
@@ -657,6 +826,57 @@ def anthropic_tool_use(
     fragments; stop_reason ``"tool_use"``.
     """
     return _AnthropicToolUse(_norm_calls(calls, "toolu_"), text, split, delay, usage, ping)
+
+
+def responses_text(
+    text: str = "Hello from upstream",
+    *,
+    chunks: int | Sequence[str] | None = None,
+    delay: float = 0.0,
+    usage: tuple[int, int] = (10, 5),
+    reasoning: str | Sequence[str] | None = None,
+    encrypted: str | None = None,
+    incomplete: str | None = None,
+) -> Reply:
+    """An OpenAI Responses answer: a message with one ``output_text`` part (Responses events if the
+    request streams, else the ``response`` object).
+
+    ``reasoning`` (one summary or several) and/or ``encrypted`` (its ``encrypted_content``, sent only
+    in ``output_item.done`` and the final response) add a reasoning item before the message.
+    ``incomplete`` (e.g. ``"max_output_tokens"``) ends with ``response.incomplete`` and that reason
+    instead of ``response.completed``. Every event carries ``sequence_number`` from 0.
+    """
+    return _ResponsesText(text, chunks, delay, usage, reasoning, encrypted, incomplete)
+
+
+def responses_function_call(
+    name: str,
+    arguments: str | dict[str, Any],
+    *,
+    call_id: str = "call_fake_0",
+    namespace: str | None = None,
+    split: int = 3,
+    delay: float = 0.0,
+    usage: tuple[int, int] = (10, 5),
+) -> Reply:
+    """A Responses ``function_call`` item (arguments streamed in ``split`` fragments), with ``namespace``
+    when given; the answer's status is ``completed``, as the API's is after a call."""
+    return _ResponsesCall("function_call", name, _args_str(arguments), call_id, namespace, split, delay, usage)
+
+
+def responses_custom_tool_call(
+    name: str,
+    input: str,
+    *,
+    call_id: str = "call_fake_0",
+    namespace: str | None = None,
+    split: int = 3,
+    delay: float = 0.0,
+    usage: tuple[int, int] = (10, 5),
+) -> Reply:
+    """A Responses ``custom_tool_call`` item (free-form ``input``, e.g. an apply_patch patch, streamed in
+    ``split`` fragments of ``custom_tool_call_input.delta``)."""
+    return _ResponsesCall("custom_tool_call", name, input, call_id, namespace, split, delay, usage)
 
 
 def anthropic_raw(
@@ -1108,9 +1328,14 @@ class FakeUpstream:
         if req.method == "POST" and path.endswith("/messages/count_tokens"):
             return _Full(200, json.dumps({"input_tokens": max(1, len(req.raw) // 4)}).encode(),
                          "application/json")
-        if req.method == "POST" and path.endswith(("/chat/completions", "/messages")):
+        if req.method == "POST" and path.endswith("/responses/input_tokens"):
+            count = {"object": "response.input_tokens", "input_tokens": max(1, len(req.raw) // 4)}
+            return _Full(200, json.dumps(count).encode(), "application/json")
+        if req.method == "POST" and path.endswith(("/chat/completions", "/messages", "/responses")):
             if not isinstance(req.body, dict):
                 return error(400, "request body must be a JSON object", type="invalid_request_error")
+            if path.endswith("/responses"):
+                return responses_text()
             return openai_text() if path.endswith("/chat/completions") else anthropic_text()
         return error(404, f"Not Found: {req.method} {req.path}", type="not_found_error")
 

@@ -9,8 +9,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import openai
 import pytest
 import requests
+from openai.lib.streaming.responses._responses import ResponseStreamState
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from .fake_upstream import (
     ANY_MODEL,
@@ -30,6 +34,9 @@ from .fake_upstream import (
     openai_raw,
     openai_text,
     openai_tool_calls,
+    responses_custom_tool_call,
+    responses_function_call,
+    responses_text,
     running_upstream,
 )
 
@@ -211,6 +218,108 @@ def test_anthropic_tool_use_and_raw(up: FakeUpstream) -> None:
         raw = resp.content
     assert raw == (b'event: message_start\ndata: {"type": "message_start", "message": {}}\n\n'
                    b'event: error\ndata: {"type": "error"}\n\ndata: not-json\n\n')
+
+
+# --------------------------------------------------------------------------- OpenAI Responses
+
+RESPONSES_EVENTS = TypeAdapter(ResponseStreamEvent)
+
+
+def responses_events(up: FakeUpstream, model: str = "gpt-5", **extra: Any) -> list[dict[str, Any]]:
+    """A streamed ``POST /responses``'s events, each checked against the SDK's event types."""
+    body = {"model": model, "stream": True, "input": "hi", **extra}
+    with requests.post(up.url + "/v1/responses", json=body, stream=True, timeout=10) as resp:
+        assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/event-stream"
+        events = anthropic_events(resp)
+    payloads = []
+    for n, (name, payload) in enumerate(events):
+        assert name == payload["type"] and payload["sequence_number"] == n
+        RESPONSES_EVENTS.validate_python(payload)
+        payloads.append(payload)
+    return payloads
+
+
+def sdk_final(payloads: list[dict[str, Any]]) -> Response | None:
+    """The final Response the openai SDK's own stream accumulator makes of the events."""
+    state = ResponseStreamState(input_tools=openai.omit, text_format=openai.omit)
+    for payload in payloads:
+        state.handle_event(RESPONSES_EVENTS.validate_python(payload))
+    return state._completed_response
+
+
+def test_responses_default_stream_and_json(up: FakeUpstream) -> None:
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False}]
+    payloads = responses_events(up, tools=tools)
+    assert [p["type"] for p in payloads] == [
+        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+        "response.completed"]
+    final = sdk_final(payloads)
+    assert final is not None and final.output_text == "Hello from upstream" and final.model == "gpt-5"
+    assert final.usage.input_tokens == 10 and final.usage.output_tokens == 5 and final.usage.total_tokens == 15
+    assert payloads[-1]["response"]["tools"] == tools
+    assert payloads[0]["response"]["status"] == "in_progress" and payloads[0]["response"]["output"] == []
+    assert up.received("/v1/responses")[0].stream is True
+
+    body = requests.post(up.url + "/responses", json={"model": "gpt-5", "input": "hi"}, timeout=10).json()
+    response = Response.model_validate(body)
+    assert response.output_text == "Hello from upstream" and response.status == "completed"
+    assert response.id.startswith("resp_fake")
+    count = requests.post(up.url + "/responses/input_tokens", json={"input": "hello"}, timeout=10).json()
+    assert count["object"] == "response.input_tokens" and count["input_tokens"] >= 1
+
+
+def test_responses_text_with_reasoning_and_chunks(up: FakeUpstream) -> None:
+    up.script("gpt-5", responses_text("abcdef", chunks=3, reasoning=["think a", "think b"], encrypted="ENC",
+                                      usage=(7, 3)))
+    payloads = responses_events(up)
+    added = [p["item"] for p in payloads if p["type"] == "response.output_item.added"]
+    done = [p["item"] for p in payloads if p["type"] == "response.output_item.done"]
+    assert [i["type"] for i in added] == ["reasoning", "message"]
+    assert "encrypted_content" not in added[0] and done[0]["encrypted_content"] == "ENC"
+    summary = [p for p in payloads if p["type"].startswith("response.reasoning_summary_text.delta")]
+    assert "".join(p["delta"] for p in summary if p["summary_index"] == 1) == "think b"
+    assert [p["delta"] for p in payloads if p["type"] == "response.output_text.delta"] == ["ab", "cd", "ef"]
+    final = sdk_final(payloads)
+    assert final is not None and final.output_text == "abcdef"
+    assert [s.text for s in final.output[0].summary] == ["think a", "think b"]
+    assert final.output[0].encrypted_content == "ENC" and final.usage.output_tokens == 3
+
+
+def test_responses_function_and_custom_tool_calls(up: FakeUpstream) -> None:
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n"
+    up.script("gpt-5", responses_function_call("exec_command", {"cmd": "ls"}, call_id="call_7", split=4),
+              responses_function_call("spawn_agent", '{"message": "go"}', namespace="multi_agent_v1"),
+              responses_custom_tool_call("apply_patch", patch, call_id="call_8"),
+              responses_custom_tool_call("apply_patch", patch))
+    payloads = responses_events(up)
+    deltas = [p["delta"] for p in payloads if p["type"] == "response.function_call_arguments.delta"]
+    assert len(deltas) == 4 and json.loads("".join(deltas)) == {"cmd": "ls"}
+    final = sdk_final(payloads)
+    assert final is not None and final.status == "completed"
+    [call] = final.output
+    assert (call.type, call.name, call.call_id, json.loads(call.arguments)) == (
+        "function_call", "exec_command", "call_7", {"cmd": "ls"})
+    [spawn] = sdk_final(responses_events(up)).output  # type: ignore[union-attr]
+    assert (spawn.namespace, spawn.name) == ("multi_agent_v1", "spawn_agent")
+    payloads = responses_events(up)
+    inputs = [p["delta"] for p in payloads if p["type"] == "response.custom_tool_call_input.delta"]
+    assert "".join(inputs) == patch and len(inputs) == 3
+    [custom] = sdk_final(payloads).output  # type: ignore[union-attr]
+    assert (custom.type, custom.name, custom.call_id, custom.input) == ("custom_tool_call", "apply_patch", "call_8",
+                                                                        patch)
+    body = requests.post(up.url + "/responses", json={"model": "gpt-5", "input": "x"}, timeout=10).json()
+    assert Response.model_validate(body).output[0].input == patch
+
+
+def test_responses_incomplete(up: FakeUpstream) -> None:
+    up.script("gpt-5", responses_text("cut sho", incomplete="max_output_tokens"))
+    payloads = responses_events(up)
+    assert payloads[-1]["type"] == "response.incomplete"
+    response = Response.model_validate(payloads[-1]["response"])
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+    assert response.output_text == "cut sho" and sdk_final(payloads) is None  # no response.completed
 
 
 # --------------------------------------------------------------------------- scripting

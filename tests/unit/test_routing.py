@@ -69,7 +69,7 @@ def test_paid_go_model_without_go_key_is_a_clear_4xx():
 
 GO_MODELS = {"glm-5": "openai", "glm-5.1": "openai", "kimi-k2.5": "openai", "mimo-v2-pro": "openai",
              "mimo-v2-omni": "openai", "minimax-m2.5": "anthropic", "minimax-m2.7": "anthropic"}
-FREE_MODELS = {"big-pickle": "openai", "gpt-5-nano": "openai", "minimax-m2.5-free": "anthropic",
+FREE_MODELS = {"big-pickle": "openai", "gpt-5-nano": "responses", "minimax-m2.5-free": "anthropic",
                "mimo-v2-pro-free": "openai", "mimo-v2-omni-free": "openai", "nemotron-3-super-free": "openai"}
 
 
@@ -186,13 +186,21 @@ def test_auto_skips_models_cooling_down_and_honours_settings():
     assert router(go_api_key="g").plan("go-auto", RoutingSettings()).candidates[0].model_id == "glm-5.1"
 
 
-def test_request_features_from_both_apis():
-    oa = features({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
-                   "tools": [{}], "reasoning_effort": "high"}, "openai")
+def test_request_features_from_every_api():
+    from zengate.dialects import registry
+
+    openai_body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}],
+        "tools": [{"type": "function", "function": {"name": "f"}}], "reasoning_effort": "high"}
+    oa = features(registry.get("openai").parse_request(openai_body))
     assert (oa.images, oa.tools, oa.reasoning) == (True, True, True)
-    an = features({"messages": [{"role": "user", "content": "x" * 1000}], "thinking": {"type": "adaptive"},
-                   "max_tokens": 5}, "anthropic")
+    anthropic_body = {"model": "m", "messages": [{"role": "user", "content": "x" * 1000}],
+                      "thinking": {"type": "adaptive"}, "max_tokens": 5}
+    an = features(registry.get("anthropic").parse_request(anthropic_body))
     assert (an.images, an.tools, an.reasoning) == (False, False, True) and an.tokens > 200
+    responses_body = {"model": "m", "input": "x" * 1000, "reasoning": {"effort": "low"}}
+    rs = features(registry.get("responses").parse_request(responses_body))
+    assert (rs.images, rs.tools, rs.reasoning) == (False, False, True) and rs.tokens > 200
 
 
 def test_keys_rotate_with_cooldowns_and_conversations_stick():

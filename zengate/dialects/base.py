@@ -42,6 +42,7 @@ class Context:
     names: ToolNames = field(default_factory=ToolNames)
     input_estimate: int = 0
     include_usage: bool = False  # the client asked for usage in its stream (OpenAI chat)
+    request: dict | None = None  # the client's request in the form, when it was translated (tools, choices)
 
 
 class StreamDecoder(Protocol):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from .anthropic import DIALECT as ANTHROPIC
 from .base import Dialect
 from .openai import DIALECT as OPENAI_CHAT
+from .responses import DIALECT as RESPONSES
 
-DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (OPENAI_CHAT, ANTHROPIC)}
+DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (OPENAI_CHAT, ANTHROPIC, RESPONSES)}
 
 
 def get(name: str) -> Dialect:

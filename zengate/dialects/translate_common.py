@@ -1,7 +1,7 @@
-"""Helpers shared by both translation directions (Anthropic Messages <-> OpenAI Chat Completions).
+"""Helpers the dialects share: tool names and ids every upstream API accepts, usage in both shapes,
+stop reasons, reasoning effort and thinking budgets, data URLs, errors of no answer.
 
-Everything here is pure: plain data in, plain data out. The direction-specific modules
-(``anthropic_to_openai`` and ``openai_to_anthropic``) only arrange these pieces.
+Everything here is pure: plain data in, plain data out.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class ModelInfo:
 BUILTIN: tuple[ModelInfo, ...] = (
     # Zen, free
     ModelInfo("big-pickle", "Big Pickle", True, "openai", 200_000, 32_000),
-    ModelInfo("gpt-5-nano", "GPT-5 Nano", True, "openai", 400_000, 128_000, vision=True),
+    ModelInfo("gpt-5-nano", "GPT-5 Nano", True, "responses", 400_000, 128_000, vision=True),
     ModelInfo("minimax-m2.5-free", "MiniMax M2.5 (free)", True, "anthropic", 200_000, 32_000),
     ModelInfo("mimo-v2-pro-free", "MiMo V2 Pro (free)", True, "openai", 1_048_576, 64_000),
     ModelInfo("mimo-v2-omni-free", "MiMo V2 Omni (free)", True, "openai", 262_144, 64_000, vision=True),
@@ -68,8 +68,10 @@ BUILTIN: tuple[ModelInfo, ...] = (
 )
 _BUILTIN_BY_ID = {m.id: m for m in BUILTIN}
 
-# Zen serves these families on /messages (Anthropic protocol).
+# Zen serves these families on /messages (Anthropic Messages) and on /responses (OpenAI Responses,
+# the gpt-5 family's own API); the rest on /chat/completions.
 _ANTHROPIC_FAMILIES = ("minimax-", "qwen3", "claude-")
+_RESPONSES_FAMILIES = ("gpt-5",)
 _FREE_IDS = {"big-pickle", "gpt-5-nano", "grok-code"}
 
 
@@ -78,7 +80,9 @@ def is_free(model_id: str) -> bool:
 
 
 def default_protocol(model_id: str) -> str:
-    return "anthropic" if model_id.startswith(_ANTHROPIC_FAMILIES) else "openai"
+    if model_id.startswith(_ANTHROPIC_FAMILIES):
+        return "anthropic"
+    return "responses" if model_id.startswith(_RESPONSES_FAMILIES) else "openai"
 
 
 def describe(model_id: str) -> ModelInfo:

@@ -28,8 +28,11 @@ conversation), ``tools``, ``tool_choice``, ``max_tokens`` (optional here), ``tem
 Blocks may carry ``x_`` keys too: ``x_origin`` on a thinking block names the dialect whose
 upstream made its signature (a signature goes back only to that dialect; the gateway's own
 ``zengate:`` signature to none), ``x_kind: "custom"`` on a tool and its ``tool_use`` blocks marks
-a tool whose input is one free-form string (``{"input": text}`` in the form), and a dialect may
-keep a block's own fields under ``x_item`` to give them back to its own upstream.
+a tool whose input is one free-form string (``{"input": text}`` in the form; ``x_format`` keeps
+its grammar), ``x_namespace`` on a tool names the namespace a client grouped it in, and a dialect
+may keep a block's own fields under ``x_item`` (and items the form has no word for, under
+``x_before`` on the block they preceded) to give them back to its own upstream. Inside
+``x_extras[dialect]`` every key is that dialect's own business.
 
 **An answer** is an Anthropic message: ``id``, ``type: "message"``, ``role``, ``model``,
 ``content`` (blocks as above), ``stop_reason``, ``stop_sequence``, ``usage`` (``input_tokens``,

@@ -230,25 +230,21 @@ class Features:
         return "default"
 
 
-def features(body: dict, fmt: str) -> Features:
-    """What the request needs, read from an OpenAI or Anthropic body."""
-    from ..dialects.tokens import estimate_anthropic_tokens, estimate_openai_tokens
+def features(form: dict) -> Features:
+    """What the request needs, read from its internal form (whatever API the client spoke)."""
+    from ..dialects.tokens import estimate_anthropic_tokens
 
-    text = json.dumps(body.get("messages") or [], ensure_ascii=False)
-    images = '"image_url"' in text or '"type": "image"' in text
-    if fmt == "anthropic":
-        thinking = body.get("thinking") or {}
-        reasoning = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
-        tokens = estimate_anthropic_tokens(body)
-    else:
-        reasoning = bool(body.get("reasoning_effort") or body.get("reasoning"))
-        tokens = estimate_openai_tokens(body)
-    return Features(tools=bool(body.get("tools")), images=images, reasoning=reasoning, tokens=tokens)
+    text = json.dumps(form.get("messages") or [], ensure_ascii=False)
+    thinking = form.get("thinking") or {}
+    reasoning = bool(form.get("x_effort")) or (isinstance(thinking, dict)
+                                               and thinking.get("type") in ("enabled", "adaptive"))
+    return Features(tools=bool(form.get("tools")), images='"type": "image"' in text, reasoning=reasoning,
+                    tokens=estimate_anthropic_tokens(form))
 
 
 def conversation_key(body: dict, headers: Mapping[str, str]) -> str:
     """A stable identity for a conversation: the client's session id, else its first turn."""
-    for name in ("x-session-affinity", "x-session-id", "x-claude-code-session-id"):
+    for name in ("x-session-affinity", "x-session-id", "x-claude-code-session-id", "session-id"):
         if headers.get(name):
             return headers[name]
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
@@ -260,6 +256,8 @@ def conversation_key(body: dict, headers: Mapping[str, str]) -> str:
         return session or user_id
     if isinstance(body.get("user"), str) and body["user"]:
         return body["user"]
+    if isinstance(body.get("prompt_cache_key"), str) and body["prompt_cache_key"]:
+        return body["prompt_cache_key"]  # Codex: its session id
     messages = body.get("messages") or []
     first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
     return hashlib.sha256(json.dumps([body.get("system"), first], sort_keys=True, default=str).encode()).hexdigest()

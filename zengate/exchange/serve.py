@@ -73,11 +73,12 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     if same:
         upstream_body = dialect.passthrough_body(body, target)
     else:
+        context.request = request.form
         upstream_body = upstream.render_request(request.form, target, context)
     response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
-                          extra_headers=options.passed_headers if same else None)
+                          extra_headers=options.passed_headers if same else None, deadline=deadline)
     if fold:
-        return Answer(dialect.render_answer(_folded(response, upstream, context, record), context))
+        return Answer(dialect.render_answer(_folded(response, upstream, context, record, deadline), context))
     if stream:
         heartbeat = ((options.ping_seconds, dialect.heartbeat)
                      if dialect.heartbeat is not None and options.ping_seconds > 0 else None)

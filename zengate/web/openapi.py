@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from .. import __version__
 from ..dialects import anthropic as anthropic_proto
 from ..dialects import openai as openai_proto
+from ..dialects import responses_request as responses_proto
 
 bp = Blueprint("openapi", __name__)
 
@@ -34,8 +35,10 @@ _STATUS_TEXT = {
     403: "Forbidden (a state-changing admin call whose Origin or Sec-Fetch-Site says another site, a cookie "
          "session without X-Zengate-CSRF, a Go model without a Go key…).",
     404: "Not found.",
+    405: "Method not allowed.",
     408: "The request body did not arrive within ZENGATE_CLIENT_TIMEOUT seconds.",
     413: "Body over max_body_bytes.",
+    426: "A WebSocket upgrade, which this gateway does not serve: use plain HTTP.",
     429: "Rate limited; see Retry-After.",
     431: "Request line and headers over ZENGATE_MAX_HEADER_BYTES together.",
     502: "The upstream could not be reached.",
@@ -93,6 +96,15 @@ CURRENT_PASSWORD_ALIAS = "Same as current_password (the original Zen Gateway's n
 OPENAI_EVENT = _obj({"event": STRING, "data": {
     "type": "string", "description": "A chat.completion.chunk as JSON (an error object on failure), [DONE] last"}},
     ("data",))
+RESPONSES_EVENT = _obj({"event": STRING, "data": {
+    "type": "string", "contentMediaType": "application/json",
+    "contentSchema": _obj({"type": STRING, "sequence_number": INT}, ("type",)),
+    "description": "The event as JSON, its type repeated in the event line: response.created and "
+                   "response.in_progress first, then each output item (response.output_item.added, its deltas, "
+                   "response.output_item.done with the whole item), and last response.completed (or "
+                   "response.incomplete) with the whole response; a failure after the first event ends the "
+                   "stream with response.failed. sequence_number counts from 0"}},
+    ("data",))
 ANTHROPIC_EVENT = _obj({"event": STRING, "data": {
     "type": "string", "contentMediaType": "application/json",
     "contentSchema": _obj({"type": STRING}, ("type",)),
@@ -125,6 +137,24 @@ PATHS: dict[str, dict] = {
         {"200": _ok(schema=_obj({"input_tokens": INT}, ("input_tokens",))),
          **_errors(ANTHROPIC_ERROR, 400, 401, 413)},
         body={"$ref": "#/components/schemas/MessagesRequest"}, security=CLIENT, tags=("anthropic",))},
+    "/v1/responses": {
+        "post": _op(
+            "OpenAI Responses (JSON, or text/event-stream with stream: true). Stateless: the whole history in "
+            "input; previous_response_id, conversation and background: true are refused with a 400",
+            {"200": {"description": "A response, or server-sent response events",
+                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}},
+                                 "text/event-stream": {"schema": RESPONSES_EVENT}}},
+             **_errors(OPENAI_ERROR, 400, 401, 403, 413, 429, 502, 503, 504)},
+            body={"$ref": "#/components/schemas/ResponsesRequest"}, security=CLIENT, tags=("responses",)),
+        "get": _op("A WebSocket upgrade is refused with a 426 (use POST); without one, a 405",
+                   _errors(OPENAI_ERROR, 405, 426), security=[], tags=("responses",)),
+    },
+    "/v1/responses/input_tokens": {"post": _op(
+        "Estimate a Responses request's input tokens locally (nothing is sent upstream)",
+        {"200": _ok(schema=_obj({"object": {"const": "response.input_tokens"}, "input_tokens": INT},
+                                ("object", "input_tokens"))),
+         **_errors(OPENAI_ERROR, 400, 401, 413, 503)},
+        body={"$ref": "#/components/schemas/ResponsesInputTokensRequest"}, security=CLIENT, tags=("responses",))},
     "/v1/models": {"get": _op(
         "Models: OpenAI's list shape, or Anthropic's when anthropic-version is sent",
         {"200": _ok(), **_errors({"oneOf": [OPENAI_ERROR, ANTHROPIC_ERROR]}, 401)},
@@ -216,15 +246,145 @@ ANTHROPIC_MESSAGE = {"type": "object", "required": ["role", "content"],
                      "properties": {"role": {"enum": list(anthropic_proto.ROLES)},
                                     "content": {"oneOf": [STRING, {"type": "array", "items": PART}]}}}
 POSITIVE = {"type": "integer", "minimum": 1}
+NULLABLE_STRING = {"type": ["string", "null"]}
+NAME = {"type": "string", "minLength": 1}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _other(kinds: tuple[str, ...], what: str) -> dict:
+    """An object of any ``type`` but ``kinds``: what the gateway keeps for a Responses upstream only."""
+    return {**_obj({"type": {"type": "string", "minLength": 1, "not": {"enum": list(kinds)}}}, ("type",)),
+            "description": what}
+
+
+# --- OpenAI Responses: what validate_request (dialects/responses_request.py) accepts -------------------
+RS_FUNCTION = _obj({"type": {"const": "function"}, "name": NAME, "description": STRING,
+                    "parameters": _nullable({"type": "object"}), "strict": BOOL}, ("type", "name"))
+RS_CUSTOM = _obj({"type": {"const": "custom"}, "name": NAME, "description": STRING,
+                  "format": _nullable({"anyOf": [
+                      _obj({"type": {"const": "text"}}, ("type",)),
+                      _obj({"type": {"const": "grammar"}, "definition": NAME, "syntax": {"enum": ["lark", "regex"]}},
+                           ("type", "definition"))]})},
+                 ("type", "name"))
+RS_TOOL = {"anyOf": [
+    RS_FUNCTION, RS_CUSTOM,
+    _obj({"type": {"const": "namespace"}, "name": NAME, "description": STRING,
+          "tools": {"type": "array", "items": {"anyOf": [RS_FUNCTION, RS_CUSTOM]}}}, ("type", "name", "tools")),
+    _other(("function", "custom", "namespace"),
+           "A hosted tool (web_search, file_search…): run only by a Responses upstream; the others never see it"),
+]}
+RS_PART = {
+    "type": "object", "required": ["type"],
+    "properties": {"type": {"enum": [*responses_proto.TEXT_PARTS, "refusal", "input_image", "input_file"]},
+                   "text": STRING, "refusal": STRING, "image_url": STRING, "file_data": STRING, "file_url": STRING,
+                   "filename": STRING, "file_id": STRING, "detail": {"enum": list(responses_proto.IMAGE_DETAILS)}},
+    "description": "Text parts need text; input_image an image_url (a data: URL or http(s) URL); input_file "
+                   "file_data (a base64 PDF) or file_url. A file_id is refused with a 400: the gateway stores "
+                   "no files.",
+}
+RS_CONTENT = {"anyOf": [STRING, {"type": "array", "items": RS_PART}]}
+RS_ITEM = {"anyOf": [
+    {**_obj({"type": {"const": "message"}, "role": {"enum": list(responses_proto.ROLES)}, "content": RS_CONTENT},
+            ("role", "content")),
+     "description": "A message (type may be left out). system and developer messages before the first "
+                    "user or assistant item are instructions"},
+    _obj({"type": {"const": "function_call"}, "call_id": NAME, "name": NAME, "namespace": STRING,
+          "arguments": {**STRING, "description": "JSON text"}}, ("type", "call_id", "name", "arguments")),
+    _obj({"type": {"const": "custom_tool_call"}, "call_id": NAME, "name": NAME, "namespace": STRING,
+          "input": STRING}, ("type", "call_id", "name", "input")),
+    _obj({"type": {"enum": ["function_call_output", "custom_tool_call_output"]}, "call_id": NAME,
+          "output": RS_CONTENT}, ("type", "call_id", "output")),
+    {**_obj({"type": {"const": "reasoning"},
+             "summary": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))},
+             "content": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))},
+             "encrypted_content": STRING}, ("type",)),
+     "description": "Reasoning from an earlier answer: its encrypted_content reaches only the upstream API "
+                    "that made it"},
+    {**_obj({"type": {"const": "additional_tools"}, "tools": {"type": "array", "items": RS_TOOL}},
+            ("type", "tools")),
+     "description": "Tools added mid-conversation (Codex): offered from there on"},
+    _other(("message", "function_call", "custom_tool_call", "function_call_output", "custom_tool_call_output",
+            "reasoning", "additional_tools"),
+           "Any other item (item_reference, compaction, a hosted tool's call…): given to a Responses upstream "
+           "where it was, left out for the others"),
+]}
+RS_REQUEST_PROPERTIES = {
+    "model": MODEL,
+    "input": {"anyOf": [{"type": "string", "pattern": r"\S"}, {"type": "array", "items": RS_ITEM}],
+              "description": "The whole conversation: a user message as a string, or input items. At least one "
+                             "non-empty user or assistant item (or a prompt)."},
+    "instructions": NULLABLE_STRING,
+    "tools": {"type": "array", "items": RS_TOOL, "maxItems": 512},
+    "tool_choice": {"anyOf": [{"enum": ["auto", "none", "required", None]},
+                              _obj({"type": {"enum": ["function", "custom"]}, "name": NAME}, ("type", "name")),
+                              _other(("function", "custom"), "allowed_tools, a hosted tool's type…")]},
+    "parallel_tool_calls": _nullable(BOOL),
+    "max_output_tokens": _nullable(POSITIVE),
+    "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+    "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+    "reasoning": _nullable(_obj({"effort": _nullable({"enum": list(responses_proto.EFFORTS)}),
+                                 "summary": _nullable({"enum": list(responses_proto.SUMMARIES)})})),
+    "text": _nullable(_obj({"verbosity": _nullable({"enum": list(responses_proto.VERBOSITIES)}),
+                            "format": _nullable({"anyOf": [
+                                _obj({"type": {"enum": ["text", "json_object"]}}, ("type",)),
+                                _obj({"type": {"const": "json_schema"}, "name": NAME, "schema": {"type": "object"},
+                                      "strict": BOOL}, ("type", "name", "schema"))]})})),
+    "stream": _nullable(BOOL),
+    "store": {**_nullable(BOOL), "description": "Accepted; nothing is kept by the gateway either way"},
+    "include": _nullable({"type": "array", "items": STRING}),
+    "prompt_cache_key": _nullable(STRING),
+    "metadata": _nullable({"type": "object"}),
+    "prompt": {"type": ["object", "null"], "description": "A stored prompt: only a Responses upstream can use it"},
+    "previous_response_id": {"type": "null", "description": "Refused with a 400 when set: the gateway stores "
+                                                            "no responses; send the whole history in input"},
+    "conversation": {"type": "null", "description": "Refused with a 400 when set, as previous_response_id"},
+    "background": {"enum": [False, None], "description": "true is refused with a 400: stream the answer instead"},
+}
+RS_OUTPUT_ITEM = {"anyOf": [
+    _obj({"type": {"const": "message"}, "id": STRING, "role": {"const": "assistant"}, "status": STRING,
+          "content": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("type",))}},
+         ("type", "role", "content")),
+    _obj({"type": {"const": "function_call"}, "id": STRING, "call_id": STRING, "name": STRING,
+          "arguments": STRING, "namespace": STRING, "status": STRING}, ("type", "call_id", "name", "arguments")),
+    _obj({"type": {"const": "custom_tool_call"}, "id": STRING, "call_id": STRING, "name": STRING, "input": STRING,
+          "namespace": STRING, "status": STRING}, ("type", "call_id", "name", "input")),
+    _obj({"type": {"const": "reasoning"}, "id": STRING, "encrypted_content": STRING,
+          "summary": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("type", "text"))}},
+         ("type", "summary")),
+    _other(("message", "function_call", "custom_tool_call", "reasoning"),
+           "A Responses upstream's other items (a hosted tool's call…), passed on"),
+]}
+RS_USAGE = {**_obj({"input_tokens": INT, "output_tokens": INT, "total_tokens": INT,
+                    "input_tokens_details": _obj({"cached_tokens": INT}),
+                    "output_tokens_details": _obj({"reasoning_tokens": INT})},
+                   ("input_tokens", "output_tokens", "total_tokens")),
+            "description": "total_tokens is always there: Codex fails a turn whose usage lacks it"}
+RS_RESPONSE = {
+    **_obj({"id": STRING, "object": {"const": "response"}, "created_at": {"type": "number"},
+            "status": {"enum": ["completed", "incomplete", "failed", "in_progress", "queued", "cancelled"]},
+            "model": {**STRING, "description": "The model the client asked for"},
+            "output": {"type": "array", "items": RS_OUTPUT_ITEM},
+            "usage": _nullable(RS_USAGE),
+            "error": _nullable(_obj({"code": NULLABLE_STRING, "message": STRING}, ("message",))),
+            "incomplete_details": _nullable(_obj({"reason": STRING})),
+            "previous_response_id": {"type": "null"}},
+           ("id", "object", "created_at", "status", "model", "output")),
+    "description": "status incomplete (with incomplete_details.reason max_output_tokens or content_filter) when "
+                   "the answer stopped at its token limit or was refused",
+}
 
 SPEC = {
     "openapi": "3.1.0",
     "info": {
         "title": "zengate",
         "version": __version__,
-        "description": "OpenAI Chat Completions and Anthropic Messages in front of OpenCode Zen, with an admin "
-                       "API. Errors come in the shape of the API called: OpenAIError for /v1/chat/completions, "
-                       "the admin and stats APIs; AnthropicError for /v1/messages*.",
+        "description": "OpenAI Chat Completions, OpenAI Responses and Anthropic Messages in front of OpenCode "
+                       "Zen, with an admin API. Errors come in the shape of the API called: OpenAIError for "
+                       "/v1/chat/completions, /v1/responses*, the admin and stats APIs; AnthropicError for "
+                       "/v1/messages*.",
     },
     "paths": PATHS,
     "components": {
@@ -255,6 +415,25 @@ SPEC = {
                 "description": "Limits (settings): max_body_bytes, max_json_depth, max_messages, max_tools.",
                 "examples": [{"model": "big-pickle", "messages": [{"role": "user", "content": "say hi"}]}],
             },
+            "ResponsesRequest": {
+                **_obj(RS_REQUEST_PROPERTIES, ("model",)),
+                "anyOf": [{"required": ["input"]},
+                          {"required": ["prompt"], "properties": {"prompt": {"type": "object"}}}],
+                "description": "Fields not listed here are kept and given to a Responses upstream only. "
+                               "Limits (settings): max_body_bytes, max_json_depth, max_tools.",
+                "examples": [{"model": "gpt-5-nano", "input": "say hi"},
+                             {"model": "big-pickle", "instructions": "Answer briefly.", "stream": True,
+                              "input": [{"role": "user", "content": "weather in Paris?"}],
+                              "tools": [{"type": "function", "name": "get_weather",
+                                         "parameters": {"type": "object",
+                                                        "properties": {"city": {"type": "string"}}}}]}],
+            },
+            "ResponsesInputTokensRequest": {
+                **_obj(RS_REQUEST_PROPERTIES),
+                "description": "A Responses request whose model and input may be left out; estimated locally.",
+                "examples": [{"model": "gpt-5-nano", "input": "say hi"}],
+            },
+            "Response": RS_RESPONSE,
             "MessagesRequest": {
                 **_obj({"model": MODEL, "max_tokens": POSITIVE,
                         "messages": {"type": "array", "items": ANTHROPIC_MESSAGE, "minItems": 1,

@@ -114,7 +114,7 @@ def client_signature(signature: str, origin: str | None) -> str:
     where it may go again (:func:`unwrapped_signature`), and its prefix keeps it from any
     Anthropic upstream (:func:`without_gateway_thinking`).
     """
-    if origin and origin not in ("anthropic", "gateway"):
+    if origin and origin not in ("anthropic", "gateway") and not is_gateway_signature(signature):
         return f"{GATEWAY_SIGNATURE_PREFIX}{origin}:{signature}"
     return signature
 

@@ -127,7 +127,14 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
 
 def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
-    plan = gw.plan(body["model"], body, dialect.name)
+    parsed: list[dict] = []  # the request in the internal form, when routing had to read it
+
+    def form() -> dict:
+        if not parsed:
+            parsed.append(dialect.parse_request(body))
+        return parsed[0]
+
+    plan = gw.plan(body["model"], form)
     headers = request.headers
     routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
                          max_attempts=gw.settings.get("max_attempts"))
@@ -137,7 +144,8 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
-    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options)
+    return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,
+                          form=parsed[0] if parsed else None)
 
 
 def install_error_handler(bp, body: Callable[[ApiError], dict],
