@@ -92,6 +92,7 @@ class Dialect(Protocol):
     name: str  # the registry's key and the catalog's protocol name (openai, anthropic, responses)
     upstream_path: str  # appended to a backend's base URL (/chat/completions, /messages, /responses)
     heartbeat: bytes | None  # sent to a streaming client while the upstream is silent, if the API has one
+    client_paths: tuple[str, ...]  # where its clients call (the error shape of any answer under them)
 
     def error_body(self, status: int, message: str, type: str | None = None, param: str | None = None) -> dict: ...
     def auth_headers(self, key: str) -> dict[str, str]: ...

@@ -21,3 +21,11 @@ def get(name: str) -> Dialect:
 
 def names() -> tuple[str, ...]:
     return tuple(DIALECTS)
+
+
+def for_path(path: str) -> Dialect | None:
+    """The dialect whose clients call under ``path`` (None for the gateway's own paths)."""
+    for dialect in DIALECTS.values():
+        if path.startswith(dialect.client_paths):
+            return dialect
+    return None

@@ -194,6 +194,7 @@ class Responses:
 
     name = DIALECT_NAME
     upstream_path = "/responses"
+    client_paths = ("/v1/responses",)
     heartbeat = HEARTBEAT
 
     @staticmethod

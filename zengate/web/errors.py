@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..dialects import anthropic as anthropic_dialect
 from ..dialects import openai as openai_dialect
+from ..dialects import registry
 from ..dialects.errors import ProtocolError
 from ..runtime.logs import redact
 from ..upstream.client import UpstreamError
@@ -77,9 +78,13 @@ def to_api_error(exc: Exception) -> ApiError:
 
 
 def error_body(path: str, status: int, message: str, *, anthropic_version: bool = False) -> dict:
-    """An error body in the shape of the API ``path`` belongs to (Anthropic's for ``/v1/messages``
-    or a request carrying ``anthropic-version``, else OpenAI's, which the admin API uses too)."""
-    if path.startswith("/v1/messages") or anthropic_version:
+    """An error body in the shape of the API ``path`` belongs to (its dialect's), else Anthropic's for a
+    request carrying ``anthropic-version`` (``/v1/models`` serves both), else OpenAI's, which the
+    gateway's own APIs use."""
+    dialect = registry.for_path(path)
+    if dialect is not None:
+        return dialect.error_body(status, message)
+    if anthropic_version:
         return anthropic_dialect.error_body(status, message)
     return openai_dialect.error_body(status, message)
 

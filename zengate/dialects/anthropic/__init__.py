@@ -56,6 +56,7 @@ class Anthropic:
 
     name = "anthropic"
     upstream_path = "/messages"
+    client_paths = ("/v1/messages",)
     heartbeat = PING  # sent to a streaming client while the upstream is silent (it thinks)
 
     @staticmethod

@@ -33,6 +33,7 @@ class OpenAIChat:
 
     name = "openai"
     upstream_path = "/chat/completions"
+    client_paths = ("/v1/chat/completions",)
     heartbeat = None  # no keep-alive events for its clients
 
     @staticmethod
