@@ -259,7 +259,7 @@ SPECS: dict[str, Spec] = {
     "user_agent": Spec(str, DEFAULT_USER_AGENT, "User-Agent sent upstream.", check=_header_safe),
     "model_map": Spec(dict, DEFAULT_MODEL_MAP, "Claude families (opus, sonnet, haiku, default) → Zen model.",
                       check=_model_map),
-    "model_protocols": Spec(dict, {}, "Per-model upstream protocol override (openai | anthropic).",
+    "model_protocols": Spec(dict, {}, "Per-model upstream protocol override (openai, anthropic or responses).",
                             check=_model_protocols),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),

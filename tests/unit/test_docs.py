@@ -94,7 +94,7 @@ def test_reference_renders_every_variable_and_public_setting():
     for name, spec in SPECS.items():
         assert (f"| `{name}` |" in settings) == spec.public, name
     assert "| `max_attempts` | integer | `4` | 1 to 20 |" in settings
-    assert "(openai \\| anthropic)" in settings  # a pipe in a help text does not split the row
+    assert reference._cell("a | b") == "a \\| b"  # a pipe in a help text does not split the row
     with pytest.raises(ValueError, match="missing generated section"):
         reference.render_document("<!-- generated: environment -->\n<!-- end generated -->\n")
     with pytest.raises(ValueError, match="unknown generated section 'nope'"):

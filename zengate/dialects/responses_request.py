@@ -272,6 +272,8 @@ def _check_options(body: dict) -> None:
     if any(not isinstance(value, str) for value in body.get("include") or ()):
         raise _fail("include", "must be an array of strings")
     max_output = body.get("max_output_tokens")
+    if isinstance(max_output, float) and max_output.is_integer():
+        max_output = int(max_output)  # JSON says 1651.0 is the integer 1651
     if max_output is not None and (not isinstance(max_output, int) or isinstance(max_output, bool) or max_output < 1):
         raise _fail("max_output_tokens", "must be a positive integer")
     for key, high in (("temperature", 2), ("top_p", 1)):
@@ -561,7 +563,7 @@ def parse_request(body: dict, *, count: bool = False) -> dict:
     if choice is not None:
         form["tool_choice"] = choice
     if body.get("max_output_tokens") is not None:
-        form["max_tokens"] = body["max_output_tokens"]
+        form["max_tokens"] = int(body["max_output_tokens"])
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             form[key] = body[key]
@@ -859,8 +861,10 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
 
 
 def passthrough_body(body: dict, target: Target) -> dict:
-    """The client's own request for a Responses upstream: the model mapped, streaming as asked."""
-    upstream = {**body, "model": target.upstream_model}
+    """The client's own request for a Responses upstream: the model mapped, streaming as asked, and
+    ``store: false``: the gateway refuses ``previous_response_id``, so a stored response could only
+    keep the conversation on the upstream's side for nothing."""
+    upstream = {**body, "model": target.upstream_model, "store": False}
     if target.stream:
         upstream["stream"] = True
     else:

@@ -808,8 +808,9 @@ class Passthrough:
             delta = data.get("delta")
             self._notes.add_output(delta if isinstance(delta, str) else None)
         elif kind == "error":
-            self.ended = True
-            self.error = _error_of(data, "the upstream reported an error")[1]
+            status, self.error = _error_of(data, "the upstream reported an error")
+            forwarded = encode_event(kind, data) if event.event is None else event.raw
+            return [forwarded, *self._fail(status, self.error)]  # clients end a turn only on response.failed
         if changed or event.event is None:
             return [encode_event(kind, data)]
         return [event.raw]

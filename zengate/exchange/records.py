@@ -39,7 +39,7 @@ class RequestRecord:
     request_id: str
     method: str
     path: str
-    format: str  # openai | anthropic | admin
+    format: str  # the client API (a dialect name: openai, anthropic, responses) or admin
     sink: Any  # RequestLogWriter
     log_bodies: bool = True
     body_max_chars: int = 100_000

@@ -59,7 +59,7 @@ class Route:
     client_model: str  # what the client asked for; echoed back in answers
     upstream_model: str
     base_url: str
-    protocol: str  # openai | anthropic
+    protocol: str  # the upstream API: a dialect name (openai, anthropic, responses)
     key: str
     tier: str = "zen"
     max_output: int | None = None

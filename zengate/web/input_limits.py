@@ -54,7 +54,7 @@ def check(settings, data: bytes, body: Any) -> None:
         raise depth_error(depth)
     if not isinstance(body, dict):
         return
-    for field, setting in (("messages", "max_messages"), ("tools", "max_tools")):
+    for field, setting in (("messages", "max_messages"), ("input", "max_messages"), ("tools", "max_tools")):
         items, limit = body.get(field), settings.get(setting)
         if isinstance(items, list) and len(items) > limit:
             raise ApiError(400, f"{field}: {len(items)} given; at most {limit} are accepted ({setting})",

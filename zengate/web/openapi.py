@@ -42,6 +42,7 @@ _STATUS_TEXT = {
     429: "Rate limited; see Retry-After.",
     431: "Request line and headers over ZENGATE_MAX_HEADER_BYTES together.",
     502: "The upstream could not be reached.",
+    503: "The database is unavailable while an API key must be checked; see Retry-After.",
     504: "The upstream timed out.",
 }
 
@@ -276,16 +277,24 @@ RS_TOOL = {"anyOf": [
     _other(("function", "custom", "namespace"),
            "A hosted tool (web_search, file_search…): run only by a Responses upstream; the others never see it"),
 ]}
-RS_PART = {
-    "type": "object", "required": ["type"],
-    "properties": {"type": {"enum": [*responses_proto.TEXT_PARTS, "refusal", "input_image", "input_file"]},
-                   "text": STRING, "refusal": STRING, "image_url": STRING, "file_data": STRING, "file_url": STRING,
-                   "filename": STRING, "file_id": STRING, "detail": {"enum": list(responses_proto.IMAGE_DETAILS)}},
-    "description": "Text parts need text; input_image an image_url (a data: URL or http(s) URL); input_file "
-                   "file_data (a base64 PDF) or file_url. A file_id is refused with a 400: the gateway stores "
-                   "no files.",
+RS_TEXT_PART = _obj({"type": {"enum": list(responses_proto.TEXT_PARTS)}, "text": STRING}, ("type", "text"))
+RS_IMAGE_PART = {
+    **_obj({"type": {"const": "input_image"}, "image_url": {**NAME, "description": "A data: URL or an http(s) URL"},
+            "file_id": NAME, "detail": {"enum": list(responses_proto.IMAGE_DETAILS)}}, ("type",)),
+    "anyOf": [{"required": ["image_url"]}, {"required": ["file_id"]}],
 }
-RS_CONTENT = {"anyOf": [STRING, {"type": "array", "items": RS_PART}]}
+RS_FILE_PART = {
+    **_obj({"type": {"const": "input_file"}, "file_data": {**NAME, "description": "A PDF as a base64 data: URL"},
+            "file_url": NAME, "file_id": NAME, "filename": STRING}, ("type",)),
+    "anyOf": [{"required": ["file_data"]}, {"required": ["file_url"]}, {"required": ["file_id"]}],
+}
+RS_REFUSAL_PART = {**_obj({"type": {"const": "refusal"}, "refusal": STRING}, ("type", "refusal")),
+                   "description": "In assistant messages only"}
+FILES_BY_ID = " A file_id (an image's or a file's) is refused with a 400: the gateway stores no files."
+RS_CONTENT = {"anyOf": [STRING, {"type": "array", "items": {
+    "anyOf": [RS_TEXT_PART, RS_REFUSAL_PART, RS_IMAGE_PART, RS_FILE_PART]}}], "description": FILES_BY_ID.strip()}
+RS_OUTPUT = {"anyOf": [STRING, {"type": "array", "items": {"anyOf": [RS_TEXT_PART, RS_IMAGE_PART, RS_FILE_PART]}}],
+             "description": "What the call gave, as text or parts." + FILES_BY_ID}
 RS_ITEM = {"anyOf": [
     {**_obj({"type": {"const": "message"}, "role": {"enum": list(responses_proto.ROLES)}, "content": RS_CONTENT},
             ("role", "content")),
@@ -296,11 +305,11 @@ RS_ITEM = {"anyOf": [
     _obj({"type": {"const": "custom_tool_call"}, "call_id": NAME, "name": NAME, "namespace": STRING,
           "input": STRING}, ("type", "call_id", "name", "input")),
     _obj({"type": {"enum": ["function_call_output", "custom_tool_call_output"]}, "call_id": NAME,
-          "output": RS_CONTENT}, ("type", "call_id", "output")),
+          "output": RS_OUTPUT}, ("type", "call_id", "output")),
     {**_obj({"type": {"const": "reasoning"},
-             "summary": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))},
-             "content": {"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))},
-             "encrypted_content": STRING}, ("type",)),
+             "summary": _nullable({"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))}),
+             "content": _nullable({"type": "array", "items": _obj({"type": STRING, "text": STRING}, ("text",))}),
+             "encrypted_content": NULLABLE_STRING}, ("type",)),
      "description": "Reasoning from an earlier answer: its encrypted_content reaches only the upstream API "
                     "that made it"},
     {**_obj({"type": {"const": "additional_tools"}, "tools": {"type": "array", "items": RS_TOOL}},

@@ -43,6 +43,7 @@ def input_tokens():
 
 
 @bp.get("/v1/responses")
+@bp.route("/v1/responses", methods=["GET"], websocket=True, endpoint="websocket_upgrade")
 def websocket():
     """No WebSocket transport: a 426 makes Codex use plain HTTP at once (a GET without the upgrade: 405)."""
     begin("responses")  # the refusal is logged like any request
