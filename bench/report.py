@@ -36,13 +36,34 @@ def _other(run: dict | None) -> float | None:
     return ((run or {}).get("cpu") or {}).get("foreign_cores")
 
 
+# What each path through zengate is compared with: (label, zengate's run, the direct run). A translated
+# path is compared with the direct call to the upstream API it is translated to.
+NONSTREAM_PATHS = (
+    ("OpenAI", "openai_zengate", "openai_direct"),
+    ("Anthropic→OpenAI", "anthropic_zengate", "openai_direct"),
+    ("Responses→OpenAI", "responses_openai_zengate", "openai_direct"),
+    ("Responses", "responses_zengate", "responses_direct"),
+)
+STREAM_PATHS = (
+    ("OpenAI stream", "stream_openai_zengate", "stream_openai_direct"),
+    ("Anthropic→OpenAI stream", "stream_anthropic_zengate", "stream_openai_direct"),
+    ("Responses→OpenAI stream", "stream_responses_openai_zengate", "stream_openai_direct"),
+    ("Responses stream", "stream_responses_zengate", "stream_responses_direct"),
+)
+# The paths a probe found not answering, and how they are named then (each a failed figure, not a missing one).
+UNAVAILABLE = (
+    ("anthropic_zengate", ("anthropic_zengate", "stream_anthropic_zengate"), "Anthropic→OpenAI", "/v1/messages"),
+    ("responses_openai_zengate", ("responses_openai_zengate", "stream_responses_openai_zengate"),
+     "Responses→OpenAI", "/v1/responses"),
+    ("responses_zengate", ("responses_zengate", "stream_responses_zengate"), "Responses", "/v1/responses"),
+)
+
+
 def _nonstream_rows(raw: dict, meta: dict) -> list[dict]:
     rows = []
-    direct = raw.get("openai_direct") or {}
-    for api, key in (("OpenAI", "openai_zengate"), ("Anthropic→OpenAI", "anthropic_zengate")):
+    for api, key, direct_key in NONSTREAM_PATHS:
         runs = raw.get(key) or {}
-        if not runs:
-            continue
+        direct = raw.get(direct_key) or {}
         for c in sorted(runs, key=int):
             d, z = direct.get(c), runs[c]
             if d is None:
@@ -77,20 +98,19 @@ def _nonstream_rows(raw: dict, meta: dict) -> list[dict]:
                 rows.append(_row(f"{key}.c{c}.cpu_us_per_req", f"{api} c={c} CPU per request", "µs",
                                  d["upstream_cpu_s"] / d["requests"] * 1e6, z["zengate_cpu_s"] / z["requests"] * 1e6,
                                  note="direct: the bench upstream's CPU; zengate: its workers' CPU", other=_other(z)))
-    if not raw.get("anthropic_zengate") and raw.get("probes", {}).get("anthropic_zengate"):
-        probe = raw["probes"]["anthropic_zengate"]
-        rows.append(_row("anthropic_zengate.unavailable", "Anthropic→OpenAI (non-streaming)", "", None, None,
-                         target="measured", ok=False,
-                         note=f"/v1/messages answered {probe['status']}: not measured"))
+    for probe_key, keys, api, path in UNAVAILABLE:
+        probe = (raw.get("probes") or {}).get(probe_key)
+        if probe and probe["status"] != 200 and not any(raw.get(k) for k in keys):
+            rows.append(_row(f"{probe_key}.unavailable", f"{api} (non-streaming)", "", None, None,
+                             target="measured", ok=False, note=f"{path} answered {probe['status']}: not measured"))
     return rows
 
 
 def _stream_rows(raw: dict) -> list[dict]:
     rows = []
-    direct = raw.get("stream_openai_direct") or {}
-    for api, key in (("OpenAI stream", "stream_openai_zengate"),
-                     ("Anthropic→OpenAI stream", "stream_anthropic_zengate")):
+    for api, key, direct_key in STREAM_PATHS:
         runs = raw.get(key) or {}
+        direct = raw.get(direct_key) or {}
         for c in sorted(runs, key=int):
             d, z = direct.get(c), runs[c]
             if d is None:

@@ -1,6 +1,6 @@
 """zengate benchmark: the same fast local upstream reached directly and through zengate, in one run.
 
-    .venv/bin/python bench/run.py            # full run, about 3 minutes (more with --wait-quiet)
+    .venv/bin/python bench/run.py            # full run, about 4-5 minutes (more with --wait-quiet)
     .venv/bin/python bench/run.py --quick    # smoke run, about 1 minute
 
 Starts ``bench/upstream.py`` (asyncio, pinned to one CPU), zengate exactly as production runs it
@@ -43,6 +43,7 @@ import report  # noqa: E402
 
 DEFAULT_REPO = BENCH.parent
 MODEL = "big-pickle"  # a model whose upstream speaks OpenAI (so /v1/messages is translated)
+RESPONSES_MODEL = "gpt-5-nano"  # a model whose upstream speaks OpenAI Responses (/responses)
 HOLD_MODEL = "bench-hold"  # the upstream holds these streams open until released
 PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
 SYSTEM = "You are a terse assistant."
@@ -50,6 +51,10 @@ SYSTEM = "You are a terse assistant."
 OPENAI_BODY = {"model": MODEL, "max_tokens": 256,
                "messages": [{"role": "system", "content": SYSTEM}, *PROMPT]}
 ANTHROPIC_BODY = {"model": MODEL, "max_tokens": 256, "system": SYSTEM, "messages": PROMPT}
+# A Responses client's request: for MODEL (translated to chat) and for RESPONSES_MODEL (passed through)
+RESPONSES_BODY = {"model": MODEL, "max_output_tokens": 256, "instructions": SYSTEM, "input": PROMPT}
+RESPONSES_UP_BODY = {**RESPONSES_BODY, "model": RESPONSES_MODEL}
+RESPONSES_CONCURRENCY = 1  # the Responses rows are measured at c=1 only, to keep the run short
 ERROR_LINE = re.compile(r"\[(?:ERROR|CRITICAL)\]| (?:ERROR|CRITICAL) |^\w+Error: ")
 ANTHROPIC_HEADERS = ["anthropic-version: 2023-06-01", "x-api-key: sk-bench-unused"]
 
@@ -453,12 +458,16 @@ def _count_connections(gw: Gateway, into: dict[int, int]) -> None:
 
 
 def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict, raw: dict,
-                      anthropic_ok: bool) -> None:
+                      anthropic_ok: bool, responses_ok: bool = False) -> None:
     for c in args.concurrency:
         runs = [("openai_direct", up.url + "/chat/completions", files["openai"], []),
                 ("openai_zengate", gw.url + "/v1/chat/completions", files["openai"], [])]
         if anthropic_ok:
             runs.append(("anthropic_zengate", gw.url + "/v1/messages", files["anthropic"], ANTHROPIC_HEADERS))
+        if responses_ok and c == RESPONSES_CONCURRENCY:
+            runs += [("responses_openai_zengate", gw.url + "/v1/responses", files["responses"], []),
+                     ("responses_direct", up.url + "/responses", files["responses_up"], []),
+                     ("responses_zengate", gw.url + "/v1/responses", files["responses_up"], [])]
         for name, url, body, headers in runs:
             if args.warmup > 0:
                 loads.wrk(url, body, c, args.warmup, headers)
@@ -486,7 +495,7 @@ def measure_nonstream(loads: Loads, up: Upstream, gw: Gateway, args, files: dict
             raw.setdefault(name, {})[str(c)] = result
             spread = f"  connections per worker {'/'.join(map(str, sorted(held.values(), reverse=True)))}" \
                 if held else ""
-            log(f"{name:18} c={c:<4} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
+            log(f"{name:24} c={c:<4} {result['rps']:8.0f} req/s  p50 {result['latency_us']['p50'] / 1000:7.2f} ms  "
                 f"p99 {result['latency_us']['p99'] / 1000:7.2f} ms  errors {result['error_count']}  "
                 f"(other load {acct.result['foreign_cores']:.2f} cores){spread}")
 
@@ -517,7 +526,7 @@ def finish_profilers(procs: list[tuple[subprocess.Popen, Path]], raw: dict) -> N
 
 
 def measure_streams(loads: Loads, up: Upstream, gw: Gateway, args, files: dict, raw: dict,
-                    anthropic_ok: bool) -> None:
+                    anthropic_ok: bool, responses_ok: bool = False) -> None:
     for c in args.stream_concurrency:
         n = args.streams_c1 if c == 1 else c * args.stream_rounds
         runs = [("stream_openai_direct", up.url + "/chat/completions", files["openai_stream"], []),
@@ -525,6 +534,10 @@ def measure_streams(loads: Loads, up: Upstream, gw: Gateway, args, files: dict, 
         if anthropic_ok:
             runs.append(("stream_anthropic_zengate", gw.url + "/v1/messages", files["anthropic_stream"],
                          ANTHROPIC_HEADERS))
+        if responses_ok and c == RESPONSES_CONCURRENCY:
+            runs += [("stream_responses_openai_zengate", gw.url + "/v1/responses", files["responses_stream"], []),
+                     ("stream_responses_direct", up.url + "/responses", files["responses_up_stream"], []),
+                     ("stream_responses_zengate", gw.url + "/v1/responses", files["responses_up_stream"], [])]
         for name, url, body, headers in runs:
             loads.streams("latency", url, body, headers=headers, concurrency=c, streams=min(n, 2 * c))  # warm-up
             wait_idle(gw)
@@ -541,7 +554,7 @@ def measure_streams(loads: Loads, up: Upstream, gw: Gateway, args, files: dict, 
             result["zengate_cpu_s"] = gw.cpu() - cpu0
             result["upstream_cpu_s"] = procinfo.cpu_seconds(up.process.pid) - up_cpu0
             raw.setdefault(name, {})[str(c)] = result
-            log(f"{name:24} c={c:<3} ttft p50 {result['ttft_ms']['p50'] or 0:7.2f} ms  "
+            log(f"{name:31} c={c:<3} ttft p50 {result['ttft_ms']['p50'] or 0:7.2f} ms  "
                 f"p99 {result['ttft_ms']['p99'] or 0:7.2f} ms  total p50 {result['total_ms']['p50'] or 0:7.1f} ms  "
                 f"errors {result['errors']}  (other load {acct.result['foreign_cores']:.2f} cores)")
 
@@ -669,6 +682,10 @@ def main(argv: list[str] | None = None) -> int:
             "anthropic": loads.body_file("anthropic", ANTHROPIC_BODY),
             "openai_stream": loads.body_file("openai_stream", {**OPENAI_BODY, "stream": True}),
             "anthropic_stream": loads.body_file("anthropic_stream", {**ANTHROPIC_BODY, "stream": True}),
+            "responses": loads.body_file("responses", RESPONSES_BODY),
+            "responses_stream": loads.body_file("responses_stream", {**RESPONSES_BODY, "stream": True}),
+            "responses_up": loads.body_file("responses_up", RESPONSES_UP_BODY),
+            "responses_up_stream": loads.body_file("responses_up_stream", {**RESPONSES_UP_BODY, "stream": True}),
             "hold": loads.body_file("hold", {**OPENAI_BODY, "model": HOLD_MODEL, "stream": True}),
         }
 
@@ -677,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
             "openai_direct": probe(up.url + "/chat/completions", OPENAI_BODY, []),
             "openai_zengate": probe(gw.url + "/v1/chat/completions", OPENAI_BODY, []),
             "anthropic_zengate": probe(gw.url + "/v1/messages", ANTHROPIC_BODY, ANTHROPIC_HEADERS),
+            "responses_direct": probe(up.url + "/responses", RESPONSES_UP_BODY, []),
+            "responses_openai_zengate": probe(gw.url + "/v1/responses", RESPONSES_BODY, []),
+            "responses_zengate": probe(gw.url + "/v1/responses", RESPONSES_UP_BODY, []),
         }
         raw["probes"] = {k: {"status": s, "body": b} for k, (s, b) in checks.items()}
         for name in ("openai_direct", "openai_zengate"):
@@ -686,12 +706,23 @@ def main(argv: list[str] | None = None) -> int:
         if not anthropic_ok:
             log(f"/v1/messages answered {checks['anthropic_zengate'][0]}: not measured "
                 f"({checks['anthropic_zengate'][1][:120]})")
+        if checks["responses_direct"][0] != 200:
+            raise RuntimeError(f"responses_direct answered {checks['responses_direct'][0]}: "
+                               f"{checks['responses_direct'][1]}")
+        responses_ok = all(checks[name][0] == 200 for name in ("responses_openai_zengate", "responses_zengate"))
+        for name in ("responses_openai_zengate", "responses_zengate"):
+            if checks[name][0] != 200:
+                log(f"/v1/responses ({name}) answered {checks[name][0]}: the Responses rows are not measured "
+                    f"({checks[name][1][:120]})")
 
         # Warm-up of every path, then idle memory per worker.
         for c in (1, 32):
             loads.wrk(gw.url + "/v1/chat/completions", files["openai"], c, args.warmup)
             if anthropic_ok:
                 loads.wrk(gw.url + "/v1/messages", files["anthropic"], c, args.warmup, ANTHROPIC_HEADERS)
+            if responses_ok and c == RESPONSES_CONCURRENCY:
+                loads.wrk(gw.url + "/v1/responses", files["responses"], c, args.warmup)
+                loads.wrk(gw.url + "/v1/responses", files["responses_up"], c, args.warmup)
         loads.streams("latency", gw.url + "/v1/chat/completions", files["openai_stream"], concurrency=4, streams=8)
         settle(gw, 3.0)
         raw["idle_memory"] = {"zengate_workers": gw.memory(),
@@ -701,9 +732,9 @@ def main(argv: list[str] | None = None) -> int:
             for m in raw["idle_memory"]["zengate_workers"]))
 
         if "nonstream" in only:
-            measure_nonstream(loads, up, gw, args, files, raw, anthropic_ok)
+            measure_nonstream(loads, up, gw, args, files, raw, anthropic_ok, responses_ok)
         if "streams" in only:
-            measure_streams(loads, up, gw, args, files, raw, anthropic_ok)
+            measure_streams(loads, up, gw, args, files, raw, anthropic_ok, responses_ok)
         if "held" in only:
             measure_held(loads, up, gw, args, files, raw)
 
@@ -729,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     meta["waited_for_quiet_s"] = round(args.quiet_gate.waited, 1)
     meta["anthropic_measured"] = raw["probes"]["anthropic_zengate"]["status"] == 200
+    meta["responses_measured"] = all(raw["probes"][name]["status"] == 200
+                                     for name in ("responses_openai_zengate", "responses_zengate"))
 
     figures = report.figures(raw, meta)
     document = {"meta": meta, "figures": figures, "raw": raw}

@@ -6,7 +6,9 @@ per chunk stays small and is the same whether it talks to the upstream or to zen
     python bench/streams.py latency URL --body FILE --concurrency 64 --streams 640 [--header 'k: v']
         Each of ``concurrency`` tasks keeps one connection and runs streams back to back until
         ``streams`` have been started in all. Time to first token = from the request written to
-        the first ``data:`` line received; total = to the end of the response.
+        the first ``data:`` line received - in a Responses stream (``event: response.…``), whose
+        first events announce the answer, to the first ``response.output_text.delta``; total = to
+        the end of the response.
     python bench/streams.py hold URL --body FILE --streams 1000
         Opens ``streams`` streams at once (connections, each its own), prints
         ``HELD {"open": n, ...}`` once every stream has its first ``data:`` line (or the time is
@@ -25,6 +27,12 @@ import resource
 import sys
 import time
 from urllib.parse import urlsplit
+
+# A Responses stream's event lines (an event's line comes before its data, so the first is seen no later
+# than the first "data:"), its first token and its end.
+RESPONSES_EVENT = b"event: response."
+RESPONSES_TEXT_DELTA = b"event: response.output_text.delta"
+RESPONSES_END = b"event: response.completed"
 
 
 class StreamFailed(Exception):
@@ -52,19 +60,22 @@ async def _read_response(reader: asyncio.StreamReader, started: float, on_first_
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
     first = None
-    tail = b""  # the last bytes seen, to find 'data:' / '[DONE]' split across chunks
+    tail = b""  # the last bytes seen, to find 'data:', '[DONE]' and the event names split across chunks
     done = False
+    responses = False  # a Responses stream: its first token is its first text delta
 
     def seen(data: bytes) -> None:
-        nonlocal first, tail, done
+        nonlocal first, tail, done, responses
         window = tail + data
-        if first is None and b"data:" in window:
-            first = time.perf_counter()
-            if on_first_data is not None:
-                on_first_data()
-        if b"[DONE]" in window or b"event: message_stop" in window:
+        if first is None:
+            responses = responses or RESPONSES_EVENT in window
+            if (RESPONSES_TEXT_DELTA if responses else b"data:") in window:
+                first = time.perf_counter()
+                if on_first_data is not None:
+                    on_first_data()
+        if b"[DONE]" in window or b"event: message_stop" in window or RESPONSES_END in window:
             done = True
-        tail = window[-32:]
+        tail = window[-48:]
 
     if headers.get("transfer-encoding", "").lower() == "chunked":
         while True:

@@ -6,12 +6,14 @@ benchmark of the gateway in front of it.
 
     POST /chat/completions   OpenAI chat completion, or an SSE stream when the body says "stream": true
     POST /messages           Anthropic message, or its SSE stream
+    POST /responses          OpenAI Responses ``response`` object, or its SSE stream
     GET  /models             the model list
     GET  /_bench/stats       {"requests", "open_streams", "held_streams", "streams_done"}
     POST /_bench/release     lets every held stream finish
 
 Streams send ``--chunks`` chunks (default 20) ``--interval-ms`` apart (default 5), then the
-usage chunk (when asked for) and ``data: [DONE]``. A stream is *held* when its model is
+usage chunk (when asked for) and ``data: [DONE]`` - or, for Anthropic and Responses, the events
+that close the answer (``message_stop``; ``response.completed`` with the usage). A stream is *held* when its model is
 ``bench-hold`` (or its body has ``"bench_hold": true``): it sends its first chunk, then waits
 for ``POST /_bench/release`` (or ``--hold-max`` seconds) before sending the rest — how the
 benchmark keeps 1,000 streams open at once.
@@ -59,6 +61,28 @@ def anthropic_answer(model: str) -> bytes:
     }, separators=(",", ":")).encode()
 
 
+RESPONSES_USAGE = {"input_tokens": 24, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                   "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 64}
+
+
+def _response_object(model: str, status: str, output: list, usage: dict | None) -> dict:
+    """A Responses ``response`` object with what the openai SDK's ``Response`` requires."""
+    return {"id": "resp_bench0001", "object": "response", "created_at": CREATED, "status": status, "model": model,
+            "output": output, "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+            "parallel_tool_calls": True, "temperature": None, "tool_choice": "auto", "tools": [], "top_p": None,
+            "store": False, "usage": usage}
+
+
+def _message_item(text: str, status: str = "completed") -> dict:
+    content = [{"type": "output_text", "text": text, "annotations": []}] if status == "completed" else []
+    return {"id": "msg_bench0001", "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def responses_answer(model: str) -> bytes:
+    return json.dumps(_response_object(model, "completed", [_message_item(ANSWER_TEXT)], RESPONSES_USAGE),
+                      separators=(",", ":")).encode()
+
+
 def _chunk(data: bytes) -> bytes:
     """One HTTP chunk (chunked transfer encoding)."""
     return b"%x\r\n%s\r\n" % (len(data), data)
@@ -102,6 +126,44 @@ def anthropic_stream_frames(model: str, chunks: int) -> list[bytes]:
     return frames
 
 
+def responses_stream_frames(model: str, chunks: int) -> list[bytes]:
+    """A Responses stream as OpenAI sends one: ``response.created``, ``in_progress``, the message item and
+    its text part announced, then one ``response.output_text.delta`` per chunk, then the ``done`` events and
+    ``response.completed`` with the output and usage (every event numbered by ``sequence_number``)."""
+    seq = iter(range(1_000_000))
+
+    def ev(obj: dict) -> bytes:
+        obj = {"type": obj["type"], "sequence_number": next(seq), **obj}
+        return b"event: %s\ndata: %s\n\n" % (obj["type"].encode(), json.dumps(obj, separators=(",", ":")).encode())
+
+    ids = {"item_id": "msg_bench0001", "output_index": 0}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    start = (ev({"type": "response.created", "response": _response_object(model, "in_progress", [], None)})
+             + ev({"type": "response.in_progress", "response": _response_object(model, "in_progress", [], None)})
+             + ev({"type": "response.output_item.added", "output_index": 0,
+                   "item": _message_item("", "in_progress")})
+             + ev({"type": "response.content_part.added", **ids, "content_index": 0, "part": part}))
+    frames = []
+    for i in range(chunks):
+        frame = ev({"type": "response.output_text.delta", **ids, "content_index": 0, "delta": f"tok{i} ",
+                    "logprobs": []})
+        frames.append(start + frame if i == 0 else frame)
+    text = "".join(f"tok{i} " for i in range(chunks))
+    item = _message_item(text)
+    usage = {**RESPONSES_USAGE, "output_tokens": chunks, "total_tokens": 24 + chunks}
+    frames[-1] += (ev({"type": "response.output_text.done", **ids, "content_index": 0, "text": text, "logprobs": []})
+                   + ev({"type": "response.content_part.done", **ids, "content_index": 0,
+                         "part": {**part, "text": text}})
+                   + ev({"type": "response.output_item.done", "output_index": 0, "item": item})
+                   + ev({"type": "response.completed",
+                         "response": _response_object(model, "completed", [item], usage)}))
+    return frames
+
+
+ANSWERS = {"openai": openai_answer, "anthropic": anthropic_answer, "responses": responses_answer}
+KINDS = (("/chat/completions", "openai"), ("/messages", "anthropic"), ("/responses", "responses"))
+
+
 class State:
     def __init__(self, chunks: int, interval: float, hold_max: float):
         self.chunks = chunks
@@ -119,7 +181,7 @@ class State:
         key = (kind, model)
         body = self._answers.get(key)
         if body is None:
-            body = openai_answer(model) if kind == "openai" else anthropic_answer(model)
+            body = ANSWERS[kind](model)
             if len(self._answers) < 256:
                 self._answers[key] = body
         return body
@@ -128,8 +190,12 @@ class State:
         key = (kind, model, include_usage)
         frames = self._frames.get(key)
         if frames is None:
-            frames = (openai_stream_frames(model, self.chunks, include_usage) if kind == "openai"
-                      else anthropic_stream_frames(model, self.chunks))
+            if kind == "openai":
+                frames = openai_stream_frames(model, self.chunks, include_usage)
+            elif kind == "anthropic":
+                frames = anthropic_stream_frames(model, self.chunks)
+            else:
+                frames = responses_stream_frames(model, self.chunks)
             if len(self._frames) < 256:
                 self._frames[key] = frames
         return frames
@@ -205,8 +271,8 @@ class HTTPProtocol(asyncio.Protocol):
     def handle(self, method: str, path: str, raw: bytes, close: bool) -> None:
         st = self.state
         st.requests += 1
-        if method == "POST" and (path.endswith("/chat/completions") or path.endswith("/messages")):
-            kind = "openai" if path.endswith("/chat/completions") else "anthropic"
+        kind = next((k for suffix, k in KINDS if path.endswith(suffix)), None) if method == "POST" else None
+        if kind is not None:
             try:
                 body = json.loads(raw)
                 model = str(body.get("model") or "unknown")

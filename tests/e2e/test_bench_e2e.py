@@ -26,6 +26,10 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 HELD = 100
+NONSTREAM = ("openai_direct", "openai_zengate", "anthropic_zengate", "responses_direct", "responses_zengate",
+             "responses_openai_zengate")
+STREAMS = ("stream_openai_direct", "stream_openai_zengate", "stream_anthropic_zengate", "stream_responses_direct",
+           "stream_responses_zengate", "stream_responses_openai_zengate")
 
 
 @pytest.fixture(scope="module")
@@ -48,21 +52,26 @@ def test_every_figure_of_the_issue_is_measured_and_judged(bench_run):
     for fid in TARGET_IDS:
         assert figures[fid]["pass"] in (True, False), fid
         assert figures[fid]["zengate"] is not None, fid
-    for fid in ("openai_zengate.c1.p50_ms", "anthropic_zengate.c1.p50_ms", "stream_openai_zengate.c1.ttft_ms.p50"):
+    for fid in ("openai_zengate.c1.p50_ms", "anthropic_zengate.c1.p50_ms", "stream_openai_zengate.c1.ttft_ms.p50",
+                "responses_openai_zengate.c1.p50_ms", "responses_zengate.c1.p50_ms",
+                "stream_responses_openai_zengate.c1.ttft_ms.p50", "stream_responses_zengate.c1.ttft_ms.p50"):
         assert figures[fid]["direct"] > 0 and figures[fid]["ratio"] > 0, fid  # side by side, with its ratio
     assert re.search(rf"^targets met: \d+/{len(TARGET_IDS)}$", table, re.MULTILINE)
-    for figure in ("OpenAI c=1 p50", "Anthropic→OpenAI c=32 requests/s", "idle memory per worker (RSS, largest)"):
+    for figure in ("OpenAI c=1 p50", "Anthropic→OpenAI c=32 requests/s", "idle memory per worker (RSS, largest)",
+                   "Responses→OpenAI c=1 p50", "Responses stream c=1 time to first token p50"):
         assert figure in table
 
 
 def test_every_request_and_stream_through_the_gateway_was_answered(bench_run):
     raw = bench_run[0]["raw"]
-    for key in ("openai_direct", "openai_zengate", "anthropic_zengate"):
+    for key in NONSTREAM:
         for concurrency, run in raw[key].items():
             assert run["error_count"] == 0 and run["requests"] > 0, (key, concurrency, run["errors"])
-    for key in ("stream_openai_direct", "stream_openai_zengate", "stream_anthropic_zengate"):
+    assert set(raw["responses_zengate"]) == set(raw["responses_openai_zengate"]) == {"1"}  # c=1 only
+    for key in STREAMS:
         run = raw[key]["1"]
         assert run["errors"] == 0 and run["streams"] > 0, (key, run["error_kinds"])
+        assert run["ttft_ms"]["p50"] < run["total_ms"]["p50"], key  # a first token, not the whole answer
     held = raw["held_zengate"]
     assert (held["held"], held["completed"], held["errors"]) == (HELD, HELD, 0)
     assert held["upstream_during"]["held_streams"] == HELD  # really open at the upstream meanwhile
@@ -70,8 +79,8 @@ def test_every_request_and_stream_through_the_gateway_was_answered(bench_run):
 
 def test_the_request_log_kept_every_request_and_the_gateway_logged_no_error(bench_run):
     raw = bench_run[0]["raw"]
-    counted = sum(run["requests"] for key in ("openai_zengate", "anthropic_zengate") for run in raw[key].values())
-    counted += raw["stream_openai_zengate"]["1"]["streams"] + raw["stream_anthropic_zengate"]["1"]["streams"]
+    counted = sum(run["requests"] for key in NONSTREAM if key.endswith("_zengate") for run in raw[key].values())
+    counted += sum(raw[key]["1"]["streams"] for key in STREAMS if key.endswith("_zengate"))
     counted += HELD
     assert raw["requests_served"] >= counted  # the workers' own count: warm-ups and probes are in it too
     assert raw["request_log_rows"] == raw["requests_served"]

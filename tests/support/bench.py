@@ -14,7 +14,9 @@ _spec.loader.exec_module(report)
 TARGET_IDS = [
     "openai_zengate.c1.p50_ms", "openai_zengate.c32.rps",
     "anthropic_zengate.c1.p50_ms", "anthropic_zengate.c32.rps",
+    "responses_openai_zengate.c1.p50_ms", "responses_zengate.c1.p50_ms",
     "stream_openai_zengate.c1.ttft_ms.p50", "stream_anthropic_zengate.c1.ttft_ms.p50",
+    "stream_responses_openai_zengate.c1.ttft_ms.p50", "stream_responses_zengate.c1.ttft_ms.p50",
     "held.streams", "held.bytes_per_stream.rss", "idle.worker_bytes.rss", "gateway_log.errors",
     "request_log.rows",
 ]

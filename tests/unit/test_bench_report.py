@@ -41,17 +41,25 @@ def _held(requested: int, held: int, before_kib: int, during_kib: int, *, errors
 
 
 def passing_raw() -> dict:
-    """A run like the eleventh session's: every target met."""
+    """A run like the eleventh session's, with the Responses rows (c=1 only): every target met."""
     nonstream = {"1": _wrk(1_346, 675, 2_755), "32": _wrk(2_590, 12_761, 29_247, per_worker={"7": 13, "8": 19})}
+    ok = {"status": 200, "body": "{}"}
     return {
-        "probes": {"anthropic_zengate": {"status": 200, "body": "{}"}},
+        "probes": {"anthropic_zengate": ok, "responses_direct": ok, "responses_openai_zengate": ok,
+                   "responses_zengate": ok},
         "openai_direct": {"1": _wrk(11_136, 88, 204, upstream_cpu_s=4.25),
                           "32": _wrk(71_855, 396, 878, requests=582_023, upstream_cpu_s=8.04)},
         "openai_zengate": nonstream,
         "anthropic_zengate": copy.deepcopy(nonstream),
+        "responses_openai_zengate": {"1": _wrk(1_290, 702, 2_801)},
+        "responses_direct": {"1": _wrk(10_870, 91, 210, upstream_cpu_s=4.3)},
+        "responses_zengate": {"1": _wrk(1_380, 660, 2_690)},
         "stream_openai_direct": {"1": _streams(0.27)},
         "stream_openai_zengate": {"1": _streams(1.77)},
         "stream_anthropic_zengate": {"1": _streams(1.88)},
+        "stream_responses_openai_zengate": {"1": _streams(1.95)},
+        "stream_responses_direct": {"1": _streams(0.31)},
+        "stream_responses_zengate": {"1": _streams(1.70)},
         "held_direct": _held(1000, 1000, 23_052, 27_132),
         "held_zengate": _held(1000, 1000, 63_608, 70_160),
         "idle_memory": {"zengate_workers": [_memory(7, 52_268), _memory(8, 53_900)],
@@ -81,7 +89,7 @@ def test_a_run_meeting_every_target_is_judged_so():
     raw = passing_raw()
     assert verdicts(raw) == dict.fromkeys(TARGET_IDS, True)
     text = report.table(report.figures(raw, META), META)
-    assert "targets met: 11/11" in text
+    assert "targets met: 15/15" in text
     assert "FAIL" not in text
 
 
@@ -161,7 +169,7 @@ def test_errors_in_the_gateway_log_fail_the_run_and_are_quoted():
     row = by_id(raw)["gateway_log.errors"]
     assert (row["zengate"], row["pass"]) == (2, False)
     assert "Exception in worker process" in row["note"]
-    assert "targets met: 10/11" in report.table(report.figures(raw, META), META)
+    assert "targets met: 14/15" in report.table(report.figures(raw, META), META)
 
 
 def test_an_anthropic_path_that_did_not_answer_is_a_failed_figure_not_a_missing_one():
@@ -174,7 +182,9 @@ def test_an_anthropic_path_that_did_not_answer_is_a_failed_figure_not_a_missing_
 
 def test_a_run_disturbed_throughout_says_so():
     raw = passing_raw()
-    for key in ("openai_zengate", "anthropic_zengate", "stream_openai_zengate", "stream_anthropic_zengate"):
+    for key in ("openai_zengate", "anthropic_zengate", "responses_openai_zengate", "responses_zengate",
+                "stream_openai_zengate", "stream_anthropic_zengate", "stream_responses_openai_zengate",
+                "stream_responses_zengate"):
         for run in raw[key].values():
             run["cpu"]["foreign_cores"] = 0.6
     text = report.table(report.figures(raw, META), META)
@@ -199,7 +209,7 @@ def test_the_results_file_renders_again_as_markdown(tmp_path, capsys):
     assert report.main([str(path), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| OpenAI c=1 p50 | ms | 0.09 | 0.68 | 7.67× | +0.59 | added ≤ 1 ms | PASS |" in out
-    assert out.count("| PASS |") == 11
+    assert out.count("| PASS |") == 15
 
 
 @pytest.mark.parametrize("rows", [144_870, 144_872, None])
@@ -216,4 +226,41 @@ def test_a_run_that_could_not_count_the_requests_served_shows_the_rows_unjudged(
     raw["requests_served"] = None  # an old commit without /metrics, run with --ref
     row = by_id(raw)["request_log.rows"]
     assert (row["zengate"], row["pass"], row["target"]) == (144_871, None, None)
-    assert "targets met: 10/10" in report.table(report.figures(raw, META), META)
+    assert "targets met: 14/14" in report.table(report.figures(raw, META), META)
+
+
+def test_the_responses_rows_compare_each_path_with_the_direct_call_of_its_upstreams_api():
+    """A Responses client served by a chat upstream is compared with the direct chat call (as
+    Anthropic→OpenAI is); served by a Responses upstream, with the direct /responses call."""
+    rows = by_id(passing_raw())
+    translated, same = rows["responses_openai_zengate.c1.p50_ms"], rows["responses_zengate.c1.p50_ms"]
+    assert (translated["direct"], translated["zengate"]) == (0.088, 0.702)
+    assert (same["direct"], same["zengate"]) == (0.091, 0.660)
+    assert same["added"] == pytest.approx(0.569)
+    assert rows["stream_responses_openai_zengate.c1.ttft_ms.p50"]["direct"] == 0.27
+    assert rows["stream_responses_zengate.c1.ttft_ms.p50"]["added"] == pytest.approx(1.39)
+    assert "responses_zengate.c32.rps" not in rows  # measured at c=1 only
+    text = report.table(report.figures(passing_raw(), META), META)
+    for figure in ("Responses→OpenAI c=1 p50", "Responses c=1 p50",
+                   "Responses→OpenAI stream c=1 time to first token p50",
+                   "Responses stream c=1 time to first token p50"):
+        assert figure in text
+
+
+@pytest.mark.parametrize(("p50_us", "ttft", "ok"), [(1_091, 2.31, True), (1_092, 2.32, False)])
+def test_the_responses_rows_have_the_same_targets(p50_us, ttft, ok):
+    raw = passing_raw()
+    raw["responses_zengate"]["1"]["latency_us"]["p50"] = p50_us  # direct /responses p50: 91 µs
+    raw["stream_responses_zengate"]["1"] = _streams(ttft)  # direct /responses stream: 0.31 ms
+    got = verdicts(raw)
+    assert (got["responses_zengate.c1.p50_ms"], got["stream_responses_zengate.c1.ttft_ms.p50"]) == (ok, ok)
+    assert got["responses_openai_zengate.c1.p50_ms"] is True
+
+
+def test_a_responses_path_that_did_not_answer_is_a_failed_figure():
+    raw = passing_raw()
+    del raw["responses_zengate"], raw["stream_responses_zengate"]
+    raw["probes"]["responses_zengate"] = {"status": 502, "body": "{}"}
+    row = by_id(raw)["responses_zengate.unavailable"]
+    assert row["pass"] is False and row["note"] == "/v1/responses answered 502: not measured"
+    assert "responses_openai_zengate.unavailable" not in by_id(raw)

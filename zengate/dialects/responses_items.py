@@ -114,7 +114,7 @@ def _strict(tool: dict) -> bool:
     own = tool.get("x_item") or {}
     if isinstance(own.get("strict"), bool):
         return own["strict"]
-    return tool.get("strict") is True
+    return tool.get("strict") is True or tool.get("x_strict") is True
 
 
 def _responses_tool(tool: dict, name: str) -> dict:
@@ -229,7 +229,11 @@ class ToolIndex:
         known = self._tools.get(name)
         if known is not None:
             return known
-        return ("custom" if block.get("x_kind") == "custom" else "function"), None, name
+        kind = "custom" if block.get("x_kind") == "custom" else "function"
+        namespace = block.get("x_namespace")
+        if isinstance(namespace, dict) and namespace.get("name") and namespace.get("tool"):
+            return kind, namespace["name"], namespace["tool"]
+        return kind, None, name
 
 
 def client_request(context: Context) -> dict | None:

@@ -464,6 +464,8 @@ class _Reader:
         if isinstance(item.get("namespace"), str) and item["namespace"]:
             name = namespaced_name(item["namespace"], name)
         block: dict[str, Any] = {"type": "tool_use", "id": item["call_id"], "name": name}
+        if name != item["name"]:  # the call names its namespace even where the request's tools do not
+            block["x_namespace"] = {"name": item["namespace"], "tool": item["name"]}
         if kind == "custom_tool_call":
             block["input"] = {"input": item["input"]}
             block["x_kind"] = "custom"

@@ -189,6 +189,8 @@ def _form_tools(tools: Any) -> list[dict]:
         if isinstance(function.get("description"), str) and function["description"]:
             out["description"] = function["description"]
         out["input_schema"] = schema
+        if isinstance(function.get("strict"), bool):
+            out["x_strict"] = function["strict"]
         converted.append(out)
     return converted
 
@@ -480,6 +482,8 @@ def _convert_tools(tools: list, names: ToolNames) -> list[dict]:
         # A new top level over the client's nested schema: nothing changes either once translated, and
         # copying Claude Code's ~20 tool schemas deeply took ~270 µs of every request's way upstream.
         function["parameters"] = dict(tool["input_schema"])
+        if isinstance(tool.get("x_strict"), bool):
+            function["strict"] = tool["x_strict"]
         converted.append({"type": "function", "function": function})
     return converted
 
