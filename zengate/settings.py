@@ -209,6 +209,12 @@ def _model_protocols(value: dict) -> str | None:
     return None
 
 
+def _stages_check(value: dict) -> str | None:
+    from .exchange.stages import check_setting
+
+    return check_setting(value)
+
+
 def _catalog_check(check) -> Callable[[Any], str | None]:
     """Adapt a catalog validator (raising ModelsFileError) to a setting check."""
     def run(value: Any) -> str | None:
@@ -261,6 +267,8 @@ SPECS: dict[str, Spec] = {
                       check=_model_map),
     "model_protocols": Spec(dict, {}, "Per-model upstream protocol override (openai, anthropic or responses).",
                             check=_model_protocols),
+    "stages": Spec(dict, {}, "Stages run on every request's internal form, by name: {default: [...], models: "
+                   "{model: [...]}, keys: {key prefix: [...]}} (zengate/exchange/stages.py).", check=_stages_check),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",
@@ -278,7 +286,13 @@ SPECS: dict[str, Spec] = {
     "max_tools": Spec(int, 512, "Most tools in one request; more gets a 400.", 1, 100_000),
     "upstream_connect_timeout": Spec(float, 10.0, "Seconds to connect to the upstream (a timeout: 504).", 0.05, 300),
     "upstream_read_timeout": Spec(
-        float, 300.0, "Seconds the upstream may stay silent, before or within a stream (a timeout: 504).", 0.05, 3600
+        float, 300.0, "Seconds the upstream may stay silent once its answer has begun (a timeout: 504); the wait "
+        "for an answer to begin is first_byte_budget's.", 0.05, 3600
+    ),
+    "first_byte_budget": Spec(
+        float, 600.0, "Seconds a request waits for its answer to begin (a stream's first event; a JSON answer whole), "
+        "over all its attempts, connecting included: while another model may follow, an attempt gets half of what "
+        "is left, the last one all of it; then a 504. Generous, for reasoning models that think first.", 1, 3600
     ),
     "stream_ping_seconds": Spec(
         float, 10.0, "Send Anthropic clients a ping event after this many silent seconds (0: never).", 0, 600

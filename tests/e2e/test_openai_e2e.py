@@ -115,7 +115,7 @@ def test_upstream_errors_reach_the_sdk(gw, up):
 
 
 def test_upstream_timeout_is_504(gw, up):
-    gw.set_setting("upstream_read_timeout", 0.5)
+    gw.set_setting("first_byte_budget", 1)
     try:
         up.script("big-pickle", hang(5))
         r = requests.post(gw.url + "/v1/chat/completions", json={"model": "big-pickle", "messages": HELLO},
@@ -123,7 +123,7 @@ def test_upstream_timeout_is_504(gw, up):
         assert r.status_code == 504
         assert r.json()["error"]["code"] == "upstream_timeout"
     finally:
-        gw.set_setting("upstream_read_timeout", 300)
+        gw.set_setting("first_byte_budget", 600)
 
 
 @pytest.mark.parametrize(("payload", "status", "needle"), [

@@ -109,7 +109,7 @@ def test_free_tier_refusal_gets_a_hint(client, upstream):
 
 
 def test_upstream_timeout_is_504(client, gateway, admin_headers, upstream):
-    client.post("/_admin/settings", json={"key": "upstream_read_timeout", "value": 0.3}, headers=admin_headers)
+    client.post("/_admin/settings", json={"key": "first_byte_budget", "value": 1}, headers=admin_headers)
     upstream.script("big-pickle", hang(3))
     r = client.post(CHAT, json=HELLO)
     assert r.status_code == 504 and err(r)["code"] == "upstream_timeout"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.parser
 import http.client
 import io
+import time
 
 import pytest
 import urllib3
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.util.request import SKIP_HEADER
 
+from tests.support.fake_upstream import FakeUpstream, drop_after, openai_text
 from zengate.upstream import wire
 
 BODY = b"the body: must stay unread\r\n"
@@ -175,3 +177,28 @@ def test_other_header_forms_take_the_standard_way():
     assert conn._buffer[-3:] == [b"X-Multi: a\r\n\tb", b"X-Bytes: v", b"X-Int: 5"]
     with pytest.raises(ValueError, match="SKIP_HEADER"):
         conn.putheader("X-Other", SKIP_HEADER)
+
+
+# --- a live connection's read timeout (the first-byte deadline hands a stream back its read timeout) --
+
+@pytest.mark.parametrize("pool_class", [urllib3.HTTPConnectionPool, wire.Pool], ids=["urllib3", "zengate"])
+def test_set_read_timeout_reaches_the_socket_of_a_live_answer(pool_class):
+    """urllib3's connections (proxied calls) and ours: the attributes set_read_timeout relies on
+    (``timeout``, ``sock``) still exist, and the answer's next read waits the new time, not the old."""
+    with FakeUpstream() as up:
+        up.script("m", drop_after(1, openai_text("one two"), stall=30))  # a first event, then silence
+        pool = pool_class("127.0.0.1", int(up.url.rsplit(":", 1)[1]), maxsize=1)
+        response = pool.urlopen("POST", "/v1/chat/completions", body=b'{"model": "m", "stream": true}',
+                                headers={"Content-Type": "application/json"}, preload_content=False,
+                                retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+        connection = response.connection
+        assert isinstance(connection, urllib3.connection.HTTPConnection) and connection.sock.gettimeout() == 30
+        chunks = response.read_chunked(None, decode_content=False)
+        assert next(chunks).startswith(b"data: ")
+        wire.set_read_timeout(connection, 0.3)
+        assert connection.timeout == 0.3 and connection.sock.gettimeout() == 0.3
+        began = time.monotonic()
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            next(chunks)
+        assert 0.25 <= time.monotonic() - began < 5
+        pool.close()

@@ -79,7 +79,8 @@ class RequestRecord:
         if output_tokens:
             self.output_tokens = int(output_tokens)
 
-    def note_attempt(self, route, status: int, error: str | None = None, kind: str | None = None) -> None:
+    def note_attempt(self, route, status: int, error: str | None = None, kind: str | None = None,
+                     timeout: float | None = None) -> None:
         """One upstream attempt (a route is a model on a backend with one of its keys).
 
         A failed attempt counts in ``zengate_upstream_errors_total`` by ``kind``, which defaults to
@@ -87,7 +88,8 @@ class RequestRecord:
         """
         self.upstream_model = route.upstream_model
         self.attempts.append({"model": route.upstream_model, "backend": route.tier, "key": route.key_index,
-                              "status": status, **({"error": redact(error[:300])} if error else {})})
+                              "status": status, **({"error": redact(error[:300])} if error else {}),
+                              **({"timeout": round(timeout, 3)} if timeout is not None else {})})
         if status >= 400 or error:
             try:
                 metrics.upstream_error(kind or _upstream_error_kind(), status)

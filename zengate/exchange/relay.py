@@ -10,6 +10,12 @@ Upstream faults are told apart by when they happen. Before the stream's first cl
 event, garbage first) the pump raises :class:`UpstreamError`: the client still gets a status and
 an error body, and the exchange may try the next route. After them, the adapter ends the client's
 stream with an error event in its own protocol; a stream never just stops as if it were complete.
+
+An attempt may wait for its first byte (a stream's first client bytes, a JSON answer whole) until
+its :class:`~zengate.upstream.client.FirstByteDeadline`: until then the socket's read timeout is
+what is left of it, and a timeout is a :class:`~zengate.upstream.client.FirstByteTimeout`, which
+lets the fallback loop try the next route. From the first byte on, a stream's reads get the
+deadline's ``after`` (``upstream_read_timeout``), set once.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import urllib3
 from ..dialects.jsoncodec import dumps, loads
 from ..dialects.sse import Event, SSEParser
 from ..runtime.helpers import start_helper
-from ..upstream.client import UpstreamClient, UpstreamError, iter_body, transport_error
+from ..upstream.client import FirstByteDeadline, UpstreamClient, UpstreamError, iter_body, transport_error
+from ..upstream.wire import set_read_timeout
 from .records import RequestRecord
 from .routing import Route
 
@@ -43,16 +50,24 @@ class StreamAdapter(Protocol):
 
 
 def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, record: RequestRecord,
-         extra_headers: dict[str, str] | None = None) -> requests.Response:
-    """POST the upstream request; a 2xx response or UpstreamError."""
+         extra_headers: dict[str, str] | None = None, deadline: FirstByteDeadline | None = None) -> requests.Response:
+    """POST the upstream request; a 2xx response or UpstreamError (its head within ``deadline``)."""
     record.upstream_model = route.upstream_model
     payload = dumps(body)
+    within = {"deadline": deadline} if deadline is not None else {}
     egress = getattr(client, "egress", None)  # proxy rotation (upstream/egress.py): direct or via proxies
     if egress is not None:
         return egress.send(client, route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
-                           extra_headers=extra_headers, record=record)
+                           extra_headers=extra_headers, record=record, **within)
     return client.send(route.url(), payload, key=route.key, protocol=route.protocol, stream=stream,
-                       extra_headers=extra_headers)
+                       extra_headers=extra_headers, **within)
+
+
+def _read_timeout(response: requests.Response, seconds: float) -> None:
+    """The upstream connection's next reads wait at most ``seconds`` (when it is still held)."""
+    connection = getattr(response.raw, "connection", None)  # urllib3's response; None once released
+    if connection is not None:
+        set_read_timeout(connection, seconds)
 
 
 _TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
@@ -115,13 +130,21 @@ def not_a_stream(response: requests.Response) -> UpstreamError | None:
                          "of an event stream", "protocol")
 
 
-def read_answer(client: UpstreamClient, response: requests.Response) -> Any:
-    """The JSON body of a non-streaming answer; a body cut short is a clear 502 (504 on a timeout)."""
+def read_answer(client: UpstreamClient, response: requests.Response,
+                deadline: FirstByteDeadline | None = None) -> Any:
+    """The JSON body of a non-streaming answer; a body cut short is a clear 502 (504 on a timeout).
+
+    Under a ``deadline`` the body too must be in by then: a JSON answer's first byte for the
+    client is the whole answer.
+    """
     try:
+        if deadline is not None:
+            _read_timeout(response, deadline.read_timeout())
         response.content  # noqa: B018 - read here, so a broken-off body is reported as one
     except Exception as exc:
         response.close()
-        raise read_error(exc) from exc
+        err = read_error(exc)
+        raise (err if deadline is None else deadline.failure(err)) from exc
     return client.read_json(response)
 
 
@@ -162,22 +185,30 @@ def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -
     start_helper(drain, "zengate-drain")
 
 
-def close_upstream(response: requests.Response) -> None:
+def close_upstream(response: requests.Response, *, reading: bool = False) -> None:
     """Close an upstream response, even while the heartbeat reader is inside a read of it.
 
     Under gevent that reader is another greenlet of this thread, and closing the buffered reader it
     is blocked in raises ``RuntimeError: reentrant call``; shutting the socket down instead ends its
-    read, and urllib3's error handling in the reader then discards the connection.
+    read, and urllib3's error handling in the reader then discards the connection. When the caller
+    knows a reader is at work (``reading``) the socket is shut down first: a reader in another
+    thread (outside gevent) would otherwise hold the close up until its read ends.
     """
+    if reading:
+        _shut_down(response)
     try:
         response.close()
     except RuntimeError:
-        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut_down(response)
+
+
+def _shut_down(response: requests.Response) -> None:
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class Heartbeat:
@@ -192,12 +223,17 @@ class Heartbeat:
     When the client's stream is complete before the upstream's body (Zen's cost frame, the chunked
     terminator), :meth:`rest` hands what is left to :func:`keep_connection`, so that the connection
     goes back to the pool instead of being closed.
+
+    ``until`` is the first-byte deadline (a :func:`time.monotonic` moment) while the stream's first
+    client bytes are awaited: the waits end there too, so that the consumer can give up in time.
+    The consumer sets it to None once they are out.
     """
 
-    def __init__(self, chunks: Iterator[bytes], interval: float):
+    def __init__(self, chunks: Iterator[bytes], interval: float, until: float | None = None):
         self._chunks = chunks
         self._interval = interval
         self._items: queue.SimpleQueue | None = None  # the helper's queue, once it reads
+        self.until = until
 
     def __iter__(self) -> Iterator[bytes | None]:
         first = next(self._chunks, _END)
@@ -216,6 +252,15 @@ class Heartbeat:
                 items.put(exc)
 
         start_helper(read, "zengate-stream-reader")
+        while (until := self.until) is not None:  # no client byte yet: wait no longer than the deadline
+            try:
+                item = _unpacked(items.get(timeout=max(0.0, min(self._interval, until - time.monotonic()))))
+            except queue.Empty:
+                yield None
+                continue
+            if item is _END:
+                return
+            yield item
         while True:
             try:
                 item = _unpacked(items.get(timeout=self._interval))
@@ -225,6 +270,11 @@ class Heartbeat:
             if item is _END:
                 return
             yield item
+
+    @property
+    def reading(self) -> bool:
+        """The helper reads the upstream (it started after the first chunk)."""
+        return self._items is not None
 
     def rest(self, timeout: float) -> Iterator[bytes]:
         """The body's remaining chunks, once the consumer has stopped: read here while no helper
@@ -239,6 +289,28 @@ class Heartbeat:
             yield item
 
 
+def _before_first_byte(deadline: FirstByteDeadline, beats: Heartbeat | None) -> float:
+    """The read timeout while a stream's first client bytes are awaited (past the deadline: raised).
+
+    Without heartbeats the pump reads, and its reads get what is left. With them a helper reads,
+    and a read it begins now may still be waiting when the first event has come and gone: it gets
+    at least ``upstream_read_timeout``, and the deadline is kept by the waits for the helper.
+    """
+    left = deadline.left()
+    return left if beats is None else max(left, deadline.after)
+
+
+def _first_byte_in(response: requests.Response, deadline: FirstByteDeadline, beats: Heartbeat | None) -> None:
+    """The stream's first client bytes are ready: its reads get ``upstream_read_timeout`` from now on.
+
+    With heartbeats, before the helper reads (it starts when the first chunk was handed on) or
+    from its next read; and the helper's queue no longer waits for the deadline.
+    """
+    _read_timeout(response, deadline.after)
+    if beats is not None:
+        beats.until = None
+
+
 def _unpacked(item: Any) -> Any:
     """An item of the heartbeat helper's queue: a chunk or ``_END``; the helper's failure is raised."""
     if isinstance(item, BaseException):
@@ -247,7 +319,8 @@ def _unpacked(item: Any) -> Any:
 
 
 def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord, *,
-         heartbeat: tuple[float, bytes] | None = None, finish_record: bool = True) -> Iterator[bytes]:
+         heartbeat: tuple[float, bytes] | None = None, finish_record: bool = True,
+         deadline: FirstByteDeadline | None = None) -> Iterator[bytes]:
     """Client bytes as upstream events arrive; always closes the upstream and finishes the record.
 
     The stream is started here: this returns once its first client bytes are ready. A failure
@@ -258,8 +331,12 @@ def pump(response: requests.Response, adapter: StreamAdapter, record: RequestRec
     With ``heartbeat=(seconds, payload)``, ``payload`` is sent whenever the upstream stays silent
     that long (Anthropic ``ping`` events while a reasoning model thinks) — never before the
     stream's first event, which must stay first.
+
+    With a ``deadline``, no first client bytes by then is a :class:`FirstByteTimeout` (upstream
+    events that give the client nothing, and heartbeats, do not count); from them on the socket's
+    read timeout is ``deadline.after``.
     """
-    return _started(_pump(response, adapter, record, heartbeat, finish_record))
+    return _started(_pump(response, adapter, record, heartbeat, finish_record, deadline))
 
 
 def _started(chunks: Generator[bytes, None, None]) -> Iterator[bytes]:
@@ -282,19 +359,23 @@ def _resume(first: bytes, chunks: Generator[bytes, None, None]) -> Generator[byt
 
 
 def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRecord,
-          heartbeat: tuple[float, bytes] | None, finish_record: bool) -> Generator[bytes, None, None]:
+          heartbeat: tuple[float, bytes] | None, finish_record: bool,
+          deadline: FirstByteDeadline | None) -> Generator[bytes, None, None]:
     parser = SSEParser()
     status_error: str | None = None
     body = iter_body(response)
-    beats = Heartbeat(body, heartbeat[0]) if heartbeat else None
+    beats = Heartbeat(body, heartbeat[0], deadline.at if deadline else None) if heartbeat else None
     source: Iterable[bytes | None] = beats if beats is not None else body
     ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
     sent = False  # client bytes were yielded: failures now become the adapter's error event
+    awaited = deadline  # the first-byte deadline, until the first client bytes are out
     handed_over = False  # a failure before any client byte was raised to the caller, with the record
     if finish_record:
         record.stream_opened()  # counted in zengate_open_streams until the record is finished
     try:
         try:
+            if awaited is not None:
+                _read_timeout(response, awaited.read_timeout())
             refusal = not_a_stream(response)
             if refusal is not None:
                 raise refusal
@@ -302,17 +383,24 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
                 if chunk is None:
                     if sent:
                         yield heartbeat[1]
+                    elif awaited is not None and awaited.passed():
+                        raise awaited.expired()
                     continue
                 if record.ttfb_ms is None:
                     record.first_byte()
                 for event in parser.feed(chunk):
                     out = adapter.on_event(event)
                     if out:
+                        if awaited is not None:
+                            _first_byte_in(response, awaited, beats)
+                            awaited = None
                         sent = True
                         yield b"".join(out)
                     if adapter.ended:
                         ended = "early"
                         return
+                if awaited is not None:  # still no client byte: the next reads get what is left, if anything
+                    _read_timeout(response, _before_first_byte(awaited, beats))
             ended = "eof"
             for event in parser.finish():
                 out = adapter.on_event(event)
@@ -332,6 +420,8 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
             ended = None
             err = read_error(exc)
             if not sent:
+                if deadline is not None:
+                    err = deadline.failure(err)
                 handed_over = True
                 record.ttfb_ms = None  # no answer came of it; another route's first byte may
                 raise err from (None if err is exc else exc)
@@ -349,7 +439,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
         elif ended:
             keep_connection(response, None)
         else:
-            close_upstream(response)
+            close_upstream(response, reading=beats is not None and beats.reading)
         if finish_record and not handed_over:
             # Now, before the stream's end goes out, not at the next idle moment: a client that
             # starts its next stream at once (an agent, on the same machine) would otherwise have

@@ -121,6 +121,8 @@ class Attempts:
 
     def __init__(self, plan: Plan, cooldowns: Cooldowns, conversation: str | Callable[[], str], now: float,
                  max_attempts: int):
+        self._plan, self._cooldowns, self._now, self._max_attempts = plan, cooldowns, now, max_attempts
+        self._tried = 0
         self._routes = self._walk(plan, cooldowns, conversation, now, max_attempts)
         self._skip_model: str | None = None
 
@@ -133,9 +135,24 @@ class Attempts:
     def next_model(self, route: Route) -> None:
         self._skip_model = f"{route.tier}/{route.model_id}"
 
+    def fallback_follows(self, route: Route) -> bool:
+        """Whether another model may still be tried should ``route`` fail for a reason that is not
+        its key's (a timeout, a 5xx): a later candidate with a key that is not cooling down, within
+        ``max_attempts``. The fallback loop leaves such a route room in ``first_byte_budget``."""
+        if self._tried >= self._max_attempts:
+            return False
+        later = False
+        for candidate in self._plan.candidates:
+            backend, model = candidate.backend.name, candidate.model_id
+            if (backend, model) == (route.tier, route.model_id):
+                later = True
+            elif later and any(not self._cooldowns.cooling(backend, model, index, self._now)
+                               for index in range(len(candidate.backend.keys))):
+                return True
+        return False
+
     def _walk(self, plan: Plan, cooldowns: Cooldowns, conversation: str | Callable[[], str], now: float,
               max_attempts: int) -> Iterator[Route]:
-        tried = 0
         resting: list[Route] = []
         for candidate in plan.candidates:
             count = len(candidate.backend.keys)
@@ -148,11 +165,11 @@ class Attempts:
                 if cooldowns.cooling(candidate.backend.name, candidate.model_id, index, now):
                     resting.append(route)
                     continue
-                if tried >= max_attempts:
+                if self._tried >= max_attempts:
                     return
-                tried += 1
+                self._tried += 1
                 yield route
-        if not tried and resting:
+        if not self._tried and resting:
             yield resting[0]
 
 

@@ -6,10 +6,17 @@ untouched; otherwise the client's request is read into the internal form once (`
 and each attempt renders it for its upstream, decodes the upstream's answer or stream into the
 form and renders that for the client. Only failures before the first byte reach the client move
 on to the next route; the socket work is :mod:`zengate.exchange.relay`'s.
+
+The time before the first byte (a stream's first client bytes, a JSON answer whole) is one budget
+over all the attempts, ``first_byte_budget``, connecting included: while another model may follow,
+an attempt gets half of what is left (:func:`first_byte_share`), so that a hung upstream leaves its
+fallback time; the last one gets all of it. When it runs out the client gets a 504 in its API's
+shape that says which upstreams were tried.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,7 +24,14 @@ from ..dialects import registry
 from ..dialects.anthropic import note_answer as note_form_answer
 from ..dialects.base import Context, Dialect, Target
 from ..dialects.errors import ProtocolError
-from ..upstream.client import UpstreamClient, UpstreamError
+from ..upstream.client import (
+    DEADLINE_SLACK,
+    FirstByteDeadline,
+    FirstByteTimeout,
+    UpstreamClient,
+    UpstreamError,
+    seconds_text,
+)
 from . import adapters, relay
 from .form import fold_events
 from .records import RequestRecord
@@ -60,7 +74,7 @@ class Request:
 
 
 def _attempt(client: UpstreamClient, route: Route, request: Request, record: RequestRecord,
-             options: Options) -> Result:
+             options: Options, deadline: FirstByteDeadline) -> Result:
     dialect = request.dialect
     upstream = registry.get(route.protocol)
     body = request.body
@@ -84,8 +98,8 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
                      if dialect.heartbeat is not None and options.ping_seconds > 0 else None)
         adapter = (adapters.Passthrough(dialect.passthrough(context, record)) if same
                    else adapters.Translating(upstream.decoder(context), dialect.encoder(context), record))
-        return relay.pump(response, adapter, record, heartbeat=heartbeat)
-    answer = relay.read_answer(client, response)
+        return relay.pump(response, adapter, record, heartbeat=heartbeat, deadline=deadline)
+    answer = relay.read_answer(client, response, deadline)
     record.first_byte()
     try:
         if same:
@@ -99,14 +113,16 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     return Answer(dialect.render_answer(form_answer, context))
 
 
-def _folded(response, upstream: Dialect, context: Context, record: RequestRecord) -> dict:
+def _folded(response, upstream: Dialect, context: Context, record: RequestRecord,
+            deadline: FirstByteDeadline) -> dict:
     """An upstream stream read whole and folded into the form's answer, for a non-streaming client.
 
     A stream that failed (its error event, or no end) is an :class:`UpstreamError`: nothing has
-    reached the client yet, so the next route may still be tried.
+    reached the client yet, so the next route may still be tried. The client's first byte is the
+    whole answer: the stream must end by the ``deadline``.
     """
     collector = adapters.Collecting(upstream.decoder(context), record)
-    for _ in relay.pump(response, collector, record, finish_record=False):
+    for _ in relay.pump(response, collector, record, finish_record=False, deadline=deadline):
         pass
     try:
         return fold_events(collector.events, model=context.client_model)
@@ -121,32 +137,76 @@ def is_retryable(err: UpstreamError) -> bool:
     return err.kind != "http" or err.status in RETRYABLE_STATUSES or err.status == 401
 
 
+#: While another model may follow, an attempt may wait this part of what is left of the budget.
+SHARE_WHILE_MORE = 0.5
+
+
+def first_byte_share(left: float, more: bool) -> float:
+    """An attempt's share of the ``left`` seconds of ``first_byte_budget``.
+
+    Half while another model may follow (``more``): a hung upstream leaves its fallback as long
+    again. All of it for the last attempt. Attempts that fail at once use almost nothing of theirs,
+    and the next one shares what is left anew.
+    """
+    return left * SHARE_WHILE_MORE if more else left
+
+
+def _no_first_byte(budget: float, waited: float, failures: list[tuple[Route, UpstreamError]]) -> FirstByteTimeout:
+    """The 504 when no attempt began its answer in time: how long, and which upstreams were tried."""
+    def outcome(err: UpstreamError) -> str:
+        if isinstance(err, FirstByteTimeout):
+            return f"no first byte in {seconds_text(err.seconds)} s"
+        return f"HTTP {err.status}" if err.kind == "http" else err.kind
+
+    tried = ", ".join(f"{route.upstream_model} on {route.tier} ({outcome(err)})" for route, err in failures)
+    within = seconds_text(budget if waited >= budget - DEADLINE_SLACK else waited)
+    subject = "the upstream did not start" if len(failures) == 1 else "no upstream started"
+    return FirstByteTimeout(waited, f"{subject} answering within {within} s (first_byte_budget); tried {tried}")
+
+
 def serve(client: UpstreamClient, routes: Attempts, body: dict, record: RequestRecord,
           cooldowns: Cooldowns, *, dialect: Dialect, options: Options = Options(),
           form: dict | None = None) -> Result:
     """Try the routes in order until one answers; only failures before the first byte move on.
 
-    Every attempt lands in the request record; a 429 (or 401) cools its model and key down and the
-    next key is tried; any other retryable failure moves on to the next model. ``form`` is the
-    client's request already read into the internal form, when the caller had to (auto routing).
+    Every attempt lands in the request record, with the first-byte timeout it had; a 429 (or 401)
+    cools its model and key down and the next key is tried; any other retryable failure moves on
+    to the next model. All of them share ``first_byte_budget`` (see :func:`first_byte_share`).
+    ``form`` is the client's request already read into the internal form, when the caller had to
+    (auto routing).
     """
     request = Request(dialect, body, form)
+    settings = client.settings
+    budget = settings.get("first_byte_budget")
+    after = settings.get("upstream_read_timeout")
+    max_attempts = settings.get("max_attempts")
+    begun = time.monotonic()
+    ends = begun + budget
     last: UpstreamError | None = None
-    for route in routes:
+    failures: list[tuple[Route, UpstreamError]] = []
+    for number, route in enumerate(routes, 1):
+        now = time.monotonic()
+        if now >= ends:  # an attempt that failed otherwise used the budget up
+            break
+        share = first_byte_share(ends - now, number < max_attempts and routes.fallback_follows(route))
         try:
-            result = _attempt(client, route, request, record, options)
+            result = _attempt(client, route, request, record, options, FirstByteDeadline(now + share, share, after))
         except UpstreamError as err:
-            record.note_attempt(route, err.status, err.detail or err.message, kind=err.kind)
+            record.note_attempt(route, err.status, err.detail or err.message, kind=err.kind, timeout=share)
             cooldowns.note(route, err.status, err.retry_after)
             last = err
+            failures.append((route, err))
             if not is_retryable(err):
                 raise
             if err.status not in (401, 429):
                 routes.next_model(route)
             continue
-        record.note_attempt(route, 200)
+        record.note_attempt(route, 200, timeout=share)
         return result
     if last is not None:
+        waited = time.monotonic() - begun
+        if isinstance(last, FirstByteTimeout) or (last.kind == "timeout" and waited >= budget):
+            raise _no_first_byte(budget, waited, failures) from last
         raise last
     wait = cooldowns.soonest()
     retry = str(max(1, round(wait))) if wait else "30"

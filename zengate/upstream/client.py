@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,80 @@ class UpstreamError(Exception):
         return self.headers.get("retry-after")
 
 
+class FirstByteTimeout(UpstreamError):
+    """An attempt that did not begin its answer within its share of ``first_byte_budget`` (a 504).
+
+    ``seconds`` is the share it had; the fallback loop names it in the request log's attempts and
+    tells the client which upstreams were tried when the whole budget is spent.
+    """
+
+    def __init__(self, seconds: float, message: str | None = None, detail: str | None = None):
+        super().__init__(504, message or f"the upstream did not start answering within {seconds_text(seconds)} s",
+                         "timeout", detail=detail)
+        self.seconds = seconds
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds for a message: ``600``, ``1.5``, ``0.25``."""
+    return f"{seconds:.2f}".rstrip("0").rstrip(".")
+
+
+#: How close to its deadline a timeout may fire and still be the deadline's (event-loop timers
+#: can fire a little early): it is then reported as a first-byte timeout, not a plain one.
+DEADLINE_SLACK = 0.05
+#: The shortest read timeout a deadline gives: enough to take what has already arrived.
+LAST_MOMENT = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class FirstByteDeadline:
+    """How long one attempt may wait for the first byte of its answer, and what applies after it.
+
+    ``at`` is a :func:`time.monotonic` moment, ``seconds`` the attempt's share of the budget (for
+    messages), ``after`` the socket timeout once the first byte is in (``upstream_read_timeout``).
+    Until ``at`` the socket's read timeout is what is left (:meth:`timeout` for the request and its
+    head, the relay for a stream's first event and a JSON body); connecting counts.
+    """
+
+    at: float
+    seconds: float
+    after: float
+
+    @classmethod
+    def starting_now(cls, seconds: float, after: float) -> FirstByteDeadline:
+        return cls(time.monotonic() + seconds, seconds, after)
+
+    def left(self) -> float:
+        """Seconds until the deadline; :class:`FirstByteTimeout` when it has passed."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def read_timeout(self) -> float:
+        """A read timeout for what is left, never quite zero: bytes already there are still read
+        (a head that came just in time may have brought the answer with it)."""
+        return max(self.at - time.monotonic(), LAST_MOMENT)
+
+    def timeout(self, connect: float, read: float | None = None) -> urllib3.Timeout:
+        """urllib3's timeout for a request under this deadline: connecting at most ``connect`` seconds,
+        its head at most ``read`` (default: no limit of its own), and both within what is left."""
+        left = self.left()
+        return urllib3.Timeout(total=left, connect=min(connect, left), read=left if read is None else min(read, left))
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at - DEADLINE_SLACK
+
+    def expired(self) -> FirstByteTimeout:
+        return FirstByteTimeout(self.seconds)
+
+    def failure(self, err: UpstreamError) -> UpstreamError:
+        """``err`` as this deadline reports it: a timeout at the deadline is a :class:`FirstByteTimeout`."""
+        if err.kind == "timeout" and not isinstance(err, FirstByteTimeout) and self.passed():
+            return self.expired()
+        return err
+
+
 def parse_error_body(status: int, content: bytes) -> tuple[str, str | None]:
     """The message and type inside an upstream error body, whatever its shape."""
     try:
@@ -135,6 +210,12 @@ def transport_error(exc: BaseException) -> UpstreamError:
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return UpstreamError(502, "could not reach the upstream (connection failed or was closed)", "connection")
     return UpstreamError(502, f"upstream failure: {type(exc).__name__}", "protocol")
+
+
+def _failure(exc: BaseException, deadline: FirstByteDeadline | None) -> UpstreamError:
+    """:func:`transport_error`, a timeout at the ``deadline`` told apart as a :class:`FirstByteTimeout`."""
+    err = transport_error(exc)
+    return err if deadline is None else deadline.failure(err)
 
 
 def _whole_body(response: requests.Response) -> bytes:
@@ -223,7 +304,8 @@ class DirectAdapter(HTTPAdapter):
 
     def send(self, request: PreparedRequest, stream: bool = False, timeout=None, verify=True, cert=None,
              proxies=None) -> Response:
-        lean = proxies is None and stream and verify is True and cert is None and isinstance(timeout, tuple)
+        lean = proxies is None and stream and verify is True and cert is None and isinstance(timeout,
+                                                                                            (tuple, urllib3.Timeout))
         if not lean:
             return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         url = request.url
@@ -237,7 +319,8 @@ class DirectAdapter(HTTPAdapter):
             self._pools[origin] = pool
         raw = pool.urlopen(request.method, path, body=request.body, headers=request.headers, redirect=False,
                            assert_same_host=False, preload_content=False, decode_content=False,
-                           retries=_NO_RETRIES, timeout=_timeout(timeout))
+                           retries=_NO_RETRIES,
+                           timeout=timeout if isinstance(timeout, urllib3.Timeout) else _timeout(timeout))
         return _DirectResponse(raw, request, self)
 
     def close(self) -> None:
@@ -278,28 +361,38 @@ class UpstreamClient:
 
     def send(self, url: str, payload: bytes, *, key: str, protocol: str, stream: bool,
              proxies: dict[str, str] | None = None, extra_headers: dict[str, str] | None = None,
-             timeout: tuple[float, float] | None = None) -> requests.Response:
-        """POST ``payload`` to ``url``; a 2xx response (body unread when streaming) or UpstreamError."""
+             timeout: tuple[float, float] | urllib3.Timeout | None = None,
+             deadline: FirstByteDeadline | None = None) -> requests.Response:
+        """POST ``payload`` to ``url``; a 2xx response (body unread when streaming) or UpstreamError.
+
+        Under a ``deadline`` the request and the answer's head must come within what is left of
+        it (connecting at most ``upstream_connect_timeout``, unless ``timeout`` says otherwise),
+        and a timeout at the deadline is a :class:`FirstByteTimeout`.
+        """
         headers = self.headers(key=key, protocol=protocol, stream=stream)
         if extra_headers:
             headers.update(extra_headers)
+        if timeout is None:
+            timeout = (self.timeouts() if deadline is None
+                       else deadline.timeout(self.settings.get("upstream_connect_timeout")))
         if proxies is None:
-            return self._send_direct(url, payload, headers, timeout or self.timeouts())
+            return self._send_direct(url, payload, headers, timeout, deadline)
         try:
             response = self.session.post(
                 url,
                 data=payload,
                 headers=headers,
                 stream=True,
-                timeout=timeout or self.timeouts(),
+                timeout=timeout,
                 proxies=proxies,
             )
         except Exception as exc:
-            raise transport_error(exc) from exc
+            raise _failure(exc, deadline) from exc
         return self._checked(response)
 
     def _send_direct(self, url: str, payload: bytes, headers: dict[str, str],
-                     timeout: tuple[float, float]) -> requests.Response:
+                     timeout: tuple[float, float] | urllib3.Timeout,
+                     deadline: FirstByteDeadline | None = None) -> requests.Response:
         prepared = PreparedRequest()
         prepared.method = "POST"
         prepared.url = url
@@ -310,7 +403,7 @@ class UpstreamClient:
         try:
             response = self.adapter.send(prepared, stream=True, timeout=timeout)
         except Exception as exc:
-            raise transport_error(exc) from exc
+            raise _failure(exc, deadline) from exc
         return self._checked(response)
 
     def _checked(self, response: requests.Response) -> requests.Response:

@@ -20,6 +20,8 @@ The retry loop (:meth:`Egress.send`) runs before anything reaches the client: up
 ``proxy_max_attempts`` different proxies on connection errors, timeouts, proxy errors and 429
 (also a proxy's own 407/502/503/504, and junk a proxy returns instead of the upstream's answer).
 A stream is handed to the pump once its headers arrived and never changes proxy afterwards.
+Each proxy try has its own timeouts (``proxy_connect_timeout``, ``upstream_read_timeout``); under
+an attempt's first-byte deadline they end by it too, and no proxy is tried once it has passed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import requests
 import urllib3
 
-from .client import UpstreamClient, UpstreamError, transport_error
+from .client import FirstByteDeadline, FirstByteTimeout, UpstreamClient, UpstreamError, seconds_text, transport_error
 from .proxypool import Attempt, GeonodeError, Proxy, ProxyPool, describe_attempts, fetch_geonode, parse_proxy_list
 
 log = logging.getLogger(__name__)
@@ -361,11 +363,17 @@ class Egress:
                 manager.clear()
 
     def send(self, client: UpstreamClient, url: str, payload: bytes, *, key: str, protocol: str, stream: bool,
-             extra_headers: dict[str, str] | None = None, record=None) -> requests.Response:
-        """``client.send`` by the route the mode says: a 2xx response or UpstreamError."""
+             extra_headers: dict[str, str] | None = None, record=None,
+             deadline: FirstByteDeadline | None = None) -> requests.Response:
+        """``client.send`` by the route the mode says: a 2xx response or UpstreamError.
+
+        Under a ``deadline`` (the attempt's first-byte deadline) the whole proxy loop ends by it.
+        """
+        within = {"deadline": deadline} if deadline is not None else {}
+
         def attempt(**kwargs) -> requests.Response:
             return client.send(url, payload, key=key, protocol=protocol, stream=stream,
-                               extra_headers=extra_headers, **kwargs)
+                               extra_headers=extra_headers, **within, **kwargs)
 
         if record is not None:
             record.proxy = None  # a fallback route after a proxied attempt starts afresh
@@ -400,10 +408,17 @@ class Egress:
 
         def checked(**kwargs) -> requests.Response:
             response = attempt(**kwargs)
-            self._check_answer(response, stream)
+            try:
+                self._check_answer(response, stream)
+            except UpstreamError as err:
+                failed = err if deadline is None else deadline.failure(err)
+                if failed is err:
+                    raise
+                raise failed from err
             return response
 
-        return self._via_proxies(checked, proxies, record=record, attempts=attempts, last_429=last_429)
+        return self._via_proxies(checked, proxies, record=record, attempts=attempts, last_429=last_429,
+                                 deadline=deadline)
 
     def get_json(self, client: UpstreamClient, url: str, timeout: float) -> Any:
         """A keyless GET (the model list): through proxies in proxy_mode on, else direct."""
@@ -414,8 +429,13 @@ class Egress:
 
     def _via_proxies(self, attempt: Callable[..., Any], proxies: list[Proxy], *, record=None,
                      attempts: list[Attempt] | None = None, last_429: UpstreamError | None = None,
-                     read_timeout: float | None = None) -> Any:
-        """``attempt(proxies=…, timeout=…)`` through ``proxies`` in turn (``proxy_max_attempts`` of them)."""
+                     read_timeout: float | None = None, deadline: FirstByteDeadline | None = None) -> Any:
+        """``attempt(proxies=…, timeout=…)`` through ``proxies`` in turn (``proxy_max_attempts`` of them).
+
+        Under a ``deadline`` each try's timeouts end by it, and once it has passed no proxy is tried:
+        a :class:`FirstByteTimeout` that says which were. A proxy that carried no first byte by the
+        deadline is not marked failed: the upstream may have been the slow one.
+        """
         attempts = attempts if attempts is not None else []
         if not proxies:
             counts = self.pool.counts()
@@ -427,13 +447,21 @@ class Egress:
             raise UpstreamError(502, f"proxy_mode is on but {why}; add proxies (proxy_static or "
                                 "ZENGATE_PROXIES) or enable proxy_geonode", "connection")
 
-        timeout = (self.settings.get("proxy_connect_timeout"),
-                   read_timeout if read_timeout is not None else self.settings.get("upstream_read_timeout"))
+        connect = self.settings.get("proxy_connect_timeout")
+        read = read_timeout if read_timeout is not None else self.settings.get("upstream_read_timeout")
+        timeout: tuple[float, float] | urllib3.Timeout = (connect, read)
         for proxy in proxies:
+            if deadline is not None:
+                if deadline.passed():
+                    break
+                timeout = deadline.timeout(connect, read)
             if record is not None:
                 record.proxy = proxy.label
             try:
                 result = attempt(proxies=proxy.requests_proxies(), timeout=timeout)
+            except FirstByteTimeout:
+                attempts.append(Attempt(proxy.label, "no first byte in time"))
+                break
             except UpstreamError as err:
                 if not retriable(err):
                     self.pool.mark_success(proxy, self.clock())  # it carried the upstream's own answer
@@ -452,6 +480,12 @@ class Egress:
             log.info("proxy %s failed (%s)", proxy.label, reason)
 
         what, where = describe_attempts(attempts, addresses=False), describe_attempts(attempts)
+        if deadline is not None and deadline.passed():
+            within = f"the upstream did not start answering within {seconds_text(deadline.seconds)} s"
+            if not attempts:
+                raise deadline.expired()
+            raise FirstByteTimeout(deadline.seconds, f"{within} through proxies — {what}",
+                                   detail=f"{within} through proxies — {where}")
         if last_429 is not None:
             raise UpstreamError(429, f"{last_429.message} (rate limited on every route — {what})", "http",
                                 last_429.error_type, dict(last_429.headers),

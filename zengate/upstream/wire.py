@@ -16,6 +16,10 @@ run for each request, which a streamed answer's first token waits for:
   ten-line head here. Well-formed lines (``Name: value``, the name a token) are stored in the
   same ``HTTPMessage`` the same way, at a seventh of the cost; anything else (folded lines, a
   line without a colon, a stray CR) goes to the email parser as before.
+
+Besides, :func:`set_read_timeout` changes a live connection's read timeout while its answer is
+read: an attempt waits for its first byte no longer than its share of ``first_byte_budget``, and
+the rest of a stream gets ``upstream_read_timeout`` back.
 """
 
 from __future__ import annotations
@@ -74,6 +78,21 @@ class LeanHTTPResponse(http.client.HTTPResponse):
     """http.client's response, its head parsed by :func:`parse_headers`."""
 
     begin = _begin_with(parse_headers)
+
+
+def set_read_timeout(connection, seconds: float | None) -> None:
+    """Give a live urllib3 connection's next socket reads ``seconds`` (None: no limit).
+
+    urllib3 keeps a connection's timeout in its ``timeout`` attribute and hands it to the socket
+    (``sock``, http.client's) before sending a request and before reading the answer's head; a
+    read already waiting keeps the timeout it began with. It takes any of urllib3's connections:
+    proxied calls use urllib3's own classes, direct ones zengate's (``tests/unit/test_wire.py``
+    fails should urllib3 or http.client change these attributes).
+    """
+    connection.timeout = seconds  # what urllib3 applies again on the connection's next request
+    sock = connection.sock
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 class _OneSend:
