@@ -76,6 +76,15 @@ ANTHROPIC_EVENTS = TypeAdapter(RawMessageStreamEvent)
 CODEX_ONLY_CODES = ("context_length_exceeded", "insufficient_quota")
 
 
+def sdk_event(payload: dict) -> Any:
+    """The SDK's model of one Responses stream event; a failure code only Codex knows is checked as
+    ``server_error`` so that the rest of the event is still held to the SDK's shape."""
+    if payload["type"] == "response.failed" and payload["response"]["error"]["code"] in CODEX_ONLY_CODES:
+        payload = copy.deepcopy(payload)
+        payload["response"]["error"]["code"] = "server_error"
+    return RESPONSES_EVENTS.validate_python(payload)
+
+
 def dialect(name: str) -> Dialect:
     return registry.get(name)
 
@@ -1041,7 +1050,7 @@ def responses_stream(draw) -> tuple[list[Event], Want]:
         events = _cut(events, draw, 1)
     payloads = [{**e, "sequence_number": n} for n, e in enumerate(events)]
     for payload in payloads:
-        RESPONSES_EVENTS.validate_python(payload)
+        sdk_event(payload)
     data = b"".join(encode_event(p["type"], p) for p in payloads)
     return list(parse_stream([data])), want
 
@@ -1158,11 +1167,7 @@ def read_responses_stream(data: bytes) -> Seen:
     for n, event in enumerate(parse_stream([data])):
         payload = json.loads(event.data)
         assert event.event == payload["type"] and payload["sequence_number"] == n
-        check = payload
-        if payload["type"] == "response.failed" and payload["response"]["error"]["code"] in CODEX_ONLY_CODES:
-            check = copy.deepcopy(payload)
-            check["response"]["error"]["code"] = "server_error"
-        state.handle_event(RESPONSES_EVENTS.validate_python(check))
+        state.handle_event(sdk_event(payload))
         payloads.append(payload)
     assert _form_keys(payloads) == []
     ends = [p["type"] for p in payloads if p["type"] in ("response.completed", "response.incomplete",

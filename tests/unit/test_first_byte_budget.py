@@ -81,8 +81,25 @@ def new_client(**settings) -> UpstreamClient:
     return UpstreamClient(MemorySettings(**settings), pool_size=4)
 
 
+#: Records the tests made; a pump given up at its deadline leaves its record to the fallback loop.
+_records: list[RequestRecord] = []
+
+
 def record(stream: bool = False) -> RequestRecord:
-    return RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", RowSink(), stream=stream)
+    made = RequestRecord("req_1", "POST", "/v1/chat/completions", "openai", RowSink(), stream=stream)
+    _records.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _finish_records():
+    """Finish what the fallback loop would have finished, so that no stream stays counted in
+    ``zengate_open_streams`` for the tests after these."""
+    yield
+    for made in _records:
+        if not made.done:
+            made.finish(504, "given up by the test")
+    _records.clear()
 
 
 def route(up: FakeUpstream, model: str, protocol: str = "openai") -> Route:
