@@ -559,18 +559,21 @@ def test_max_messages_applies_to_responses_input(gw, up):
     assert r.json()["error"]["param"] == "input" and "max_messages" in r.json()["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "input a chat upstream cannot take is refused when the form is rendered for it, and that error names "
-    "the internal form's path (messages.N.content.M..., 'messages: all messages are empty'), a field the "
-    "Responses client never sent, instead of the client's own (input.N.content.M.file_url, prompt)"))
-@pytest.mark.parametrize(("body", "param"), [
-    pytest.param({"model": CHAT, "prompt": {"id": "pmpt_123"}}, "prompt", id="stored-prompt-only"),
+@pytest.mark.parametrize(("body", "reason"), [
+    pytest.param({"model": CHAT, "prompt": {"id": "pmpt_123"}}, "all messages are empty", id="stored-prompt-only"),
     pytest.param({"model": CHAT, "input": [{"role": "user", "content": [
         {"type": "input_text", "text": "read this"},
-        {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}]}, "input.0.content.1.file_url",
-        id="file-url-to-chat"),
+        {"type": "input_file", "file_url": "https://example.com/a.pdf"}]}]},
+        "only base64 PDF documents can be sent to this model", id="file-url-to-chat"),
 ])
-def test_refusals_for_one_upstream_name_the_clients_field(gw, up, body, param):
+def test_refusals_for_one_upstream_say_which_api_cannot_take_it(gw, up, body, reason):
+    """Input only a chat upstream cannot take is refused when the form is rendered for it: the 400 says
+    which model and API, and names none of the internal form's fields (the client never sent them)."""
+    sent_before = len(up.requests)
     r = requests.post(gw.url + "/v1/responses", json=body, timeout=10)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["param"] == param, r.text
+    error = r.json()["error"]
+    assert error["param"] is None and error["type"] == "invalid_request_error", r.text
+    assert error["message"] == (f"this request cannot be sent to {CHAT}, which speaks the OpenAI Chat "
+                                f"Completions API: {reason}"), r.text
+    assert len(up.requests) == sent_before  # refused before anything went upstream

@@ -90,6 +90,7 @@ class Dialect(Protocol):
     """One API: its shapes both ways, its errors, its paths and its auth header."""
 
     name: str  # the registry's key and the catalog's protocol name (openai, anthropic, responses)
+    title: str  # what people call the API, for messages
     upstream_path: str  # appended to a backend's base URL (/chat/completions, /messages, /responses)
     heartbeat: bytes | None  # sent to a streaming client while the upstream is silent, if the API has one
     client_paths: tuple[str, ...]  # where its clients call (the error shape of any answer under them)
@@ -103,6 +104,7 @@ class Dialect(Protocol):
     def render_answer(self, answer: dict, context: Context) -> dict: ...
     def note_answer(self, body: dict, notes: Notes) -> None: ...  # an answer of this API's: usage, text
     def encoder(self, context: Context) -> StreamEncoder: ...
+    def unserved(self, form: dict) -> list[str]: ...  # what only an upstream of this API can run (hosted tools)
 
     # the upstream's side
     def render_request(self, form: dict, target: Target, context: Context) -> dict: ...

@@ -193,6 +193,7 @@ class Responses:
     """The OpenAI Responses dialect (see :class:`zengate.dialects.base.Dialect`)."""
 
     name = DIALECT_NAME
+    title = "OpenAI Responses"  # what people call this API
     upstream_path = "/responses"
     client_paths = ("/v1/responses",)
     heartbeat = HEARTBEAT
@@ -210,6 +211,7 @@ class Responses:
         return {}  # nothing of a Responses client's headers goes upstream
 
     parse_request = staticmethod(parse_request)
+    unserved = staticmethod(unserved_tools)
     render_request = staticmethod(render_request)
     passthrough_body = staticmethod(passthrough_body)
     parse_answer = staticmethod(parse_answer)

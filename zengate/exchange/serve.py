@@ -16,8 +16,9 @@ shape that says which upstreams were tried.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..dialects import registry
@@ -32,10 +33,12 @@ from ..upstream.client import (
     UpstreamError,
     seconds_text,
 )
-from . import adapters, relay
+from . import adapters, relay, stages
 from .form import fold_events
 from .records import RequestRecord
 from .routing import RETRYABLE_STATUSES, Attempts, Cooldowns, Route
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,20 +60,29 @@ class Options:
 
 
 class Request:
-    """The client's request as the attempts need it: its body, and its form, read at most once."""
+    """The client's request as the attempts need it: its body, and its form, read at most once.
 
-    __slots__ = ("_form", "body", "dialect")
+    ``changed`` says a stage changed the form: then no upstream gets the client's own body.
+    """
+
+    __slots__ = ("_form", "body", "changed", "dialect")
 
     def __init__(self, dialect: Dialect, body: dict, form: dict | None = None):
         self.dialect = dialect
         self.body = body
         self._form = form
+        self.changed = False
 
     @property
     def form(self) -> dict:
         if self._form is None:
             self._form = self.dialect.parse_request(self.body)
         return self._form
+
+    def run_stages(self, chosen: Sequence[stages.Stage], context: stages.StageContext) -> None:
+        changed = stages.run(chosen, self.form, context)
+        if changed is not None:
+            self._form, self.changed = changed, True
 
 
 def _attempt(client: UpstreamClient, route: Route, request: Request, record: RequestRecord,
@@ -83,12 +95,22 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     target = Target(route.upstream_model, route.max_output, stream or fold)
     context = Context(route.client_model, route.upstream_model, input_estimate=options.input_estimate,
                       include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
-    same = upstream is dialect
+    same = upstream is dialect and not request.changed
     if same:
         upstream_body = dialect.passthrough_body(body, target)
     else:
         context.request = request.form
-        upstream_body = upstream.render_request(request.form, target, context)
+        try:
+            upstream_body = upstream.render_request(request.form, target, context)
+        except ProtocolError as err:
+            if upstream is dialect:
+                raise
+            # what this upstream's API cannot say: the form's field names are not the client's
+            reason = err.message.removeprefix(f"{err.param}: ") if err.param else err.message
+            raise ProtocolError(err.status, f"this request cannot be sent to {route.upstream_model}, which speaks "
+                                f"the {upstream.title} API: {reason}", None) from None
+        if upstream is not dialect:
+            _note_unserved(dialect, request.form, route, record)
     response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
                           extra_headers=options.passed_headers if same else None, deadline=deadline)
     if fold:
@@ -111,6 +133,14 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
         raise UpstreamError(err.status, err.message, "protocol") from None
     note_form_answer(form_answer, record)
     return Answer(dialect.render_answer(form_answer, context))
+
+
+def _note_unserved(dialect: Dialect, form: dict, route: Route, record: RequestRecord) -> None:
+    """A log line when the client's hosted tools (web_search…) go to an upstream that cannot run them."""
+    unserved = dialect.unserved(form)
+    if unserved:
+        log.info("request %s: %s on %s speaks another API and cannot run the hosted tools %s; sent without them",
+                 record.request_id, route.upstream_model, route.tier, ", ".join(unserved))
 
 
 def _folded(response, upstream: Dialect, context: Context, record: RequestRecord,
@@ -166,16 +196,19 @@ def _no_first_byte(budget: float, waited: float, failures: list[tuple[Route, Ups
 
 def serve(client: UpstreamClient, routes: Attempts, body: dict, record: RequestRecord,
           cooldowns: Cooldowns, *, dialect: Dialect, options: Options = Options(),
-          form: dict | None = None) -> Result:
+          form: dict | None = None, chosen_stages: Sequence[stages.Stage] = (),
+          stage_context: stages.StageContext | None = None) -> Result:
     """Try the routes in order until one answers; only failures before the first byte move on.
 
     Every attempt lands in the request record, with the first-byte timeout it had; a 429 (or 401)
     cools its model and key down and the next key is tried; any other retryable failure moves on
     to the next model. All of them share ``first_byte_budget`` (see :func:`first_byte_share`).
     ``form`` is the client's request already read into the internal form, when the caller had to
-    (auto routing).
+    (auto routing); ``chosen_stages`` run on it once, before the first attempt.
     """
     request = Request(dialect, body, form)
+    if chosen_stages:
+        request.run_stages(chosen_stages, stage_context or stages.StageContext(dialect.name, body.get("model", "")))
     settings = client.settings
     budget = settings.get("first_byte_budget")
     after = settings.get("upstream_read_timeout")

@@ -55,6 +55,7 @@ class Anthropic:
     """The Anthropic Messages dialect (see :class:`zengate.dialects.base.Dialect`)."""
 
     name = "anthropic"
+    title = "Anthropic Messages"  # what people call this API
     upstream_path = "/messages"
     client_paths = ("/v1/messages",)
     heartbeat = PING  # sent to a streaming client while the upstream is silent (it thinks)
@@ -62,6 +63,13 @@ class Anthropic:
     @staticmethod
     def error_body(status: int, message: str, type: str | None = None, param: str | None = None) -> dict:
         return error_body(status, message, type)
+
+    @staticmethod
+    def unserved(form: dict) -> list[str]:
+        """Its server tools (web_search_20250305, bash_20250124…): only an Anthropic upstream runs them."""
+        return [str(tool.get("type")) for tool in form.get("tools") or ()
+                if isinstance(tool, dict) and (tool.get("type") not in (None, "custom")
+                                               or not isinstance(tool.get("input_schema"), dict))]
 
     @staticmethod
     def auth_headers(key: str) -> dict[str, str]:

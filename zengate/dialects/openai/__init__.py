@@ -32,6 +32,7 @@ class OpenAIChat:
     """The OpenAI Chat Completions dialect (see :class:`zengate.dialects.base.Dialect`)."""
 
     name = "openai"
+    title = "OpenAI Chat Completions"  # what people call this API
     upstream_path = "/chat/completions"
     client_paths = ("/v1/chat/completions",)
     heartbeat = None  # no keep-alive events for its clients
@@ -39,6 +40,10 @@ class OpenAIChat:
     @staticmethod
     def error_body(status: int, message: str, type: str | None = None, param: str | None = None) -> dict:
         return error_body(status, message, type, param=param)
+
+    @staticmethod
+    def unserved(form: dict) -> list[str]:
+        return []  # every tool of its clients is a function any upstream can be given
 
     @staticmethod
     def auth_headers(key: str) -> dict[str, str]:

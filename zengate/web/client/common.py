@@ -14,7 +14,7 @@ from ... import auth
 from ...dialects.base import Dialect
 from ...dialects.errors import ProtocolError
 from ...dialects.jsoncodec import dumps, loads
-from ...exchange import routing
+from ...exchange import routing, stages
 from ...exchange import serve as exchange
 from ...exchange.records import RequestRecord
 from ...exchange.routing import RoutingError
@@ -144,8 +144,10 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
+    chosen = stages.chosen(gw.settings.get("stages"), model=body["model"], key=record.key_prefix)
+    context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,
-                          form=parsed[0] if parsed else None)
+                          form=parsed[0] if parsed else None, chosen_stages=chosen, stage_context=context)
 
 
 def install_error_handler(bp, body: Callable[[ApiError], dict],

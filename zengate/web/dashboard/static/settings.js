@@ -17,7 +17,7 @@ const SECTIONS = [
     test: (n) => n.startsWith("opencode_") || n === "user_agent" },
   { title: "Request log", test: (n) => n.startsWith("log_") },
   { title: "Proxy pool", test: (n) => n.startsWith("proxy_") },
-  { title: "Limits and timeouts", test: (n) => /timeout|_bytes$|_seconds$|^max_/.test(n) },
+  { title: "Limits and timeouts", test: (n) => /timeout|_budget$|_bytes$|_seconds$|^max_/.test(n) },
   { title: "Other", test: () => true },
 ];
 
@@ -37,6 +37,8 @@ const LABELS = {
   max_body_bytes: "Largest request body (bytes)",
   upstream_connect_timeout: "Connect timeout (seconds)",
   upstream_read_timeout: "Read timeout (seconds)",
+  first_byte_budget: "First byte within (seconds, all attempts)",
+  stages: "Stages (by model and key)",
   stream_ping_seconds: "Ping after silence (seconds)",
   models_refresh_seconds: "Model list refresh (seconds)",
 };

@@ -1,0 +1,95 @@
+"""Stages: functions on the internal form that the exchange runs between the client and the upstream.
+
+A stage gets the request in the form and returns the form the upstream should get instead (a new
+dict: the one it was given is shared with the request log and every attempt) or None when it has
+nothing to change. The exchange runs the stages chosen for a request, in order, once, before the
+first attempt; when one changed the request, even an upstream of the client's own API gets the
+form rendered, not the client's bytes. Whatever API the client speaks, a stage sees the same form,
+so a guard or a trimmer is written once for all of them.
+
+Stages are registered by name (:func:`register`) and chosen by the ``stages`` setting:
+``{"default": [names], "models": {model: [names]}, "keys": {key prefix: [names]}}`` (a key by the
+prefix the dashboard shows, ``sk-zen-abcdef``); a model's
+list and a key's list replace the default for that model or key (a key's wins over a model's).
+With no stage chosen the exchange does no work for them at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know of the request besides its form."""
+
+    client_api: str  # the client's dialect
+    model: str  # the model the client asked for
+    key: str | None = None  # the sk-zen key's shown prefix (sk-zen-abcdef), when the request carried one
+
+
+Stage = Callable[[dict, StageContext], "dict | None"]
+
+REGISTRY: dict[str, Stage] = {}
+
+
+def register(name: str) -> Callable[[Stage], Stage]:
+    """Make ``stage`` choosable as ``name`` in the ``stages`` setting."""
+    def add(stage: Stage) -> Stage:
+        REGISTRY[name] = stage
+        return stage
+    return add
+
+
+def check_setting(value: Any) -> str | None:
+    """What is wrong with a ``stages`` setting (None when nothing is); names must be registered."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    unknown = set(value) - {"default", "models", "keys"}
+    if unknown:
+        return f"unknown parts {sorted(unknown)}; use default, models, keys"
+
+    def names_problem(where: str, names: Any) -> str | None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return f"{where}: must be a list of stage names"
+        missing = [n for n in names if n not in REGISTRY]
+        if missing:
+            known = ", ".join(sorted(REGISTRY)) or "none yet"
+            return f"{where}: unknown stages {missing}; known: {known}"
+        return None
+
+    problem = names_problem("default", value.get("default", []))
+    for part in ("models", "keys"):
+        lists = value.get(part, {})
+        if not isinstance(lists, dict):
+            return f"{part}: must be an object of lists"
+        for name, names in lists.items():
+            problem = problem or names_problem(f"{part}.{name}", names)
+    return problem
+
+
+def chosen(setting: dict, *, model: str, key: str | None) -> Sequence[Stage]:
+    """The stages the ``stages`` setting chooses for a request (unknown names are skipped)."""
+    if not setting:
+        return ()
+    keys = setting.get("keys") or {}
+    models = setting.get("models") or {}
+    if key is not None and key in keys:
+        names = keys[key]
+    elif model in models:
+        names = models[model]
+    else:
+        names = setting.get("default") or ()
+    return tuple(REGISTRY[n] for n in names if n in REGISTRY)
+
+
+def run(stages: Sequence[Stage], form: dict, context: StageContext) -> dict | None:
+    """The form after ``stages`` (in order), or None when none of them changed it."""
+    changed = None
+    for stage in stages:
+        result = stage(changed if changed is not None else form, context)
+        if result is not None:
+            changed = result
+    return changed
