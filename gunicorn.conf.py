@@ -8,7 +8,8 @@ Metrics: every worker writes its Prometheus values to files in ``PROMETHEUS_MULT
 set here — before any worker imports prometheus_client — to a fresh directory per master start;
 ``child_exit`` drops a dead worker's live gauges and ``on_exit`` removes the directory.
 
-Shutdown (SIGTERM): the listeners close at once, open streams may run on for
+Shutdown (SIGTERM): the listeners close at once, and so do connections idle between requests
+(zengate/runtime/draining.py); open streams may run on for
 ``ZENGATE_GRACEFUL_TIMEOUT`` seconds, then each worker flushes its request-log queue
 (``worker_exit``); the master waits ``FLUSH_SECONDS`` longer than the streams' grace, so that
 flush is never cut short by its SIGKILL.

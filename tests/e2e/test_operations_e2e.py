@@ -272,6 +272,49 @@ def test_sigterm_lets_open_streams_finish_and_loses_no_row(tmp_path, up):
     assert "could not be written" not in gw.log()
 
 
+def test_sigterm_exits_as_soon_as_the_last_stream_ends(tmp_path, up):
+    """Ten streams on kept-alive connections, and idle kept-alive connections beside them: the
+    master exits right after the last stream's end, not when the idle connections time out, nor
+    at the graceful timeout."""
+    gw = GatewayProcess(tmp_path, up.url, workers=2).start()
+    words = [f"w{i} " for i in range(8)]
+    sessions = [requests.Session() for _ in range(14)]
+    ends: list[float] = []
+    try:
+        up.script("big-pickle", *[openai_text("".join(words), chunks=words, delay=0.4)] * 10)  # ~3 s each
+        for idle in sessions[10:]:  # kept alive, then silent: they must not hold the stop
+            r = idle.get(gw.url + "/healthz", timeout=10)
+            assert r.status_code == 200 and r.headers.get("Connection", "").lower() != "close"
+        started = threading.Barrier(11, timeout=20)
+
+        def stream(session: requests.Session) -> bytes:
+            body = {"model": "big-pickle", "stream": True, "messages": [{"role": "user", "content": "kept"}]}
+            with session.post(gw.url + ROUTE, json=body, stream=True, timeout=60) as r:
+                chunks = r.iter_content(None)
+                got = next(chunks)
+                started.wait()
+                got += b"".join(chunks)
+            ends.append(time.monotonic())
+            return got
+
+        with ThreadPoolExecutor(10) as pool:
+            bodies = [pool.submit(stream, session) for session in sessions[:10]]
+            started.wait()
+            gw.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            assert gw.process.wait(40) == 0
+            exited = time.monotonic()
+            answers = [b.result(timeout=40) for b in bodies]
+        assert all(a.rstrip().endswith(b"data: [DONE]") for a in answers)
+        assert all(w.strip().encode() in a for a in answers for w in words)
+        assert len(ends) == 10 and max(ends) - signalled > 2  # the streams ran on after the signal…
+        assert exited - max(ends) < 1.5, (exited - signalled, max(ends) - signalled)  # …and the exit followed
+    finally:
+        for session in sessions:
+            session.close()
+        gw.stop()
+
+
 def test_a_stream_longer_than_the_grace_period_is_cut_but_still_logged(tmp_path, up):
     gw = GatewayProcess(tmp_path, up.url, workers=1, env={"ZENGATE_GRACEFUL_TIMEOUT": "1"}).start()
     try:

@@ -291,8 +291,6 @@ def test_the_worker_freezes_what_it_built_while_it_serves(monkeypatch):
     the interpreter's exit must see them again."""
     import gc
 
-    from gunicorn.workers.ggevent import GeventWorker
-
     from zengate.runtime.worker import ZengateWorker
 
     seen = {}
@@ -302,7 +300,7 @@ def test_the_worker_freezes_what_it_built_while_it_serves(monkeypatch):
         seen["frozen"] = gc.get_freeze_count()
         seen["in sight"] = any(o is built_at_start for o in gc.get_objects(generation=2))
 
-    monkeypatch.setattr(GeventWorker, "run", serve)
+    monkeypatch.setattr(ZengateWorker, "_serve", serve)
     try:
         object.__new__(ZengateWorker).run()
         left_frozen = gc.get_freeze_count()

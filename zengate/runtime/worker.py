@@ -28,6 +28,10 @@ requests; and less of gunicorn's per-request work.
   (even its upstream's answer) is often there before it is read: one connection then kept the
   worker for up to 100 ms while the others waited (p99 at 32 connections: 170–380 ms).
 
+* A stopping worker ends as soon as its last answer does (:mod:`zengate.runtime.draining`):
+  connections waiting between requests are closed at once, and the wait for the open answers is
+  a join on them, not gunicorn's one-second polls; the graceful timeout stays the upper bound.
+
 * Before serving, the worker moves what it built at start (modules, the app, its settings and
   catalog: most of its objects, all long-lived) out of the garbage collector's sight with
   ``gc.freeze()`` (and lets the collector see them again when it stops serving). A full collection
@@ -47,6 +51,9 @@ from functools import partial
 from typing import Any
 
 import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
@@ -54,6 +61,7 @@ from gunicorn.http.message import Request
 from gunicorn.workers.ggevent import GeventWorker
 
 from ..config import Config
+from .draining import Connections
 from .helpers import take_turn_if_due
 from .sockets import send_all
 
@@ -281,9 +289,14 @@ class ZengateWorker(GeventWorker):
     """The gevent worker, with a deadline on request heads, errors answered in JSON, and each
     answer's head sent with its first body bytes."""
 
+    #: How often a serving worker tells the master it is alive (gunicorn's gevent worker: 1 s).
+    NOTIFY_SECONDS = 1.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client_timeout = Config.from_env().client_timeout
+        self.connections = Connections()
+        self._stop = Event()
 
     def init_process(self) -> None:
         # gunicorn's handle_request builds every HTTP/1 response with wsgi.create(), which takes
@@ -298,11 +311,53 @@ class ZengateWorker(GeventWorker):
         """Serve; gunicorn calls this after ``post_worker_init``, when the app and its background loop are built."""
         freeze_startup_objects()
         try:
-            super().run()
+            self._serve()
         finally:
             # the interpreter's exit must see them again: frozen logging handlers were otherwise
             # finalised after gevent's modules were torn down ("Exception ignored in _removeHandlerRef")
             gc.unfreeze()
+
+    def _serve(self) -> None:
+        """gunicorn's gevent ``run``, but a stop is seen at once and ends with the last answer."""
+        if self.cfg.is_ssl:
+            from gunicorn.sock import ssl_context
+
+            ssl_args = {"ssl_context": ssl_context(self.cfg)}
+        else:
+            ssl_args = {}
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            server = StreamServer(listener, handle=partial(self.handle, listener), spawn=Pool(self.worker_connections),
+                                  **ssl_args)
+            if self.cfg.workers > 1:
+                server.max_accept = 1
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            self._stop.wait(self.NOTIFY_SECONDS)
+        for server in servers:
+            server.close()  # no new connection
+        self.connections.close_idle()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        for server in servers:
+            while server.pool and time.monotonic() < deadline:
+                self.notify()
+                server.pool.join(timeout=min(self.NOTIFY_SECONDS, deadline - time.monotonic()))
+        if any(server.pool for server in servers):
+            self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+            for server in servers:
+                server.stop(timeout=1)
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        """SIGTERM: stop serving (gunicorn's), and wake the serving loop now rather than at its next poll."""
+        super().handle_exit(sig, frame)
+        self._stop.set()
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        with self.connections.serving(client):
+            super().handle(listener, client, addr)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         """gunicorn's, then a turn for the worker's other connections if this one has kept it long.
@@ -317,9 +372,10 @@ class ZengateWorker(GeventWorker):
         except (gevent.GreenletExit, SystemExit):
             raise StopIteration from None  # gunicorn's way to end a kept-alive connection
 
-    def timeout_ctx(self) -> gevent.Timeout:
-        """Bound the wait for (and the reading of) each request head; silent: the connection closes."""
-        return gevent.Timeout(min(self.cfg.keepalive, self.client_timeout), False)
+    def timeout_ctx(self) -> Any:
+        """Bound the wait for (and the reading of) each request head; silent: the connection closes.
+        Known to :attr:`connections` as between requests."""
+        return self.connections.awaiting_request(min(self.cfg.keepalive, self.client_timeout))
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """gunicorn's own refusals as JSON in the client's API shape (gunicorn writes HTML)."""
