@@ -54,7 +54,9 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("OPENCODE_GO_API_KEY_1..N", "(unset)", "More Go-tier keys, rotated the same way."),
     ("ZENGATE_MODELS_FILE", "(unset)", "YAML or JSON file: extra backends, model knowledge, fallbacks, "
      "aliases, auto-routing lists (checked at start)."),
-    ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table (changes reach every worker within it)."),
+    ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table at most (a change applies to "
+     "the next request on every worker of the instance; other instances sharing the database see it "
+     "within this)."),
     ("ZENGATE_LOG_FORMAT", "text", "`text` (one line per event) or `json` (one JSON object per line, "
      "gunicorn's own lines included)."),
     ("ZENGATE_GRACEFUL_TIMEOUT", "30", "Seconds open streams may run on after SIGTERM before they are cut; "

@@ -15,6 +15,7 @@ from .exchange import routing
 from .exchange.catalog import ModelCatalog, load_models_file
 from .exchange.records import RequestRecord
 from .runtime.exposure import Access
+from .runtime.generation import Generation
 from .settings import Settings
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class Gateway:
     def __init__(self, config: Config):
         self.config = config
-        self.settings = Settings(cache_seconds=config.settings_ttl)
+        self.settings = Settings(cache_seconds=config.settings_ttl, generation=Generation.for_instance("settings"))
         self.upstream = UpstreamClient(self.settings)
         self.egress = Egress(self.settings, self.upstream.session, geonode_url=config.geonode_url,
                              static_env=config.proxies)

@@ -1,8 +1,10 @@
 """Runtime settings kept in the database, validated, and cached per worker.
 
-Every worker reads the settings table at most every ``CACHE_SECONDS``; a change made through one
-worker therefore reaches every worker (and every instance sharing a PostgreSQL database) within
-seconds, with no query on the request path in between. When a reload fails (the database is down
+A change made through one worker applies to the next request on every worker of the instance: the
+writer bumps the instance's settings :class:`~zengate.runtime.generation.Generation` and each
+worker reloads when it sees a number other than the one it loaded at (a memory read per lookup,
+no query on the request path). Other instances sharing a PostgreSQL database reload at least every
+``CACHE_SECONDS`` (``ZENGATE_SETTINGS_TTL``). When a reload fails (the database is down
 or locked) the worker keeps the values it last read, logs one warning, and tries again after
 ``RETRY_SECONDS``: requests go on being served with the last known settings.
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ids
+from .runtime.generation import Generation
 from .store.db import UNAVAILABLE, discard_connection
 from .store.models import Setting, utcnow
 from .upstream import proxypool as _proxy
@@ -364,10 +367,13 @@ _UNSET = object()
 
 
 class Settings:
-    """Typed access to the settings table with a short per-worker cache."""
+    """Typed access to the settings table with a per-worker cache, reloaded when another worker
+    changed a setting (``generation``) and at least every ``cache_seconds``."""
 
-    def __init__(self, cache_seconds: float = CACHE_SECONDS):
+    def __init__(self, cache_seconds: float = CACHE_SECONDS, generation: Generation | None = None):
         self._cache_seconds = cache_seconds
+        self._generation = generation or Generation()
+        self._seen = self._generation.read()  # the generation the values were loaded at
         self._values: dict[str, Any] = {}
         self._loaded_at = -1e18
         self._lock = threading.Lock()
@@ -375,6 +381,7 @@ class Settings:
         self._refused: set[tuple[str, str]] = set()  # stored values already warned about: (key, digest)
 
     def _load(self) -> None:
+        seen = self._generation.read()  # before the query: a change committed meanwhile reloads again
         values = {}
         for row in Setting.select(Setting.key, Setting.value):
             spec = SPECS.get(row.key)
@@ -386,6 +393,7 @@ class Settings:
                 self._warn_refused(row.key, spec, row.value, exc)  # the setting falls back to its default
         self._values = values
         self._loaded_at = time.monotonic()
+        self._seen = seen
 
     @staticmethod
     def _stored_value(spec: Spec, raw: str) -> Any:
@@ -410,16 +418,20 @@ class Settings:
         log.warning("settings: the stored value of %s is refused (%s); using the default until it is set again",
                     key, reason)
 
+    def _stale(self) -> bool:
+        return self._generation.read() != self._seen or time.monotonic() - self._loaded_at > self._cache_seconds
+
     def refresh(self, force: bool = False) -> None:
-        """Reload when the cache is older than its TTL; a failed reload keeps the last values (``force`` raises)."""
-        if force or time.monotonic() - self._loaded_at > self._cache_seconds:
+        """Reload when another worker changed a setting or the cache is older than its TTL; a failed
+        reload keeps the last values (``force`` raises)."""
+        if force or self._stale():
             loaded_once = self._loaded_at > -1e18
             # while another greenlet reloads (maybe waiting on a slow database), the others go on with
             # the values they have; only the very first load, and a forced one, wait for it
             if not self._lock.acquire(blocking=force or not loaded_once):
                 return
             try:
-                if force or time.monotonic() - self._loaded_at > self._cache_seconds:
+                if force or self._stale():
                     try:
                         self._load()
                     except UNAVAILABLE as exc:
@@ -437,6 +449,7 @@ class Settings:
     def _reload_failed(self, exc: Exception) -> None:
         # as if loaded just so long ago that the next try comes RETRY_SECONDS from now, not on every call
         self._loaded_at = time.monotonic() - self._cache_seconds + RETRY_SECONDS
+        self._seen = self._generation.read()  # nor on every call because another worker changed one
         if not self._failing:
             self._failing = True
             log.warning("settings: could not reload from the database (%s: %s); keeping the last known values",
@@ -528,6 +541,8 @@ class Settings:
                 .execute()
             )
             self._values[name] = stored
+        if changes:
+            self._generation.bump()  # the other workers reload before their next lookup
 
     def set(self, name: Any, value: Any, *, internal: bool = False) -> Any:
         """Validate and store one setting; returns the stored value (an alias's: its own new value).
@@ -547,5 +562,6 @@ class Settings:
             return self._values[name]
         value = SPECS[name].coerce(name, make())
         Setting.insert(key=name, value=json.dumps(value), updated_at=utcnow()).on_conflict_ignore().execute()
+        self._generation.bump()
         self.refresh(force=True)
         return self._values.get(name, value)

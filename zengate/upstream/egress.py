@@ -8,7 +8,8 @@ workers must agree on lives in the settings table, read through the worker's set
   the Geonode filters, the static list, attempts and timers;
 * the Auto state, as private settings rows: ``proxy_rate_limited_since`` and
   ``proxy_next_direct_retry`` (epoch seconds, 0 = not rate limited). One worker meeting a 429
-  writes them and every worker goes through proxies within ``ZENGATE_SETTINGS_TTL``;
+  writes them and every worker goes through proxies from its next request (other instances
+  within ``ZENGATE_SETTINGS_TTL``);
 * ``proxy_refresh_requested`` — an on-demand refresh asked through any worker reaches them all.
 
 The direct-retry timer: once ``proxy_next_direct_retry`` has passed, the next request (one at a

@@ -1,9 +1,9 @@
 """The proxy-rotation admin API: ``/_admin/proxy`` (status), ``/toggle``, ``/refresh``, ``/settings``.
 
-Mode and filters are settings rows, so a change made here reaches every worker within
-``ZENGATE_SETTINGS_TTL``. The pool itself is per worker: the status shows the answering worker's
-pool (``worker`` is its pid); a refresh asked here is done at once by this worker and by every
-other worker's background loop within about a second.
+Mode and filters are settings rows, so a change made here applies to every worker's next request
+(other instances': within ``ZENGATE_SETTINGS_TTL``). The pool itself is per worker: the status
+shows the answering worker's pool (``worker`` is its pid); a refresh asked here is done at once
+by this worker and by every other worker's background loop within about a second.
 """
 
 from __future__ import annotations
