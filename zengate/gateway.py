@@ -17,6 +17,7 @@ from .exchange.records import RequestRecord
 from .runtime.exposure import Access
 from .runtime.generation import Generation
 from .settings import Settings
+from .store.instance import RestBoard
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
 from .upstream.egress import Egress
@@ -37,7 +38,7 @@ class Gateway:
         self.key_cache = auth.KeyCache()  # keys the database accepted lately: they work while it is down
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
-        self.cooldowns = routing.Cooldowns()
+        self.cooldowns = routing.Cooldowns(board=RestBoard.for_instance())  # shared by the instance's workers
         self.started_at = time.time()
         # until the worker reports its sockets (gunicorn.conf.py, post_worker_init): the configured bind
         self.access = Access.of((config.bind,), config.allow_public_without_keys)

@@ -33,7 +33,8 @@ models:
   alt-model:
     backend: alt
 """)
-    # one worker: cooldowns are per worker, and these tests follow one worker's decisions
+    # one worker: these tests follow one worker's decisions (tests/e2e/test_shared_state_e2e.py shares
+    # rests between two)
     gw = GatewayProcess(tmp, up.url, workers=1, env={
         "ZENGATE_SETTINGS_TTL": "0", "ZENGATE_MODELS_FILE": str(tmp / "models.yaml"),
         "OPENCODE_API_KEY_1": "zen-key-1", "OPENCODE_API_KEY_2": "zen-key-2", "ALT_KEY": "alt-secret",

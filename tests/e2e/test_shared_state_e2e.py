@@ -1,5 +1,6 @@
 """One gateway, several workers, behaving as one: a setting changed through one worker applies to
-the very next request on every worker, however long their settings caches are."""
+the very next request on every worker, however long their settings caches are; a 429 seen by one
+worker rests that model with that key for all of them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import pytest
 import requests
 
+from tests.support.fake_upstream import error
 from tests.support.gateway import GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -47,5 +49,27 @@ def test_a_setting_changed_through_one_worker_applies_to_the_next_request_on_all
         # both workers answered after the change, and refused (a warm-up's line may come late)
         refused = {pid: statuses.count("401") for pid, statuses in answered_by(gw, mark).items()}
         assert len(refused) == 2 and all(refused.values()) and sum(refused.values()) == 40, refused
+    finally:
+        gw.stop()
+
+
+def test_a_429_seen_by_one_worker_rests_the_key_for_both(tmp_path, up):
+    """Two keys; one conversation's first key answers 429 once. Every later request of that
+    conversation, whichever worker takes it, goes straight to the other key."""
+    gw = GatewayProcess(tmp_path, up.url, workers=2, env={
+        "OPENCODE_API_KEY_1": "zen-key-1", "OPENCODE_API_KEY_2": "zen-key-2"}).start_settled(up)
+    try:
+        up.reset()
+        up.script("big-pickle", error(429, "slow down", headers={"retry-after": "120"}))
+        assert chat(gw, "the conversation").status_code == 200
+        limited, other = (q.header("authorization") for q in up.requests)
+        assert {limited, other} == {"Bearer zen-key-1", "Bearer zen-key-2"}
+        mark = len(gw.log())
+        answers = [chat(gw, "the conversation") for _ in range(30)]
+        assert [r.status_code for r in answers] == [200] * 30
+        assert all(r.json()["choices"][0]["message"]["content"] for r in answers)
+        assert [q.header("authorization") for q in up.requests[2:]] == [other] * 30
+        served = {pid: statuses.count("200") for pid, statuses in answered_by(gw, mark).items()}
+        assert len(served) == 2 and all(served.values()), served  # both workers took some of them
     finally:
         gw.stop()

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from ..config import Config, numbered_keys
 from ..dialects import registry
@@ -183,17 +184,44 @@ def key_order(count: int, conversation: str) -> list[int]:
 
 # --- cooldowns ------------------------------------------------------------------------------------
 
+class Board(Protocol):
+    """Where the workers of an instance share their rests (``zengate.store.instance.RestBoard``)."""
+
+    def post(self, name: str, seconds: float) -> None: ...
+
+    def changed(self) -> dict[str, float] | None: ...
+
+
 @dataclass
 class Cooldowns:
-    """Per worker: (backend, model, key) pairs and keys that should rest until a moment."""
+    """(backend, model, key) pairs and keys that should rest until a moment (monotonic seconds).
+
+    With a ``board``, a rest noted by one worker is posted there and every other worker takes it
+    before its next routing decision: a 429 seen by one rests the key for all.
+    """
 
     pairs: dict[tuple[str, str, int], float] = field(default_factory=dict)
     keys: dict[tuple[str, int], float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    board: Board | None = None
 
     def cooling(self, backend: str, model: str, key_index: int, now: float) -> bool:
+        if self.board is not None:
+            self._catch_up()
         return (self.pairs.get((backend, model, key_index), 0) > now
                 or self.keys.get((backend, key_index), 0) > now)
+
+    def _catch_up(self) -> None:
+        """Take the rests other workers posted since the last look (a no-op when none did)."""
+        posted = self.board.changed()
+        if not posted:
+            return
+        now = time.monotonic()
+        with self.lock:
+            for name, seconds in posted.items():
+                slot = tuple(json.loads(name))  # ["pair", backend, model, key index] or ["key", backend, key index]
+                table = self.pairs if slot[0] == "pair" else self.keys
+                table[slot[1:]] = max(table.get(slot[1:], 0), now + seconds)
 
     def note(self, route: Route, status: int, retry_after: str | None, now: float | None = None) -> float | None:
         """Cool down after a failure: 429 → that model with that key; 401/403 → the key. Returns seconds."""
@@ -203,12 +231,18 @@ class Cooldowns:
             if status == 429:
                 seconds = parse_retry_after(retry_after) or 30.0
                 self.pairs[(route.tier, route.model_id, route.key_index)] = now + seconds
+                name = json.dumps(["pair", route.tier, route.model_id, route.key_index])
             elif status == 401:
                 seconds = 300.0
                 self.keys[(route.tier, route.key_index)] = now + seconds
+                name = json.dumps(["key", route.tier, route.key_index])
+        if seconds is not None and self.board is not None:
+            self.board.post(name, seconds)
         return seconds
 
     def soonest(self, now: float | None = None) -> float | None:
+        if self.board is not None:
+            self._catch_up()
         now = time.monotonic() if now is None else now
         ahead = [t - now for t in (*self.pairs.values(), *self.keys.values()) if t > now]
         return min(ahead) if ahead else None

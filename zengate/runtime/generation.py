@@ -17,6 +17,13 @@ from pathlib import Path
 SIZE = 8  # one unsigned 64-bit number
 
 
+def runtime_dir() -> Path | None:
+    """The instance's runtime directory under gunicorn (``PROMETHEUS_MULTIPROC_DIR``, made fresh per
+    master start by gunicorn.conf.py), or None in a single process."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(directory) if directory else None
+
+
 class Generation:
     """The shared number: :meth:`read` it, :meth:`bump` it after a change."""
 
@@ -38,8 +45,8 @@ class Generation:
     def for_instance(cls, name: str) -> Generation:
         """The instance's number called ``name``: shared through the runtime directory under
         gunicorn (``PROMETHEUS_MULTIPROC_DIR``), in memory otherwise."""
-        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        return cls(Path(directory) / f"zengate-{name}.generation" if directory else None)
+        directory = runtime_dir()
+        return cls(directory / f"zengate-{name}.generation" if directory else None)
 
     def read(self) -> int:
         return self._view[0]
