@@ -1,6 +1,7 @@
 """One gateway, several workers, behaving as one: a setting changed through one worker applies to
 the very next request on every worker, however long their settings caches are; a 429 seen by one
-worker rests that model with that key for all of them."""
+worker rests that model with that key for all of them; the admin login's limit counts the
+failures of every worker."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import requests
 
 from tests.support.fake_upstream import error
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import ADMIN_PASSWORD, GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -71,5 +72,23 @@ def test_a_429_seen_by_one_worker_rests_the_key_for_both(tmp_path, up):
         assert [q.header("authorization") for q in up.requests[2:]] == [other] * 30
         served = {pid: statuses.count("200") for pid, statuses in answered_by(gw, mark).items()}
         assert len(served) == 2 and all(served.values()), served  # both workers took some of them
+    finally:
+        gw.stop()
+
+
+def test_the_login_limit_holds_across_workers(tmp_path, up):
+    """Five wrong passwords, however the two workers share them out, lock the address for both:
+    every later attempt, the right password included, is refused with a 429."""
+    gw = GatewayProcess(tmp_path, up.url, workers=2).start()
+
+    def login(password: str) -> requests.Response:
+        return requests.post(gw.url + "/_admin/login", json={"password": password},
+                             headers={"Connection": "close"}, timeout=30)  # a new connection: any worker
+    try:
+        statuses = [login("wrong password").status_code for _ in range(16)]
+        assert statuses == [401] * 5 + [429] * 11, statuses
+        locked = login(ADMIN_PASSWORD)
+        assert locked.status_code == 429 and locked.headers["Retry-After"] == "30"
+        assert "too many failed admin logins" in locked.json()["error"]["message"]
     finally:
         gw.stop()

@@ -1,5 +1,6 @@
-"""State the workers of one instance share with no service: rests that expire, in a small SQLite
-file in the instance's runtime directory, with a generation so that readers skip it until it changed.
+"""State the workers of one instance share with no service, in a small SQLite file in the
+instance's runtime directory: rests that expire (with a generation, so that readers skip the file
+until it changed) and the admin login's failure counts.
 
 A worker that learns something every worker should honour (an upstream's 429 rests a model with a
 key) posts it here with the moment it ends (wall-clock seconds: the workers share the clock, and
@@ -14,14 +15,46 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runtime.generation import Generation, runtime_dir
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS rests (name TEXT PRIMARY KEY, until REAL NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS rests (name TEXT PRIMARY KEY, until REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS login_failures (address TEXT PRIMARY KEY, failures INTEGER NOT NULL, "
+    "locked_until REAL NOT NULL, last_failure REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures (last_failure)",
+    "CREATE TABLE IF NOT EXISTS login_recent (at REAL NOT NULL)",
+)
+FILE_NAME = "zengate-instance.db"
+
+
+class InstanceFile:
+    """The instance's SQLite file: one connection per process (never across a fork), mode 0600."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None or self._pid != os.getpid():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # private from the first byte
+            os.close(fd)
+            connection = sqlite3.connect(self.path, timeout=1.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
 
 
 class RestBoard:
@@ -31,8 +64,7 @@ class RestBoard:
         self.path = path
         self.generation = generation or Generation()
         self._seen = -1  # no generation: the first look reads the board
-        self._connection: sqlite3.Connection | None = None
-        self._pid = 0
+        self._file = InstanceFile(path) if path is not None else None
         self._memory: dict[str, float] = {}
         self._failing = False
 
@@ -41,18 +73,11 @@ class RestBoard:
         directory = runtime_dir()
         if directory is None:
             return cls()
-        return cls(directory / "zengate-rests.db", Generation(directory / "zengate-rests.generation"))
+        return cls(directory / FILE_NAME, Generation(directory / "zengate-rests.generation"))
 
     def _db(self) -> sqlite3.Connection:
-        if self._connection is None or self._pid != os.getpid():  # a connection never crosses a fork
-            assert self.path is not None
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # private from the first byte
-            os.close(fd)
-            connection = sqlite3.connect(self.path, timeout=1.0, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
-            self._connection, self._pid = connection, os.getpid()
-        return self._connection
+        assert self._file is not None
+        return self._file.connection()
 
     def post(self, name: str, seconds: float) -> None:
         """Rest ``name`` for ``seconds`` from now (a longer rest already posted stays)."""
@@ -94,3 +119,127 @@ class RestBoard:
             self._failing = True
             log.warning("the rests shared by this instance's workers are unreachable (%s); each worker "
                         "rests what it saw itself", exc)
+
+
+# --- the admin login's failures -----------------------------------------------------------------
+
+@dataclass
+class LoginRecord:
+    """One address's failed logins."""
+
+    failures: int = 0
+    locked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+@dataclass
+class LoginView:
+    """What a login decision reads, and what it changes (written back when the decision ends)."""
+
+    recent: list[float]  # times of failures from anywhere within the window, oldest first
+    record: LoginRecord | None  # the address's, if it has failed lately
+    added: list[float] = field(default_factory=list)  # failure times to add to ``recent``
+    changed: bool = False  # ``record`` is to be stored (or, when None, forgotten)
+
+
+class MemoryLoginState:
+    """The login failures in this process's memory (a single process, or a fallback)."""
+
+    def __init__(self, max_tracked: int) -> None:
+        self.max_tracked = max_tracked
+        self._records: dict[str, LoginRecord] = {}  # in order of the last failure: the oldest first
+        self._recent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def view(self, address: str, now: float, window: float, forget_after: float) -> Iterator[LoginView]:
+        with self._lock:
+            while self._recent and self._recent[0] <= now - window:
+                self._recent.popleft()
+            while self._records:
+                oldest, record = next(iter(self._records.items()))
+                if record.last_failure > now - forget_after and len(self._records) <= self.max_tracked:
+                    break
+                del self._records[oldest]
+            view = LoginView(list(self._recent), self._records.get(address))
+            yield view
+            self._recent.extend(view.added)
+            if view.changed:
+                self._records.pop(address, None)
+                if view.record is not None:
+                    self._records[address] = view.record  # most recently failed last
+
+
+class SharedLoginState:
+    """The login failures in the instance's file, so that every worker counts the same failures;
+    a failing file falls back to this worker's memory (said once)."""
+
+    def __init__(self, path: Path, max_tracked: int) -> None:
+        self._file = InstanceFile(path)
+        self.max_tracked = max_tracked
+        self._fallback = MemoryLoginState(max_tracked)
+        self._failing = False
+
+    @classmethod
+    def for_instance(cls, max_tracked: int) -> SharedLoginState | MemoryLoginState:
+        directory = runtime_dir()
+        return cls(directory / FILE_NAME, max_tracked) if directory is not None else MemoryLoginState(max_tracked)
+
+    @contextmanager
+    def view(self, address: str, now: float, window: float, forget_after: float) -> Iterator[LoginView]:
+        db = None
+        try:
+            db = self._file.connection()
+            db.execute("BEGIN IMMEDIATE")  # workers take turns: a decision sees every failure before it
+            db.execute("DELETE FROM login_recent WHERE at <= ?", (now - window,))
+            db.execute("DELETE FROM login_failures WHERE last_failure <= ?", (now - forget_after,))
+            recent = [at for (at,) in db.execute("SELECT at FROM login_recent ORDER BY at")]
+            row = db.execute("SELECT failures, locked_until, last_failure FROM login_failures WHERE address = ?",
+                             (address,)).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            self._rollback(db)
+            self._failed(exc)
+            with self._fallback.view(address, now, window, forget_after) as view:
+                yield view
+            return
+        view = LoginView(recent, LoginRecord(*row) if row else None)
+        try:
+            yield view
+        except BaseException:
+            self._rollback(db)
+            raise
+        try:
+            self._write(db, address, view)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(db)
+            self._failed(exc)
+            return
+        self._failing = False
+
+    def _write(self, db: sqlite3.Connection, address: str, view: LoginView) -> None:
+        db.executemany("INSERT INTO login_recent (at) VALUES (?)", [(at,) for at in view.added])
+        if view.changed and view.record is None:
+            db.execute("DELETE FROM login_failures WHERE address = ?", (address,))
+        elif view.changed:
+            record = view.record
+            db.execute("INSERT INTO login_failures (address, failures, locked_until, last_failure) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET failures = excluded.failures, "
+                       "locked_until = excluded.locked_until, last_failure = excluded.last_failure",
+                       (address, record.failures, record.locked_until, record.last_failure))
+            db.execute("DELETE FROM login_failures WHERE address IN (SELECT address FROM login_failures "
+                       "ORDER BY last_failure DESC LIMIT -1 OFFSET ?)", (self.max_tracked,))
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection | None) -> None:
+        if db is not None and db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("the login failures shared by this instance's workers are unreachable (%s); this "
+                        "worker counts its own meanwhile", exc)

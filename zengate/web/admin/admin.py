@@ -31,14 +31,14 @@ FOREIGN_FETCH_SITES = ("cross-site", "same-site")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-#: Where the app keeps its login limiter (per worker, in memory; see loginlimit.py).
+#: Where the app keeps its login limiter (shared by the instance's workers; see loginlimit.py).
 LIMITER_KEY = "zengate.login_limiter"
 
 
 def login_limiter() -> LoginLimiter:
     limiter = current_app.extensions.get(LIMITER_KEY)
     if limiter is None:
-        limiter = current_app.extensions[LIMITER_KEY] = LoginLimiter()
+        limiter = current_app.extensions[LIMITER_KEY] = LoginLimiter.for_instance()
     return limiter
 
 

@@ -8,9 +8,10 @@
   seconds closes the login to everyone (429) until the window has room again: many addresses
   cannot share out the guessing.
 
-While locked, the password is not even checked (no scrypt work for the attacker to spend). The
-state is kept in memory, per worker process: with N workers an address gets up to N times the
-allowance, and a restart forgets it. The address is the TCP peer (``request.remote_addr``);
+While locked, the password is not even checked (no scrypt work for the attacker to spend). Under
+gunicorn the counts are shared by every worker of the instance (a SQLite file in its runtime
+directory, ``zengate.store.instance``): two workers allow no more than one. A restart forgets
+them. The address is the TCP peer (``request.remote_addr``);
 ``X-Forwarded-For`` is not trusted, so behind a reverse proxy every client shares the proxy's
 address and the per-address limit acts as a second overall limit.
 """
@@ -18,11 +19,12 @@ address and the per-address limit acts as a second overall limit.
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from ...store.instance import LoginRecord, LoginView, MemoryLoginState, SharedLoginState
 
 PER_IP_FAILURES = 5
 BASE_LOCKOUT = 30.0
@@ -33,66 +35,62 @@ GLOBAL_WINDOW = 60.0
 MAX_TRACKED = 10_000  # addresses remembered at most (the oldest are dropped first)
 
 
-@dataclass
-class _Entry:
-    failures: int = 0
-    locked_until: float = 0.0
-    last_failure: float = 0.0
+class LoginState(Protocol):
+    """Where the failures are counted (``zengate.store.instance``)."""
+
+    def view(self, address: str, now: float, window: float,
+             forget_after: float) -> AbstractContextManager[LoginView]: ...
 
 
 class LoginLimiter:
-    """In-memory failure counters; ``clock`` is injectable for tests (seconds, monotonic)."""
+    """The policy above, over a state: this process's memory by default, or the instance's shared
+    file (:class:`~zengate.store.instance.SharedLoginState`, whose clock is the wall clock) so that
+    every worker counts the same failures. ``clock`` is injectable for tests (seconds)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, per_ip_failures: int = PER_IP_FAILURES,
                  base_lockout: float = BASE_LOCKOUT, max_lockout: float = MAX_LOCKOUT,
-                 global_failures: int = GLOBAL_FAILURES, global_window: float = GLOBAL_WINDOW):
+                 global_failures: int = GLOBAL_FAILURES, global_window: float = GLOBAL_WINDOW,
+                 state: LoginState | None = None):
         self.clock = clock
         self.per_ip_failures = per_ip_failures
         self.base_lockout = base_lockout
         self.max_lockout = max_lockout
         self.global_failures = global_failures
         self.global_window = global_window
-        self._entries: dict[str, _Entry] = {}
-        self._recent: deque[float] = deque()  # times of failures within the global window
-        self._lock = threading.Lock()
+        self.state = state or MemoryLoginState(MAX_TRACKED)
+
+    @classmethod
+    def for_instance(cls) -> LoginLimiter:
+        """Shared by the instance's workers under gunicorn; in memory in a single process."""
+        return cls(time.time, state=SharedLoginState.for_instance(MAX_TRACKED))
+
+    def _view(self, address: str, now: float) -> AbstractContextManager[LoginView]:
+        return self.state.view(address, now, self.global_window, FORGET_AFTER)
 
     def retry_after(self, address: str) -> tuple[int, str] | None:
         """``(seconds, reason)`` when a login from ``address`` must be refused now, else None."""
         now = self.clock()
-        with self._lock:
-            self._trim(now)
-            if len(self._recent) >= self.global_failures:
-                wait = self._recent[0] + self.global_window - now
+        with self._view(address, now) as view:
+            if len(view.recent) >= self.global_failures:
+                wait = view.recent[0] + self.global_window - now
                 return max(1, math.ceil(wait)), "too many failed admin logins overall"
-            entry = self._entries.get(address)
-            if entry is not None and entry.locked_until > now:
-                return max(1, math.ceil(entry.locked_until - now)), "too many failed admin logins from this address"
+            record = view.record
+            if record is not None and record.locked_until > now:
+                return max(1, math.ceil(record.locked_until - now)), "too many failed admin logins from this address"
         return None
 
     def failed(self, address: str) -> None:
         now = self.clock()
-        with self._lock:
-            self._trim(now)
-            self._recent.append(now)
-            entry = self._entries.pop(address, None) or _Entry()
-            self._entries[address] = entry  # most recently failed last: the oldest are dropped first
-            entry.failures += 1
-            entry.last_failure = now
-            over = entry.failures - self.per_ip_failures
+        with self._view(address, now) as view:
+            view.added.append(now)
+            record = view.record or LoginRecord()
+            record.failures += 1
+            record.last_failure = now
+            over = record.failures - self.per_ip_failures
             if over >= 0:
-                entry.locked_until = now + min(self.base_lockout * 2 ** min(over, 30), self.max_lockout)
+                record.locked_until = now + min(self.base_lockout * 2 ** min(over, 30), self.max_lockout)
+            view.record, view.changed = record, True
 
     def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._entries.pop(address, None)
-
-    def _trim(self, now: float) -> None:
-        while self._recent and self._recent[0] <= now - self.global_window:
-            self._recent.popleft()
-        # Entries are kept in order of their last failure, so the stale ones are at the front
-        # (a lockout never outlasts FORGET_AFTER: MAX_LOCKOUT is shorter).
-        while self._entries:
-            address, entry = next(iter(self._entries.items()))
-            if entry.last_failure > now - FORGET_AFTER and len(self._entries) <= MAX_TRACKED:
-                break
-            del self._entries[address]
+        with self._view(address, self.clock()) as view:
+            view.record, view.changed = None, True
