@@ -14,6 +14,7 @@ import pytest
 import requests
 import responses
 
+from tests.support.clock import Clock
 from tests.support.fake_upstream import error, openai_text
 from tests.support.gateway import ADMIN_PASSWORD
 from tests.support.http_proxy import LocalGeonode, LocalProxy, closed_port
@@ -43,14 +44,6 @@ class MemorySettings:
         self.values[name] = stored
         self.writes.append((name, stored))
         return stored
-
-
-class Clock:
-    def __init__(self, now=1_000_000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 class FakeResponse:

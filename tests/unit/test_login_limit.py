@@ -6,17 +6,10 @@ import datetime as dt
 
 import pytest
 
+from tests.support.clock import Clock
 from tests.support.gateway import ADMIN_PASSWORD
 from zengate.web.admin.admin import LIMITER_KEY
 from zengate.web.admin.loginlimit import LoginLimiter
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture

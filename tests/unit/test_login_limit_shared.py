@@ -7,16 +7,9 @@ import sqlite3
 
 import pytest
 
+from tests.support.clock import Clock
 from zengate.store.instance import FILE_NAME, SharedLoginState
 from zengate.web.admin.loginlimit import MAX_TRACKED, PER_IP_FAILURES, LoginLimiter
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
