@@ -74,6 +74,7 @@ def _prepare_metrics_dir():
             for name in os.listdir(current):
                 if name.endswith(".db"):
                     os.remove(os.path.join(current, name))
+            shutil.rmtree(os.path.join(current, "shared"), ignore_errors=True)  # the workers' shared state
         os.environ[_OWNER] = me
         return
     base = tempfile.gettempdir()

@@ -100,3 +100,17 @@ def test_in_one_process_the_board_is_memory(monkeypatch):
     workers = Cooldowns(board=memory), Cooldowns(board=memory)
     workers[0].note(route(), 429, "30")
     assert workers[1].cooling("zen", "big-pickle", 0, time.monotonic())
+
+
+def test_the_instance_files_stay_out_of_the_metrics(tmp_path, monkeypatch):
+    """prometheus_client reads every ``*.db`` file in its directory as metrics: a SQLite file there
+    made every scrape of /metrics fail."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    shared = RestBoard.for_instance()
+    shared.post('["key", "zen", 0]', 60)
+    assert shared.path.parent == tmp_path / "shared"
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert generate_latest(registry) == b""  # no worker wrote metrics here: nothing, and no error

@@ -91,6 +91,7 @@ def test_a_failed_reload_is_not_retried_on_every_lookup(workers, monkeypatch):
 
 def test_for_instance_uses_the_runtime_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    assert Generation.for_instance("settings").path == tmp_path / "zengate-settings.generation"
+    assert Generation.for_instance("settings").path == tmp_path / "shared" / "zengate-settings.generation"
+    assert ((tmp_path / "shared").stat().st_mode & 0o777) == 0o700
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     assert Generation.for_instance("settings").path is None

@@ -18,10 +18,16 @@ SIZE = 8  # one unsigned 64-bit number
 
 
 def runtime_dir() -> Path | None:
-    """The instance's runtime directory under gunicorn (``PROMETHEUS_MULTIPROC_DIR``, made fresh per
-    master start by gunicorn.conf.py), or None in a single process."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return Path(directory) if directory else None
+    """Where the instance's workers share state under gunicorn: ``shared/`` in the per-start
+    directory gunicorn.conf.py makes (``PROMETHEUS_MULTIPROC_DIR``; a subdirectory, because
+    prometheus_client reads every ``*.db`` file beside its own as metrics), or None in a single
+    process."""
+    metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not metrics:
+        return None
+    directory = Path(metrics) / "shared"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
 
 
 class Generation:
