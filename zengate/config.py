@@ -54,6 +54,9 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("OPENCODE_GO_API_KEY_1..N", "(unset)", "More Go-tier keys, rotated the same way."),
     ("ZENGATE_MODELS_FILE", "(unset)", "YAML or JSON file: extra backends, model knowledge, fallbacks, "
      "aliases, auto-routing lists (checked at start)."),
+    ("REDIS_URL", "(unset)", "`redis://host:6379/0`: several instances share their upstream rests (a 429 "
+     "or a 401 seen by one), dead proxies and settings changes through it; each instance's own workers "
+     "share them without it. While it is unreachable every instance goes on alone and catches up later."),
     ("ZENGATE_SETTINGS_TTL", "2", "Seconds a worker caches the settings table at most (a change applies to "
      "the next request on every worker of the instance; other instances sharing the database see it "
      "within this)."),
@@ -112,6 +115,7 @@ class Config:
     client_timeout: float = 30.0  # ZENGATE_CLIENT_TIMEOUT: seconds to send a request body (and at most the head)
     max_header_bytes: int = 32768  # ZENGATE_MAX_HEADER_BYTES: request line and headers together
     allow_public_without_keys: bool = False  # ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS: /v1 open beyond loopback
+    redis_url: str | None = None  # REDIS_URL: instances share rests and settings changes through it
 
     @property
     def spill_dir(self) -> Path:
@@ -148,6 +152,7 @@ class Config:
             metrics_token=_env("ZENGATE_METRICS_TOKEN"),
             log_queue_max=max(1, int(_env("ZENGATE_LOG_QUEUE_MAX", "5000"))),
             client_timeout=max(0.1, float(_env("ZENGATE_CLIENT_TIMEOUT", "30"))),
+            redis_url=_env("REDIS_URL"),
             max_header_bytes=max(1024, int(_env("ZENGATE_MAX_HEADER_BYTES", "32768"))),
             allow_public_without_keys=_flag(_env("ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS", "")),
         )

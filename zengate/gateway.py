@@ -30,19 +30,28 @@ class Gateway:
         self.config = config
         self.settings = Settings(cache_seconds=config.settings_ttl, generation=Generation.for_instance("settings"))
         self.upstream = UpstreamClient(self.settings)
+        board = RestBoard.for_instance()  # rests and dead proxies, shared by the instance's workers
         self.egress = Egress(self.settings, self.upstream.session, geonode_url=config.geonode_url,
-                             static_env=config.proxies)
+                             static_env=config.proxies, board=board.reader())
         self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
         self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at, max_queued=config.log_queue_max,
                                             spill_dir=config.spill_dir)
         self.key_cache = auth.KeyCache()  # keys the database accepted lately: they work while it is down
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
-        self.cooldowns = routing.Cooldowns(board=RestBoard.for_instance())  # shared by the instance's workers
+        self.cooldowns = routing.Cooldowns(board=board)
+        self.relay = self._relay(board) if config.redis_url else None  # and with the other instances
         self.started_at = time.time()
         # until the worker reports its sockets (gunicorn.conf.py, post_worker_init): the configured bind
         self.access = Access.of((config.bind,), config.allow_public_without_keys)
         self.background = None
+
+    def _relay(self, board: RestBoard):
+        from .store.relay import Relay
+
+        relay = Relay(self.config.redis_url, board, self.settings.generation)
+        board.relay = self.egress.pool.board.relay = self.settings.relay = relay
+        return relay
 
     def _log_cleared_at(self) -> dt.datetime | None:
         value = self.settings.get("log_cleared_at")
@@ -64,6 +73,10 @@ class Gateway:
         report["open_without_keys"] = report["open_without_keys"] and not report["keys_required"]
         return report
 
+    def shared_state(self) -> dict:
+        """Whether the other instances are reachable: ``{"redis": "off" | "ok" | "unavailable", …}``."""
+        return self.relay.status() if self.relay is not None else {"redis": "off"}
+
     def keys_required(self) -> bool:
         """Whether a ``/v1`` call needs an sk-zen key: ``require_auth``, or listening beyond loopback."""
         return self.access.keys_required or self.settings.get("require_auth")
@@ -74,11 +87,15 @@ class Gateway:
         if self.background is None:
             self.background = Background(self)
             self.background.start()
+        if self.relay is not None:
+            self.relay.start()
 
     def stop_background(self) -> None:
         """Stop the loop and flush the request log (worker exit)."""
         from .runtime.background import flush_all
 
+        if self.relay is not None:
+            self.relay.stop()
         if self.background is not None:
             self.background.stop()
         else:

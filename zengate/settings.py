@@ -374,11 +374,17 @@ class Settings:
         self._cache_seconds = cache_seconds
         self._generation = generation or Generation()
         self._seen = self._generation.read()  # the generation the values were loaded at
+        self.relay: Any = None  # a zengate.store.relay.Relay: other instances reload when a setting is stored
         self._values: dict[str, Any] = {}
         self._loaded_at = -1e18
         self._lock = threading.Lock()
         self._failing = False  # the last reload failed (warned once until one succeeds)
         self._refused: set[tuple[str, str]] = set()  # stored values already warned about: (key, digest)
+
+    @property
+    def generation(self) -> Generation:
+        """The instance's settings generation (a relay bumps it when another instance changed one)."""
+        return self._generation
 
     def _load(self) -> None:
         seen = self._generation.read()  # before the query: a change committed meanwhile reloads again
@@ -543,6 +549,8 @@ class Settings:
             self._values[name] = stored
         if changes:
             self._generation.bump()  # the other workers reload before their next lookup
+            if self.relay is not None:
+                self.relay.settings_changed()  # and the other instances' workers
 
     def set(self, name: Any, value: Any, *, internal: bool = False) -> Any:
         """Validate and store one setting; returns the stored value (an alias's: its own new value).

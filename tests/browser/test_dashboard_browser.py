@@ -412,3 +412,26 @@ def test_changing_the_password(open_page, gw, screenshot):
     form.get_by_label("New password again", exact=True).fill(ADMIN_PASSWORD)
     form.get_by_role("button", name="Change password").click()
     expect(page.locator(".toast").last).to_contain_text("Password changed")
+
+
+def test_an_unreachable_redis_is_shown_on_the_dashboard(browser, upstream, tmp_path):
+    """A gateway whose ``REDIS_URL`` answers nothing: the dashboard says so, and what it means."""
+    from tests.support.gateway import GatewayProcess, free_port
+
+    lonely = GatewayProcess(tmp_path, upstream.url, workers=1,
+                            env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        health = lonely.wait_for(lambda: (lambda body: body if "Connection" in body["shared_state"].get(
+            "error", "") else None)(requests.get(lonely.url + "/healthz", timeout=10).json()))  # its first try failed
+        assert health["status"] == "ok" and health["shared_state"]["redis"] == "unavailable"
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        login(page, lonely)
+        banner = page.locator("#redis-down-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("serves on its own view")
+        expect(banner).to_contain_text("Connection")
+    finally:
+        context.close()
+        lonely.stop()

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
+from tests.support.waiting import wait_until
+
 __all__ = ["LocalGeonode", "LocalProxy", "closed_port"]
 
 _BUF = 65536
@@ -393,13 +395,7 @@ class LocalProxy:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Poll ``predicate()`` until truthy (a condition, never a fixed sleep)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        return predicate()
+        return wait_until(predicate, timeout)
 
 
 def closed_port() -> int:

@@ -195,6 +195,7 @@ def test_health_and_root(client):
     assert client.get("/").get_json()["name"] == "zengate"
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["version"]
+    assert body["shared_state"] == {"redis": "off"}  # no REDIS_URL: the instance alone
     assert client.get("/health").get_json() == body
 
 

@@ -24,12 +24,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ..config import Config, numbered_keys
 from ..dialects import registry
 from . import catalog as catalog_mod
 from .catalog import ModelCatalog, ModelInfo
+
+if TYPE_CHECKING:
+    from ..store.instance import Board
 
 _CLAUDE = re.compile(r"^(?:anthropic/)?claude-", re.IGNORECASE)
 _FAMILY = re.compile(r"(opus|sonnet|haiku)", re.IGNORECASE)
@@ -183,14 +186,6 @@ def key_order(count: int, conversation: str) -> list[int]:
 
 
 # --- cooldowns ------------------------------------------------------------------------------------
-
-class Board(Protocol):
-    """Where the workers of an instance share their rests (``zengate.store.instance.RestBoard``)."""
-
-    def post(self, name: str, seconds: float) -> None: ...
-
-    def changed(self) -> dict[str, float] | None: ...
-
 
 @dataclass
 class Cooldowns:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from ..runtime.generation import Generation, runtime_dir
 
@@ -57,6 +58,18 @@ class InstanceFile:
         return self._connection
 
 
+class Board(Protocol):
+    """Where the workers of an instance share rests (:class:`RestBoard`): cooldowns, dead proxies."""
+
+    def post(self, name: str, seconds: float) -> None: ...
+
+    def changed(self) -> dict[str, float] | None: ...
+
+    def current(self) -> dict[str, float]: ...
+
+    def clear(self, prefix: str) -> None: ...
+
+
 class RestBoard:
     """Named rests shared by an instance's workers: :meth:`post` one, :meth:`changed` to catch up."""
 
@@ -67,6 +80,13 @@ class RestBoard:
         self._file = InstanceFile(path) if path is not None else None
         self._memory: dict[str, float] = {}
         self._failing = False
+        self.relay: Any = None  # a zengate.store.relay.Relay: what is posted here reaches the other instances
+
+    def reader(self) -> RestBoard:
+        """Another reader of this board (each reader catches up on its own: cooldowns, proxies)."""
+        other = RestBoard(self.path, self.generation)
+        other._memory = self._memory
+        return other
 
     @classmethod
     def for_instance(cls) -> RestBoard:
@@ -81,7 +101,13 @@ class RestBoard:
 
     def post(self, name: str, seconds: float) -> None:
         """Rest ``name`` for ``seconds`` from now (a longer rest already posted stays)."""
-        until = time.time() + seconds
+        self.post_until(name, time.time() + seconds)
+
+    def post_until(self, name: str, until: float, *, relay: bool = True) -> None:
+        """Rest ``name`` until ``until`` (wall-clock seconds); ``relay=False`` for what came from
+        another instance (it is not sent back)."""
+        if relay and self.relay is not None:
+            self.relay.rest_posted(name, until)
         if self.path is None:
             self._memory[name] = max(self._memory.get(name, 0.0), until)
         else:
@@ -95,11 +121,31 @@ class RestBoard:
                 return
         self.generation.bump()
 
+    def clear(self, prefix: str) -> None:
+        """End every rest whose name starts with ``prefix`` (in this instance)."""
+        if self.path is None:
+            for name in [n for n in self._memory if n.startswith(prefix)]:
+                del self._memory[name]
+        else:
+            try:
+                self._db().execute("DELETE FROM rests WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(exc)
+                return
+        self.generation.bump()
+
     def changed(self) -> dict[str, float] | None:
         """The rests in force (name → seconds left) when the board changed since the last call, else None."""
         seen = self.generation.read()
         if seen == self._seen:
             return None
+        return self._read(seen)
+
+    def current(self) -> dict[str, float]:
+        """The rests in force (name → seconds left), changed or not."""
+        return self._read(self.generation.read()) or {}
+
+    def _read(self, seen: int) -> dict[str, float] | None:
         now = time.time()
         if self.path is None:
             rows = list(self._memory.items())

@@ -32,13 +32,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
 
 from .client import FirstByteDeadline, FirstByteTimeout, UpstreamClient, UpstreamError, seconds_text, transport_error
 from .proxypool import Attempt, GeonodeError, Proxy, ProxyPool, describe_attempts, fetch_geonode, parse_proxy_list
+
+if TYPE_CHECKING:
+    from ..store.instance import Board
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +122,14 @@ class Egress:
     """The worker's way out: mode, shared Auto state, the proxy pool and its refresh."""
 
     def __init__(self, settings, session: requests.Session, *, geonode_url: str, static_env: str = "",
-                 clock: Callable[[], float] = time.time, pool: ProxyPool | None = None):
+                 clock: Callable[[], float] = time.time, pool: ProxyPool | None = None,
+                 board: Board | None = None):
         self.settings = settings
         self.session = session
         self.geonode_url = geonode_url
         self.static_env = static_env or ""
         self.clock = clock
-        self.pool = pool or ProxyPool()
+        self.pool = pool or ProxyPool(board=board)  # a board: dead marks shared by the instance's workers
         self._static_source: tuple[str, str] | None = None
         self._state_lock = threading.Lock()
         self._probing = False
@@ -316,6 +320,7 @@ class Egress:
         """Ask every worker to refresh (through the settings table); this worker's turn is the caller's."""
         now = self.clock()
         self._requests_seen_until = max(self._requests_seen_until, now)
+        self.pool.forget_shared_marks()  # asked for: every proxy gets another chance, on every worker
         self._save(proxy_refresh_requested=now)
 
     def refresh_due(self) -> bool:
@@ -476,7 +481,8 @@ class Egress:
                 self.pool.mark_success(proxy, self.clock())
                 return result
             attempts.append(Attempt(proxy.label, reason))
-            self.pool.mark_failure(proxy, reason, self.clock())
+            self.pool.mark_failure(proxy, reason, self.clock(),
+                                   shared_for=float(self.settings.get("proxy_refresh_seconds")))
             self._forget(proxy)
             log.info("proxy %s failed (%s)", proxy.label, reason)
 

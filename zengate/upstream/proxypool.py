@@ -17,13 +17,21 @@ The static list is the operator's own and is taken as it is.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from ..store.instance import Board
+
+#: How long the other workers skip a proxy one of them saw fail, unless told (the refresh interval).
+DEAD_SECONDS = 1800.0
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +469,8 @@ class ProxyPool:
     (the next refresh). Per-proxy figures survive a refresh for proxies still listed.
     """
 
-    def __init__(self, rng: random.Random | None = None):
+    def __init__(self, rng: random.Random | None = None, board: Board | None = None):
+        self.board = board  # where the instance's workers share their dead marks
         self._lock = threading.Lock()
         self._static: list[Proxy] = []
         self._fetched: list[Proxy] = []
@@ -514,14 +523,40 @@ class ProxyPool:
             return [p for p in old if p.key not in still]
 
     def revive_all(self) -> None:
+        """Every proxy alive again (a refresh), but for those another worker's mark still rests."""
         with self._lock:
             for proxy in self._all():
                 proxy.dead_since = None
+        if self.board is not None:
+            self._take_marks(self.board.current())
+
+    def forget_shared_marks(self) -> None:
+        """An operator asked for a refresh: the marks other workers posted end too (this instance's)."""
+        if self.board is not None:
+            self.board.clear('["proxy"')
+
+    def _take_marks(self, posted: dict[str, float] | None) -> None:
+        """Mark dead the proxies the board says failed on a worker of the instance."""
+        if not posted:
+            return
+        marked = set()
+        for name in posted:
+            slot = json.loads(name)
+            if slot[0] == "proxy":
+                marked.add(tuple(slot[1:]))
+        now = time.time()
+        with self._lock:
+            for proxy in self._all():
+                if proxy.alive and proxy.key in marked:
+                    proxy.dead_since = now
+                    proxy.last_error = proxy.last_error or "failed on another worker"
 
     # --- choosing ----------------------------------------------------------------------------
 
     def choose(self, n: int, exclude: Iterable[tuple[str, str, int]] = ()) -> list[Proxy]:
         """Up to ``n`` different alive proxies, best first."""
+        if self.board is not None:
+            self._take_marks(self.board.changed())
         excluded = set(exclude)
         with self._lock:
             alive = [p for p in self._all() if p.alive and p.key not in excluded]
@@ -553,14 +588,18 @@ class ProxyPool:
             proxy.last_ok = now
             proxy.dead_since = None
 
-    def mark_failure(self, proxy: Proxy, reason: str, now: float) -> None:
-        """The proxy failed: dead (skipped) until the next refresh."""
+    def mark_failure(self, proxy: Proxy, reason: str, now: float, *, shared_for: float = DEAD_SECONDS) -> None:
+        """The proxy failed: dead (skipped) until the next refresh; the instance's other workers
+        skip it for ``shared_for`` seconds (the refresh interval)."""
         with self._lock:
             proxy.failures += 1
             proxy.last_failure = now
             proxy.last_error = reason
-            if proxy.dead_since is None:
+            newly = proxy.dead_since is None
+            if newly:
                 proxy.dead_since = now
+        if newly and self.board is not None:
+            self.board.post(json.dumps(["proxy", *proxy.key]), shared_for)
 
     # --- figures -----------------------------------------------------------------------------
 

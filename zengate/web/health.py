@@ -25,8 +25,13 @@ def index():
 @bp.get("/healthz")
 @bp.get("/health")
 def healthz():
-    """The database's state, and the answering worker's request-log queue (queued, spilled to disk, failures)."""
+    """The database's state, the answering worker's request-log queue (queued, spilled to disk,
+    failures), and whether the other instances are reachable (``REDIS_URL``; not a reason for a
+    503: every instance serves on its own view meanwhile)."""
     ok = db.healthy()
+    gw = current_gateway()
     return jsonify({"status": "ok" if ok else "degraded", "version": __version__,
                     "database": "ok" if ok else "unavailable",
-                    "request_log": current_gateway().request_log.status()}), (200 if ok else 503)
+                    "request_log": gw.request_log.status(),
+                    "shared_state": gw.shared_state()}), (
+        200 if ok else 503)

@@ -171,7 +171,7 @@ def login():
     limiter.succeeded(address)
     token, expires = auth.open_session(gw.settings.get("admin_session_hours"))
     info = {"expires_at": auth.iso(expires), "default_password": gw.admin_password_is_default(),
-            "access": gw.access_report()}
+            "access": gw.access_report(), "shared_state": gw.shared_state()}
     if not cookie:
         return jsonify({"token": token, **info})
     response = make_response(jsonify({"cookie": True, **info}))
@@ -186,7 +186,7 @@ def session():
     if not auth.session_valid(admin_token()):
         return jsonify({"authenticated": False})
     return jsonify({"authenticated": True, "default_password": gw.admin_password_is_default(),
-                    "access": gw.access_report()})
+                    "access": gw.access_report(), "shared_state": gw.shared_state()})
 
 
 @bp.post("/logout")

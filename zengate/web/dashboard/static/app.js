@@ -68,6 +68,9 @@ function showApp(session) {
   const open = Boolean(session.access && session.access.open_without_keys);
   $("#open-access-banner").hidden = !open;
   $("#open-access-where").textContent = open ? session.access.listening.join(", ") : "";
+  const shared = session.shared_state || {};
+  $("#redis-down-banner").hidden = shared.redis !== "unavailable";
+  $("#redis-down-error").textContent = shared.redis === "unavailable" ? shared.error || "" : "";
   route({ focus: false });
 }
 

@@ -1,0 +1,110 @@
+"""Two gateway instances (two workers each) on one PostgreSQL database and one Redis
+(``REDIS_URL``): a 429 seen by one rests the key on the other, a setting changed on one applies on
+the other though its settings cache is an hour long, and Redis stopped mid-run and started again
+fails no request and leaves both instances with the same rests.
+
+What an instance has taken from the other is read in its runtime directory (the rests file that
+its workers share), found by its master's pid.
+"""
+
+from __future__ import annotations
+
+import glob
+import sqlite3
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support.fake_upstream import error
+from tests.support.gateway import GatewayProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def chat(gw: GatewayProcess, marker: str) -> requests.Response:
+    body = {"model": "big-pickle", "messages": [{"role": "user", "content": marker}]}
+    return requests.post(gw.url + "/v1/chat/completions", json=body, headers={"Connection": "close"}, timeout=30)
+
+
+def rests(gw: GatewayProcess) -> list[str]:
+    """The rests in force in ``gw``'s instance file (none before a worker made it)."""
+    found = glob.glob(f"{tempfile.gettempdir()}/zengate-metrics-{gw.process.pid}-*/shared/zengate-instance.db")
+    if not found:
+        return []
+    try:
+        with sqlite3.connect(found[0]) as db:
+            return [name for (name,) in db.execute("SELECT name FROM rests WHERE until > strftime('%s','now')")]
+    except sqlite3.OperationalError:  # made, its table not yet
+        return []
+
+
+def sent_keys(up) -> list[str]:
+    """The keys of the chat requests the upstream received (not the model-list fetches)."""
+    return [q.header("authorization") for q in up.requests if q.path.endswith("/chat/completions")]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pair(tmp_path, up, pg_url, redis_server):
+    env = {"REDIS_URL": redis_server.url, "ZENGATE_SETTINGS_TTL": "3600",
+           "OPENCODE_API_KEY_1": "zen-key-1", "OPENCODE_API_KEY_2": "zen-key-2"}
+    a = GatewayProcess(tmp_path / "a", up.url, database_url=pg_url, env=env)
+    b = GatewayProcess(tmp_path / "b", up.url, database_url=pg_url, env=env)
+    for gw in (a, b):
+        gw.workdir.mkdir()
+        gw.start(timeout=60)
+    for gw in (a, b):
+        assert gw.wait_for(lambda gw=gw: requests.get(gw.url + "/healthz", timeout=5).json()["shared_state"]
+                           == {"redis": "ok"}, timeout=15)
+    yield a, b
+    for gw in (a, b):
+        gw.stop()
+
+
+def test_a_429_on_one_instance_rests_the_key_on_the_other(pair, up):
+    a, b = pair
+    up.reset()
+    up.script("big-pickle", error(429, "slow down", headers={"retry-after": "120"}))
+    assert chat(a, "the conversation").status_code == 200
+    limited, other = sent_keys(up)
+    assert limited != other
+    assert b.wait_for(lambda: any('"pair"' in name for name in rests(b)), timeout=10)
+    answers = [chat(b, "the conversation") for _ in range(20)]
+    assert [r.status_code for r in answers] == [200] * 20
+    assert sent_keys(up)[2:] == [other] * 20
+
+
+def test_a_setting_changed_on_one_instance_applies_on_the_other(pair):
+    a, b = pair
+    assert chat(b, "before").status_code == 200  # B's workers have their settings, cached for an hour
+    a.set_setting("require_auth", True)
+    assert b.wait_for(lambda: all(chat(b, "after").status_code == 401 for _ in range(6)), timeout=10)
+
+
+def test_redis_stopped_and_started_fails_no_request_and_the_rests_converge(pair, up, redis_server):
+    a, b = pair
+    redis_server.stop()
+    for gw in (a, b):
+        assert gw.wait_for(lambda gw=gw: requests.get(gw.url + "/healthz", timeout=5).json()["shared_state"]
+                           ["redis"] == "unavailable", timeout=15)
+    up.reset()
+    up.script("big-pickle", error(429, "slow down", headers={"retry-after": "300"}))
+    with ThreadPoolExecutor(8) as pool:  # both instances serve on, Redis or not
+        statuses = list(pool.map(lambda i: chat((a, b)[i % 2], f"during {i}").status_code, range(40)))
+    assert statuses == [200] * 40
+    assert any('"pair"' in name for name in rests(a) + rests(b))  # one of them met the 429
+    redis_server.start()
+    for gw in (a, b):
+        assert gw.wait_for(lambda gw=gw: requests.get(gw.url + "/healthz", timeout=5).json()["shared_state"]
+                           == {"redis": "ok"}, timeout=15)
+    assert a.wait_for(lambda: sorted(rests(a)) == sorted(rests(b)) and rests(a), timeout=10)
+    assert "Redis unreachable" in a.log() and "Redis reachable again" in a.log()
