@@ -32,6 +32,8 @@ def test_a_proxy_failed_on_one_worker_is_skipped_by_the_other(tmp_path):
     chosen = other.choose(3)
     assert failed.label not in labels(chosen) and len(chosen) == 2
     assert other.counts()["dead"] == 1
+    (dead,) = [p for p in other.proxies() if not p.alive]
+    assert dead.label == failed.label and dead.last_error == "connect timeout"  # the reason travels too
 
 
 def test_a_refresh_does_not_revive_what_another_worker_saw_fail_lately(tmp_path):

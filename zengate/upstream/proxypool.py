@@ -539,17 +539,17 @@ class ProxyPool:
         """Mark dead the proxies the board says failed on a worker of the instance."""
         if not posted:
             return
-        marked = set()
+        marked: dict[tuple, str] = {}
         for name in posted:
-            slot = json.loads(name)
-            if slot[0] == "proxy":
-                marked.add(tuple(slot[1:]))
+            slot = json.loads(name)  # ["proxy", scheme, host, port, reason]
+            if slot[0] == "proxy" and len(slot) == 5:
+                marked[tuple(slot[1:4])] = slot[4]
         now = time.time()
         with self._lock:
             for proxy in self._all():
                 if proxy.alive and proxy.key in marked:
                     proxy.dead_since = now
-                    proxy.last_error = proxy.last_error or "failed on another worker"
+                    proxy.last_error = marked[proxy.key]  # what another worker saw
 
     # --- choosing ----------------------------------------------------------------------------
 
@@ -599,7 +599,7 @@ class ProxyPool:
             if newly:
                 proxy.dead_since = now
         if newly and self.board is not None:
-            self.board.post(json.dumps(["proxy", *proxy.key]), shared_for)
+            self.board.post(json.dumps(["proxy", *proxy.key, reason]), shared_for)
 
     # --- figures -----------------------------------------------------------------------------
 
