@@ -88,6 +88,8 @@ def test_a_setting_changed_on_one_instance_applies_on_the_other(pair):
     assert chat(b, "before").status_code == 200  # B's workers have their settings, cached for an hour
     a.set_setting("require_auth", True)
     assert b.wait_for(lambda: all(chat(b, "after").status_code == 401 for _ in range(6)), timeout=10)
+    refused = chat(b, "and the answer says why")
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error", refused.text
 
 
 def test_redis_stopped_and_started_fails_no_request_and_the_rests_converge(pair, up, redis_server):

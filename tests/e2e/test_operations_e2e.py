@@ -55,12 +55,8 @@ def worker_pids(gw: GatewayProcess) -> set[int]:
 
 
 def request_pids(gw: GatewayProcess) -> set[int]:
-    """The workers that wrote a request line (text format: ``… zengate.request [pid] …``)."""
-    pids = set()
-    for line in gw.log().splitlines():
-        if " zengate.request [" in line:
-            pids.add(int(line.split(" zengate.request [", 1)[1].split("]", 1)[0]))
-    return pids
+    """The workers that wrote a request line."""
+    return set(gw.answered())
 
 
 class Streamer(threading.Thread):

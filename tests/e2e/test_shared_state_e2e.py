@@ -5,8 +5,6 @@ failures of every worker."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import requests
 
@@ -16,22 +14,11 @@ from tests.support.gateway import ADMIN_PASSWORD, GatewayProcess
 pytestmark = pytest.mark.e2e
 
 ROUTE = "/v1/chat/completions"
-REQUEST_LINE = re.compile(r" zengate\.request \[(\d+)\] .* status=(\d{3}) ")
 
 
 def chat(gw: GatewayProcess, marker: str) -> requests.Response:
     body = {"model": "big-pickle", "messages": [{"role": "user", "content": marker}]}
     return requests.post(gw.url + ROUTE, json=body, headers={"Connection": "close"}, timeout=30)
-
-
-def answered_by(gw: GatewayProcess, since: int) -> dict[int, list[str]]:
-    """The statuses each worker (pid) answered with in the log lines written after ``since``."""
-    seen: dict[int, list[str]] = {}
-    for line in gw.log()[since:].splitlines():
-        found = REQUEST_LINE.search(line)
-        if found:
-            seen.setdefault(int(found[1]), []).append(found[2])
-    return seen
 
 
 def test_a_setting_changed_through_one_worker_applies_to_the_next_request_on_all(tmp_path, up):
@@ -40,7 +27,7 @@ def test_a_setting_changed_through_one_worker_applies_to_the_next_request_on_all
     try:
         start = len(gw.log())
         # both workers serve without a key, their settings loaded (and cached for an hour)
-        assert gw.wait_for(lambda: chat(gw, "warm").status_code == 200 and len(answered_by(gw, start)) == 2,
+        assert gw.wait_for(lambda: chat(gw, "warm").status_code == 200 and len(gw.answered(start)) == 2,
                            timeout=30, interval=0)
         mark = len(gw.log())
         gw.set_setting("require_auth", True)
@@ -48,7 +35,7 @@ def test_a_setting_changed_through_one_worker_applies_to_the_next_request_on_all
         assert [r.status_code for r in answers] == [401] * 40
         assert all(r.json()["error"]["type"] == "authentication_error" for r in answers), answers[0].text
         # both workers answered after the change, and refused (a warm-up's line may come late)
-        refused = {pid: statuses.count("401") for pid, statuses in answered_by(gw, mark).items()}
+        refused = {pid: statuses.count("401") for pid, statuses in gw.answered(mark).items()}
         assert len(refused) == 2 and all(refused.values()) and sum(refused.values()) == 40, refused
     finally:
         gw.stop()
@@ -70,7 +57,7 @@ def test_a_429_seen_by_one_worker_rests_the_key_for_both(tmp_path, up):
         assert [r.status_code for r in answers] == [200] * 30
         assert all(r.json()["choices"][0]["message"]["content"] for r in answers)
         assert [q.header("authorization") for q in up.requests[2:]] == [other] * 30
-        served = {pid: statuses.count("200") for pid, statuses in answered_by(gw, mark).items()}
+        served = {pid: statuses.count("200") for pid, statuses in gw.answered(mark).items()}
         assert len(served) == 2 and all(served.values()), served  # both workers took some of them
     finally:
         gw.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "e2e-admin-password"
+#: A request's line in the text log: ``… zengate.request [pid] req_… POST /v1/… status=200 …``.
+REQUEST_LINE = re.compile(r" zengate\.request \[(\d+)\] [^\n]* status=(\d{3}) ")
 
 
 def free_port() -> int:
@@ -84,6 +87,14 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def answered(self, since: int = 0) -> dict[int, list[str]]:
+        """The statuses each worker (pid) answered with, from the request lines (text format) that
+        the log holds after its first ``since`` characters."""
+        seen: dict[int, list[str]] = {}
+        for found in REQUEST_LINE.finditer(self.log()[since:]):
+            seen.setdefault(int(found[1]), []).append(found[2])
+        return seen
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.process is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..exchange.form import is_server_tool
 from .anthropic.shapes import is_gateway_signature, unwrapped_signature
 from .base import Context
 from .translate_common import ToolNames, dump_json, is_context_length_error, new_id
@@ -145,8 +146,8 @@ def responses_tools(form: dict, names: ToolNames | None = None) -> list[dict]:
     for tool in form.get("tools") or []:
         if not isinstance(tool, dict) or tool.get("x_additional") or not isinstance(tool.get("name"), str):
             continue
-        if tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict):
-            continue  # an Anthropic server tool: nothing a Responses upstream runs
+        if is_server_tool(tool):
+            continue  # nothing a Responses upstream runs
         namespace = tool.get("x_namespace")
         if isinstance(namespace, dict):
             if open_namespace is None or open_namespace["name"] != namespace["name"]:

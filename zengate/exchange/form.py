@@ -65,6 +65,12 @@ def without_extensions(form: dict) -> dict:
     return {key: value for key, value in form.items() if not key.startswith("x_")}
 
 
+def is_server_tool(tool: dict) -> bool:
+    """A form tool that is not a function any upstream can be given: an Anthropic server tool
+    (``web_search_20250305``, ``bash_20250124``…), which only an Anthropic upstream runs."""
+    return tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict)
+
+
 def grammar_problems(events: Iterable[FormEvent]) -> list[str]:
     """What is wrong with a stream in the internal form (empty when nothing is).
 

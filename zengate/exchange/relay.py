@@ -252,18 +252,11 @@ class Heartbeat:
                 items.put(exc)
 
         start_helper(read, "zengate-stream-reader")
-        while (until := self.until) is not None:  # no client byte yet: wait no longer than the deadline
-            try:
-                item = _unpacked(items.get(timeout=max(0.0, min(self._interval, until - time.monotonic()))))
-            except queue.Empty:
-                yield None
-                continue
-            if item is _END:
-                return
-            yield item
         while True:
+            until = self.until  # set until the client's first byte: wait no longer than the deadline
+            wait = self._interval if until is None else max(0.0, min(self._interval, until - time.monotonic()))
             try:
-                item = _unpacked(items.get(timeout=self._interval))
+                item = _unpacked(items.get(timeout=wait))
             except queue.Empty:
                 yield None
                 continue

@@ -37,9 +37,10 @@ class _HeadWait:
 
     def __enter__(self) -> None:
         connections = self.connections
-        sock = connections.open.get(self.handler)
-        if connections.stopping and sock is not None and not has_pending_bytes(sock):
-            raise StopIteration
+        if connections.stopping:
+            sock = connections.open.get(self.handler)
+            if sock is not None and not has_pending_bytes(sock):
+                raise StopIteration
         connections.between.add(self.handler)
         self.timeout.__enter__()
 

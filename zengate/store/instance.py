@@ -93,7 +93,7 @@ class RestBoard:
         directory = runtime_dir()
         if directory is None:
             return cls()
-        return cls(directory / FILE_NAME, Generation(directory / "zengate-rests.generation"))
+        return cls(directory / FILE_NAME, Generation.for_instance("rests"))
 
     def _db(self) -> sqlite3.Connection:
         assert self._file is not None
@@ -106,32 +106,34 @@ class RestBoard:
     def post_until(self, name: str, until: float, *, relay: bool = True) -> None:
         """Rest ``name`` until ``until`` (wall-clock seconds); ``relay=False`` for what came from
         another instance (it is not sent back)."""
-        if relay and self.relay is not None:
-            self.relay.rest_posted(name, until)
         if self.path is None:
             self._memory[name] = max(self._memory.get(name, 0.0), until)
+            self.generation.bump()
         else:
-            try:
-                db = self._db()
-                db.execute("INSERT INTO rests (name, until) VALUES (?, ?) ON CONFLICT (name) "
-                           "DO UPDATE SET until = max(until, excluded.until)", (name, until))
-                db.execute("DELETE FROM rests WHERE until < ?", (time.time(),))
-            except (sqlite3.Error, OSError) as exc:
-                self._failed(exc)  # this worker still rests it; the others learn it from their own 429
-                return
-        self.generation.bump()
+            self._write("INSERT INTO rests (name, until) VALUES (?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET until = max(until, excluded.until)", (name, until))
+        if relay and self.relay is not None:  # after this instance: Redis may be slow to answer
+            self.relay.rest_posted(name, until)
 
     def clear(self, prefix: str) -> None:
         """End every rest whose name starts with ``prefix`` (in this instance)."""
         if self.path is None:
             for name in [n for n in self._memory if n.startswith(prefix)]:
                 del self._memory[name]
+            self.generation.bump()
         else:
-            try:
-                self._db().execute("DELETE FROM rests WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
-            except (sqlite3.Error, OSError) as exc:
-                self._failed(exc)
-                return
+            self._write("DELETE FROM rests WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+
+    def _write(self, statement: str, parameters: tuple) -> None:
+        """One change to the file (ended rests cleared with it), then the generation moved; a failing
+        file leaves each worker its own rests (said once)."""
+        try:
+            db = self._db()
+            db.execute(statement, parameters)
+            db.execute("DELETE FROM rests WHERE until < ?", (time.time(),))
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            return
         self.generation.bump()
 
     def changed(self) -> dict[str, float] | None:

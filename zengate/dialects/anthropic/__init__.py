@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...exchange.form import is_server_tool
 from ..base import Notes
 from ..translate_common import not_an_answer
 from . import answer, request, stream
@@ -67,9 +68,8 @@ class Anthropic:
     @staticmethod
     def unserved(form: dict) -> list[str]:
         """Its server tools (web_search_20250305, bash_20250124…): only an Anthropic upstream runs them."""
-        return [str(tool.get("type")) for tool in form.get("tools") or ()
-                if isinstance(tool, dict) and (tool.get("type") not in (None, "custom")
-                                               or not isinstance(tool.get("input_schema"), dict))]
+        tools = form.get("tools") or ()
+        return [str(tool.get("type")) for tool in tools if isinstance(tool, dict) and is_server_tool(tool)]
 
     @staticmethod
     def auth_headers(key: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...exchange.form import is_server_tool
 from ..anthropic.shapes import IMAGE_MEDIA_TYPES
 from ..base import Context, Target
 from ..errors import ProtocolError
@@ -474,13 +475,13 @@ def _order_tool_messages(messages: list[dict]) -> list[dict]:
 def _convert_tools(tools: list, names: ToolNames) -> list[dict]:
     converted = []
     for tool in tools:
-        if tool.get("type") not in (None, "custom") or not isinstance(tool.get("input_schema"), dict):
-            continue  # server tools (web_search_20250305, ...) run only on Anthropic's side
+        if is_server_tool(tool):
+            continue  # runs only on Anthropic's side
         function: dict[str, Any] = {"name": names.name_out(tool["name"])}
         if isinstance(tool.get("description"), str) and tool["description"]:
             function["description"] = tool["description"]
         # A new top level over the client's nested schema: nothing changes either once translated, and
-        # copying Claude Code's ~20 tool schemas deeply took ~270 µs of every request's way upstream.
+        # a deep copy of every tool schema was a large part of a request's way (docs/performance.md).
         function["parameters"] = dict(tool["input_schema"])
         if isinstance(tool.get("x_strict"), bool):
             function["strict"] = tool["x_strict"]
