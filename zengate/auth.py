@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .config import DEFAULT_ADMIN_PASSWORD
+from .keylimits import KeyPolicy, decode_models
 from .store.db import UNAVAILABLE, discard_connection
 from .store.models import AdminSession, ApiKey, utcnow
 
@@ -43,9 +44,10 @@ class NewKey:
     record: ApiKey
 
 
-def create_key(name: str = "") -> NewKey:
+def create_key(name: str = "", **limits) -> NewKey:
+    """A new key; ``limits`` are column values from :func:`zengate.keylimits.parse_fields`."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey.create(name=name, prefix=key[:SHOWN_PREFIX_CHARS], key_hash=_sha256(key))
+    record = ApiKey.create(name=name, prefix=key[:SHOWN_PREFIX_CHARS], key_hash=_sha256(key), **limits)
     return NewKey(key=key, record=record)
 
 
@@ -61,17 +63,17 @@ class KeyStoreUnavailable(Exception):
 
 
 class KeyCache:
-    """SHA-256 hashes of keys the database accepted lately (never the keys), with their ids; per worker."""
+    """SHA-256 hashes of keys the database accepted lately (never the keys), with their policies; per worker."""
 
     def __init__(self, seconds: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE):
         self.seconds = seconds
         self.size = size
-        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[KeyPolicy, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, key_hash: str, key_id: int) -> None:
+    def remember(self, key_hash: str, policy: KeyPolicy) -> None:
         with self._lock:
-            self._seen[key_hash] = (key_id, time.monotonic())
+            self._seen[key_hash] = (policy, time.monotonic())
             self._seen.move_to_end(key_hash)
             while len(self._seen) > self.size:
                 self._seen.popitem(last=False)
@@ -80,8 +82,8 @@ class KeyCache:
         with self._lock:
             self._seen.pop(key_hash, None)
 
-    def recall(self, key_hash: str) -> int | None:
-        """The key's id when the database accepted it within ``seconds``."""
+    def recall(self, key_hash: str) -> KeyPolicy | None:
+        """The key's policy when the database accepted it within ``seconds``."""
         with self._lock:
             entry = self._seen.get(key_hash)
         if entry is None or time.monotonic() - entry[1] > self.seconds:
@@ -89,8 +91,8 @@ class KeyCache:
         return entry[0]
 
 
-def verify_key(key: str | None, cache: KeyCache) -> int | None:
-    """The id of the active key presented, or None; raises KeyStoreUnavailable when that cannot be told.
+def verify_key(key: str | None, cache: KeyCache) -> KeyPolicy | None:
+    """The policy of the active key presented, or None; raises KeyStoreUnavailable when that cannot be told.
 
     The database is asked every time (a revocation counts at once); only when it cannot answer does a
     key it accepted within ``cache.seconds`` pass on this worker's memory of it.
@@ -102,15 +104,16 @@ def verify_key(key: str | None, cache: KeyCache) -> int | None:
         record = ApiKey.get_or_none((ApiKey.key_hash == key_hash) & (ApiKey.active == True))  # noqa: E712
     except UNAVAILABLE as exc:
         discard_connection()
-        key_id = cache.recall(key_hash)
-        if key_id is None:
+        policy = cache.recall(key_hash)
+        if policy is None:
             raise KeyStoreUnavailable(type(exc).__name__) from exc
-        return key_id
+        return policy
     if record is None:
         cache.forget(key_hash)
         return None
-    cache.remember(key_hash, record.id)
-    return record.id
+    policy = KeyPolicy.of(record)
+    cache.remember(key_hash, policy)
+    return policy
 
 
 def revoke_key(key_id: int | None = None, prefix: str | None = None) -> int:
@@ -147,6 +150,12 @@ def key_to_dict(record: ApiKey) -> dict:
         "created_at": iso(record.created_at),
         "last_used_at": iso(record.last_used_at),
         "active": record.active,
+        "rpm": record.rpm,
+        "requests_per_day": record.requests_per_day,
+        "tokens_per_day": record.tokens_per_day,
+        "models": decode_models(record.models),
+        "expires_at": iso(record.expires_at),
+        "note": record.note or "",
     }
 
 

@@ -17,6 +17,7 @@ from .exchange.records import RequestRecord
 from .runtime.exposure import Access
 from .runtime.generation import Generation
 from .settings import Settings
+from .store import counters
 from .store.instance import RestBoard
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
@@ -41,6 +42,7 @@ class Gateway:
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns(board=board)
         self.relay = self._relay(board) if config.redis_url else None  # and with the other instances
+        self.counters = counters.for_gateway(self.relay, config.redis_url)  # the keys' limits, shared likewise
         self.started_at = time.time()
         # until the worker reports its sockets (gunicorn.conf.py, post_worker_init): the configured bind
         self.access = Access.of((config.bind,), config.allow_public_without_keys)

@@ -51,6 +51,8 @@ class RequestRecord:
     stream: bool = False
     key_prefix: str | None = None
     key_id: int | None = None
+    charge: Any = None  # called with the request's tokens when it is finished (a key's daily token limit)
+    cost: float | None = None  # what the upstream said the request cost, when it said
     proxy: str | None = None
     input_messages: Any = None
     input_tokens: int = 0
@@ -126,6 +128,11 @@ class RequestRecord:
         if self.done:
             return
         self.done = True
+        if self.charge is not None:
+            try:
+                self.charge(self.input_tokens + self.output_tokens)
+            except Exception:
+                log.exception("could not count the request's tokens for its key's limit")
         latency = ((time.perf_counter() if ended is None else ended) - self.started) * 1000
         try:
             self.sink.record({
@@ -151,6 +158,7 @@ class RequestRecord:
                 "redact_secrets": self.redact_secrets,
                 "error": redact(error[:2000]) if error else None,
                 "attempts": self.attempts or None,
+                "cost": self.cost,
             })
         except Exception:
             log.exception("could not queue the request log row")

@@ -27,9 +27,33 @@ class ApiKey(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(null=True)
     active = peewee.BooleanField(default=True)
+    # limits (None: none); see zengate.keylimits
+    rpm = peewee.IntegerField(null=True)
+    requests_per_day = peewee.IntegerField(null=True)
+    tokens_per_day = peewee.BigIntegerField(null=True)
+    models = peewee.TextField(null=True)  # JSON list of model names or patterns (None: every model)
+    expires_at = peewee.DateTimeField(null=True)
+    note = peewee.TextField(default="")
 
     class Meta:
         table_name = "api_keys"
+
+
+class KeyUsage(BaseModel):
+    """One key's requests, errors, tokens and upstream cost on one UTC day (the log writer adds to it)."""
+
+    key_id = peewee.IntegerField()
+    day = peewee.DateField()
+    requests = peewee.BigIntegerField(default=0)
+    errors = peewee.BigIntegerField(default=0)
+    input_tokens = peewee.BigIntegerField(default=0)
+    output_tokens = peewee.BigIntegerField(default=0)
+    cost = peewee.DoubleField(default=0.0)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "key_usage"
+        indexes = ((("key_id", "day"), True),)
 
 
 class Setting(BaseModel):
@@ -76,9 +100,10 @@ class RequestLog(BaseModel):
     output_content = peewee.TextField(null=True)
     error = peewee.TextField(null=True)
     attempts = peewee.TextField(null=True)  # JSON: [{"model", "backend", "key", "status", "error"}]
+    cost = peewee.DoubleField(null=True)  # what the upstream said the request cost, when it said
 
     class Meta:
         table_name = "request_log"
 
 
-ALL_MODELS = [ApiKey, Setting, AdminSession, RequestLog]
+ALL_MODELS = [ApiKey, KeyUsage, Setting, AdminSession, RequestLog]

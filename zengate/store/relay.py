@@ -105,6 +105,9 @@ class Relay:
                 self._came_up()
                 tries = 0
                 while not self._stop.is_set():
+                    if not self.up:  # a call elsewhere failed while this link held: catch up again
+                        self._catch_up()
+                        self._came_up()
                     message = pubsub.get_message(timeout=READ_SECONDS)
                     if message is not None:
                         self.receive(message["data"])
@@ -156,6 +159,11 @@ class Relay:
         if self._said_down:
             log.info("shared state: Redis reachable again; caught up with the other instances")
         self.up, self.down_since, self.last_error, self._said_down = True, None, "", False
+
+    def failed(self, exc: Exception) -> None:
+        """Another user of Redis (the key counters) saw it fail: this instance goes on alone until
+        the subscriber reconnects."""
+        self._went_down(exc)
 
     def _went_down(self, exc: Exception) -> None:
         if self.up or self.down_since is None:

@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import peewee
+from peewee import EXCLUDED
 
 from ..runtime.helpers import let_others_run
 from .db import SQLITE_PRAGMAS, database, discard_connection
-from .models import ApiKey, RequestLog
+from .models import ApiKey, KeyUsage, RequestLog, utcnow
 from .redaction import redact_stored, serialised
 from .spill import SpillStore
 from .spill import encode as spill_encode
@@ -319,11 +320,6 @@ class RequestLogWriter:
             kept = [row for row in batch if row["created_at"] >= cutoff]
             self.discarded += len(batch) - len(kept)
             batch = kept
-        last_used: dict[int, Any] = {}
-        for row in batch:
-            key_id = row.get("key_id")
-            if key_id is not None:
-                last_used[key_id] = max(last_used.get(key_id, row["created_at"]), row["created_at"])
         db = database.obj
         with _short_busy_wait(db), database.atomic():
             if dedupe and batch:
@@ -332,8 +328,43 @@ class RequestLogWriter:
             if rows:
                 cursor = db.cursor()
                 cursor.executemany(_insert_sql(db), rows)
+            last_used, usage = _by_key(batch)
             for key_id, when in last_used.items():
                 ApiKey.update(last_used_at=when).where(ApiKey.id == key_id).execute()
+            if usage:
+                _add_usage(usage)
+
+
+def _by_key(batch: list[dict[str, Any]]) -> tuple[dict[int, Any], dict[tuple[int, dt.date], list]]:
+    """For the keys in a batch: when each was last used, and its sums by UTC day (requests, errors,
+    input and output tokens, cost)."""
+    last_used: dict[int, Any] = {}
+    usage: dict[tuple[int, dt.date], list] = {}
+    for row in batch:
+        key_id = row.get("key_id")
+        if key_id is None:
+            continue
+        created = row["created_at"]
+        last_used[key_id] = max(last_used.get(key_id, created), created)
+        sums = usage.setdefault((key_id, created.date()), [0, 0, 0, 0, 0.0])
+        sums[0] += 1
+        sums[1] += row["status"] >= 400
+        sums[2] += row.get("input_tokens") or 0
+        sums[3] += row.get("output_tokens") or 0
+        sums[4] += row.get("cost") or 0.0
+    return last_used, usage
+
+
+def _add_usage(usage: dict[tuple[int, dt.date], list]) -> None:
+    """Add a batch's sums to ``key_usage`` (one upsert; SQLite and PostgreSQL both say ON CONFLICT)."""
+    rows = [{"key_id": key_id, "day": day, "requests": s[0], "errors": s[1], "input_tokens": s[2],
+             "output_tokens": s[3], "cost": s[4], "updated_at": utcnow()} for (key_id, day), s in usage.items()]
+    added = ("requests", "errors", "input_tokens", "output_tokens", "cost")
+    KeyUsage.insert_many(rows).on_conflict(
+        conflict_target=[KeyUsage.key_id, KeyUsage.day],
+        update={**{getattr(KeyUsage, name): getattr(KeyUsage, name) + EXCLUDED[name] for name in added},
+                KeyUsage.updated_at: EXCLUDED.updated_at},
+    ).execute()
 
 
 def _spill_form(row: dict[str, Any]) -> dict[str, Any]:

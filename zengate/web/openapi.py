@@ -82,6 +82,20 @@ def _obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 
 STRING, BOOL, INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
+
+
+KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": INT}
+KEY_LIMITS = {
+    "rpm": {"type": ["integer", "null"], "minimum": 1, "description": "Requests per minute (sliding)"},
+    "requests_per_day": {"type": ["integer", "null"], "minimum": 1, "description": "Requests per UTC day"},
+    "tokens_per_day": {"type": ["integer", "null"], "minimum": 1,
+                       "description": "Input plus output tokens per UTC day"},
+    "models": {"type": ["array", "null"], "items": STRING, "maxItems": 100,
+               "description": "Models the key may use (names, or patterns with *); null: every model"},
+    "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "When the key stops working"},
+    "note": {"type": ["string", "null"], "maxLength": 2000},
+}
+
 STATS_FILTERS = [
     _query("model", STRING), _query("status", STRING, "429, 4xx, 5xx, errors or a status"),
     _query("key", STRING, "key prefix"), _query("since", {"type": "string", "format": "date-time"}),
@@ -171,9 +185,17 @@ PATHS: dict[str, dict] = {
                                    security=[], tags=("admin",))},
     "/_admin/logout": {"post": _admin_op("End this session", extra=())},
     "/_admin/api-keys": {
-        "get": _admin_op("List keys (prefixes only)", extra=()),
-        "post": _admin_op("Create a key (shown once)", body=_obj({"name": STRING}), ok="201"),
+        "get": _admin_op("List keys (prefixes only), with limits and usage today and this month", extra=()),
+        "post": _admin_op("Create a key (shown once), with limits", body=_obj({"name": STRING, **KEY_LIMITS}),
+                          ok="201"),
     },
+    "/_admin/api-keys/{key_id}": {"patch": _admin_op(
+        "Change a key's name, note or limits (null clears a limit)", body=_obj({"name": STRING, **KEY_LIMITS}),
+        params=[KEY_ID], extra=(400, 404))},
+    "/_admin/api-keys/{key_id}/usage": {"get": _admin_op(
+        "A key's usage today, this month and by UTC day",
+        params=[KEY_ID, _query("days", {"type": "integer", "minimum": 1, "maximum": 366, "default": 30},
+                               "How many days, up to today")], extra=(400, 404))},
     "/_admin/api-keys/delete": {"post": _admin_op("Revoke a key by id or prefix",
                                                   body=_obj({"id": INT, "prefix": STRING}), extra=(400, 404))},
     "/_admin/settings": {
@@ -253,6 +275,7 @@ NAME = {"type": "string", "minLength": 1}
 
 def _nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
+
 
 
 def _other(kinds: tuple[str, ...], what: str) -> dict:

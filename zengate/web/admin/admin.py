@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, make_response, request
 
-from ... import auth
+from ... import auth, keylimits
 from ...dialects import openai as openai_proto
 from ...gateway import current_gateway
 from ...settings import SettingError
+from ...store import keyusage
 from ...store.models import ApiKey
 from ..errors import ApiError
 from ..input_limits import MAX_ROW_ID
@@ -200,21 +201,78 @@ def logout():
 
 @bp.get("/api-keys")
 def list_keys():
-    keys = ApiKey.select().order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
-    return jsonify({"keys": [auth.key_to_dict(k) for k in keys]})
+    """Every key with its limits, and its usage today and this month."""
+    keys = list(ApiKey.select().order_by(ApiKey.created_at.desc(), ApiKey.id.desc()))
+    usage = keyusage.summary(_utc_today())
+    return jsonify({"keys": [{**auth.key_to_dict(k), "usage": usage.get(k.id, keyusage.empty())} for k in keys]})
 
 
 @bp.post("/api-keys")
 def create_key():
+    """``{"name", limits…}`` → the new key, shown once."""
     body = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 200 or "\x00" in name:  # PostgreSQL refuses NUL in text
-        raise ApiError(400, "name: must be a string of at most 200 characters, without NUL", param="name",
-                       kind="input")
-    new = auth.create_key(name.strip())
+    fields = _key_fields(body)
+    new = auth.create_key(fields.pop("name", ""), **fields)
     return jsonify({"key": new.key, **auth.key_to_dict(new.record),
-                    "note": "store this key now: it is shown only once"}), 201
+                    "warning": "store this key now: it is shown only once"}), 201
+
+
+@bp.patch("/api-keys/<int:key_id>")
+def update_key(key_id: int):
+    """Change a key's name, note or limits (fields left out stay; null clears a limit)."""
+    body = json_object()
+    fields = _key_fields(body)
+    if not fields:
+        raise ApiError(400, "nothing to change: send name, note, rpm, requests_per_day, tokens_per_day, models "
+                       "or expires_at", kind="input")
+    record = _key_or_404(key_id)
+    ApiKey.update(**fields).where(ApiKey.id == key_id).execute()
+    record = ApiKey.get_by_id(key_id)
+    if record.requests_per_day or record.tokens_per_day:  # a daily limit counts what the key used today
+        today = keyusage.summary(_utc_today(), [key_id]).get(key_id, keyusage.empty())["today"]
+        current_gateway().counters.seed(key_id, today["requests"], today["input_tokens"] + today["output_tokens"])
+    return jsonify(auth.key_to_dict(record))
+
+
+@bp.get("/api-keys/<int:key_id>/usage")
+def key_usage(key_id: int):
+    """``?days=N`` (1–366, default 30): the key's usage today, this month and by day."""
+    days = request.args.get("days", "30")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        raise ApiError(400, "days: must be a whole number from 1 to 366", param="days", kind="input")
+    record = _key_or_404(key_id)
+    today = _utc_today()
+    return jsonify({"key": auth.key_to_dict(record),
+                    **keyusage.summary(today, [key_id]).get(key_id, keyusage.empty()),
+                    "days": keyusage.daily(key_id, today, int(days))})
+
+
+def _key_fields(body: dict) -> dict:
+    """The ``api_keys`` columns a create or update sets, validated (400 naming the field)."""
+    fields = {}
+    if "name" in body:
+        name = body["name"] if body["name"] is not None else ""
+        if not isinstance(name, str) or len(name) > 200 or "\x00" in name:  # PostgreSQL refuses NUL in text
+            raise ApiError(400, "name: must be a string of at most 200 characters, without NUL", param="name",
+                           kind="input")
+        fields["name"] = name.strip()
+    try:
+        fields.update(keylimits.parse_fields(body))
+    except keylimits.LimitError as exc:
+        raise ApiError(400, str(exc), param=exc.param, kind="input") from None
+    return fields
+
+
+def _key_or_404(key_id: int) -> ApiKey:
+    record = ApiKey.get_or_none(ApiKey.id == key_id) if abs(key_id) <= MAX_ROW_ID else None
+    if record is None:
+        raise ApiError(404, f"no key with id {key_id}", kind="input")
+    return record
+
+
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
 
 
 @bp.post("/api-keys/delete")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -20,6 +21,7 @@ from ...exchange.records import RequestRecord
 from ...exchange.routing import RoutingError
 from ...exchange.serve import Answer
 from ...gateway import Gateway, current_gateway
+from ...keylimits import KeyPolicy
 from ...upstream.client import UpstreamError
 from .. import input_limits as limits
 from ..client_limits import ClientTooSlow
@@ -48,17 +50,40 @@ def authenticate(gw: Gateway, record: RequestRecord) -> None:
     if not gw.keys_required():
         return
     try:
-        key_id = auth.verify_key(presented, gw.key_cache)
+        policy = auth.verify_key(presented, gw.key_cache)
     except auth.KeyStoreUnavailable:
         raise ApiError(503, "the gateway cannot check API keys right now: its database is unavailable; "
                        "retry shortly", headers={"Retry-After": str(DB_RETRY_AFTER)}, kind="gateway") from None
-    if key_id is None:
+    if policy is None:
         message = ("this gateway requires an API key: send an active sk-zen key as "
                    "'Authorization: Bearer sk-zen-...' or 'x-api-key'")
         if presented:
             message = "invalid or revoked API key; " + message.split(": ", 1)[1]
         raise ApiError(401, message, kind="auth")
-    record.key_id = key_id
+    record.key_id = policy.id
+    if policy.expired(time.time()):
+        when = dt.datetime.fromtimestamp(policy.expires_at or 0, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise ApiError(401, f"API key '{policy.label}' expired at {when}; ask the gateway's admin for a new "
+                       "one or a later expiry", kind="auth")
+    g.key_policy = policy
+
+
+def admit(gw: Gateway, record: RequestRecord, model: str) -> None:
+    """Hold the request to its key's limits (when keys are required and it has any): 403 for a
+    model it may not use, 429 naming the limit it reached, with ``Retry-After``."""
+    policy: KeyPolicy | None = g.get("key_policy")
+    if policy is None:
+        return
+    if not policy.allows(model):
+        raise ApiError(403, f"API key '{policy.label}' may not use model '{model}'; it may use: "
+                       f"{', '.join(policy.models)}", param="model", kind="auth")
+    if not policy.counted:
+        return
+    refused = gw.counters.admit(policy)
+    if refused is not None:
+        raise ApiError(429, refused.message, headers={"Retry-After": str(refused.retry_after)}, kind="limit")
+    if policy.tokens_per_day:
+        record.charge = partial(gw.counters.spend, policy)
 
 
 def read_json_body(gw: Gateway) -> Any:
@@ -127,6 +152,7 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
 
 def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
+    admit(gw, record, body["model"])
     parsed: list[dict] = []  # the request in the internal form, when routing had to read it
 
     def form() -> dict:

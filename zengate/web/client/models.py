@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from ...dialects import anthropic as anthropic_proto
 from ...dialects import openai as openai_proto
@@ -64,4 +64,7 @@ def list_models():
     if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
         gw.refresh_models()  # first call in this worker, or the background refresh is late
     entries = gw.catalog.entries()
+    policy = g.get("key_policy")
+    if policy is not None and policy.models:  # a key limited to some models sees only those
+        entries = [e for e in entries if policy.allows(e["id"])]
     return jsonify(anthropic_shape(entries) if _anthropic_client() else openai_shape(entries))
