@@ -7,8 +7,9 @@ sent, and the decision on counts that :mod:`zengate.store.counters` keeps where 
 instance sees them.
 
 Requests per minute use a sliding window, estimated from two fixed one-minute windows (the
-current one, and the previous one weighted by how much of it is still inside the last 60 s): a
-burst across a minute's edge cannot pass twice the limit, and two counters per key suffice.
+current one, and the previous one weighted by how much of it is still inside the last 60 s); a
+request goes when the estimate with it stays within the limit. A burst across a minute's edge
+cannot pass the limit twice, and two counters per key suffice.
 Days are UTC days. Tokens are counted when a request ends, so the request that crosses the daily
 limit is served; the next one is refused.
 """
@@ -132,7 +133,7 @@ def refusal(policy: KeyPolicy, counts: Counts, windows: Windows) -> Refusal | No
     """The limit this request would pass, or None when it may go (and is then to be counted)."""
     if policy.rpm:
         estimate = counts.previous_minute * windows.previous_weight + counts.minute
-        if estimate >= policy.rpm:
+        if estimate + 1 > policy.rpm:  # this request would take the last minute past the limit
             wait = _rpm_wait(policy.rpm, counts, windows)
             return Refusal("rpm", wait, _message(policy, "rpm", f"retry in {wait} s"))
     resets = f"it resets at 00:00 UTC, in {_duration(windows.to_day_end)}"
@@ -146,19 +147,20 @@ def refusal(policy: KeyPolicy, counts: Counts, windows: Windows) -> Refusal | No
 
 
 def _rpm_wait(limit: int, counts: Counts, windows: Windows) -> int:
-    """Seconds until the sliding estimate falls below ``limit`` with no further requests."""
-    left = MINUTE - windows.into_minute
-    if counts.minute < limit:  # within this minute, as the previous one's weight fades
-        # previous * (1 - (into + w) / 60) + minute < limit
-        wait = MINUTE * (1 - (limit - counts.minute) / counts.previous_minute) - windows.into_minute
-    else:  # next minute: this minute's count becomes the previous one, weighted down
-        wait = left + max(0.0, MINUTE * (1 - limit / counts.minute))
-    return max(1, math.ceil(wait + 1e-9))
+    """Seconds until one more request fits the sliding estimate, if no other comes meanwhile."""
+    if counts.minute + 1 <= limit:  # within this minute, as the previous one's weight fades:
+        # previous * (1 - (into + w) / 60) + minute + 1 <= limit
+        wait = MINUTE * (1 - (limit - 1 - counts.minute) / counts.previous_minute) - windows.into_minute
+    else:  # in the next minute, where this one's count fades: minute * (1 - t / 60) + 1 <= limit
+        wait = MINUTE - windows.into_minute + MINUTE * (1 - (limit - 1) / counts.minute)
+    return max(1, math.ceil(round(wait, 6)))
 
 
 def _message(policy: KeyPolicy, limit: str, tail: str) -> str:
-    unit = LIMITS[limit][0]
-    return f"API key '{policy.label}' reached its limit of {getattr(policy, limit)} {unit}; {tail}"
+    value, unit = getattr(policy, limit), LIMITS[limit][0]
+    if value == 1:
+        unit = unit.replace("s per ", " per ", 1)
+    return f"API key '{policy.label}' reached its limit of {value} {unit}; {tail}"
 
 
 def _duration(seconds: float) -> str:

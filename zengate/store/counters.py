@@ -186,7 +186,7 @@ local p = tonumber(redis.call('GET', KEYS[2]) or '0')
 local r = tonumber(redis.call('GET', KEYS[3]) or '0')
 local t = tonumber(redis.call('GET', KEYS[4]) or '0')
 local rpm, w, rpd, tpd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if (rpm > 0 and p * w + c >= rpm) or (rpd > 0 and r >= rpd) or (tpd > 0 and t >= tpd) then
+if (rpm > 0 and p * w + c + 1 > rpm) or (rpd > 0 and r >= rpd) or (tpd > 0 and t >= tpd) then
   return {0, c, p, r, t}
 end
 redis.call('INCR', KEYS[1])

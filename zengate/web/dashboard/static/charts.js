@@ -50,18 +50,21 @@ function yAxis(max, width, height, format) {
   return { top, grid, labels };
 }
 
-function xLabels(buckets, width, slot) {
+/** Labels under the bars: `label(bucket)`, by default the bucket's start time. */
+function xLabels(buckets, width, slot, label) {
   const g = s("g", { class: "axis" });
   if (!buckets.length) return g;
-  const first = new Date(buckets[0].start), last = new Date(buckets[buckets.length - 1].start);
-  const spansDays = last - first > 20 * 3600 * 1000;
+  if (!label) {
+    const first = new Date(buckets[0].start), last = new Date(buckets[buckets.length - 1].start);
+    const spansDays = last - first > 20 * 3600 * 1000;
+    label = (b) => fmtAxisTime(b.start, spansDays);
+  }
   const count = Math.max(2, Math.min(6, Math.floor((width - M.left - M.right) / 90)));
   const every = Math.max(1, Math.round((buckets.length - 1) / (count - 1)));
   for (let i = 0; i < buckets.length; i += every) {
     const x = M.left + slot * (i + 0.5);
     const anchor = i === 0 ? "start" : x > width - 40 ? "end" : "middle";
-    g.append(s("text", { x: i === 0 ? M.left : x, y: HEIGHT - 6, "text-anchor": anchor },
-      fmtAxisTime(buckets[i].start, spansDays)));
+    g.append(s("text", { x: i === 0 ? M.left : x, y: HEIGHT - 6, "text-anchor": anchor }, label(buckets[i])));
   }
   return g;
 }
@@ -99,6 +102,43 @@ export function requestsChart(el, buckets) {
       viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img",
       "aria-label": `Requests over time: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from ${fmtTime(buckets[0].start)}.`,
     }, axis.grid, axis.labels, bars, xLabels(buckets, width, slot)));
+  });
+}
+
+// Days are UTC days ("YYYY-MM-DD"), shown as such whatever the browser's time zone.
+const dayShort = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+const dayLong = new Intl.DateTimeFormat(undefined, { weekday: "short", month: "short", day: "numeric", timeZone: "UTC" });
+const utcDay = (day) => new Date(`${day}T00:00:00Z`);
+
+/** Stacked bars per UTC day ({day, requests, errors, input_tokens, output_tokens}, oldest first). */
+export function dailyRequestsChart(el, days, what = "Requests per day") {
+  const total = days.reduce((n, d) => n + d.requests, 0);
+  if (!total) return empty(el, `No requests in the last ${days.length} days.`);
+  mount(el, () => {
+    const width = widthOf(el);
+    const plotH = HEIGHT - M.top - M.bottom;
+    const max = Math.max(1, ...days.map((d) => d.requests));
+    const axis = yAxis(max, width, HEIGHT, (v) => (Number.isInteger(v) ? fmtInt(v) : ""));
+    const slot = (width - M.left - M.right) / days.length;
+    const barW = Math.max(1, slot * 0.72);
+    const base = M.top + plotH;
+    const bars = s("g");
+    days.forEach((d, i) => {
+      const x = M.left + slot * i + (slot - barW) / 2;
+      const hOk = (plotH * (d.requests - d.errors)) / axis.top;
+      const hErr = (plotH * d.errors) / axis.top;
+      const tokens = (d.input_tokens || 0) + (d.output_tokens || 0);
+      bars.append(s("g", { class: "slot", dataset: { day: d.day } },
+        s("title", {}, `${dayLong.format(utcDay(d.day))} · ${fmtInt(d.requests)} requests, ${fmtInt(d.errors)} errors, ${fmtInt(tokens)} tokens`),
+        s("rect", { class: "bar-track", x: M.left + slot * i, y: M.top, width: slot, height: plotH }),
+        hOk > 0 ? s("rect", { class: "bar-ok", x, y: base - hOk, width: barW, height: hOk, rx: Math.min(2, barW / 3) }) : null,
+        hErr > 0 ? s("rect", { class: "bar-err", x, y: base - hOk - hErr, width: barW, height: hErr, rx: Math.min(2, barW / 3) }) : null));
+    });
+    const errors = days.reduce((n, d) => n + d.errors, 0);
+    replace(el, s("svg", {
+      viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img", dataset: { bars: days.length },
+      "aria-label": `${what}: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from ${dayShort.format(utcDay(days[0].day))} to ${dayShort.format(utcDay(days[days.length - 1].day))} (UTC).`,
+    }, axis.grid, axis.labels, bars, xLabels(days, width, slot, (d) => dayShort.format(utcDay(d.day)))));
   });
 }
 

@@ -1,31 +1,96 @@
-// API keys: the list, creating one (its full value shown once), revoking one.
+// API keys: the list (with each key's limits and today's usage), creating one (its full value
+// shown once), revoking one, and a key's details: its name, note and limits to edit, and its usage.
 
 import { api, confirmAction, copyText, setFieldError, toast, toastError } from "./api.js";
-import { $, fmtAgo, fmtWhen, h, replace, timeEl } from "./dom.js";
+import { dailyRequestsChart } from "./charts.js";
+import { $, fmtAgo, fmtCompact, fmtDateTime, fmtInt, fmtWhen, h, replace, timeEl } from "./dom.js";
+
+const USAGE_DAYS = 30;
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+
+/** The edit form's fields: the API's name for each, its control, and how its text becomes a value. */
+const FIELDS = [
+  { param: "name", id: "key-edit-name", read: (text) => text.trim() },
+  { param: "expires_at", id: "key-edit-expires", read: readExpiry },
+  { param: "rpm", id: "key-edit-rpm", read: readLimit },
+  { param: "requests_per_day", id: "key-edit-rpd", read: readLimit },
+  { param: "tokens_per_day", id: "key-edit-tpd", read: readLimit },
+  { param: "models", id: "key-edit-models", read: readModels },
+  { param: "note", id: "key-edit-note", read: (text) => text },
+];
+
+let shown = null; // the key whose details are open
+let usageAsked = 0; // the latest usage request, so an older answer arriving late is dropped
+
+const keyLabel = (key) => key.name || "(unnamed)";
+
+// --- the list ----------------------------------------------------------------------------------
+
+function expired(key) {
+  return Boolean(key.expires_at) && new Date(key.expires_at).getTime() <= Date.now();
+}
+
+/** "10/min · 1,000/day · 200K tok/day · 2 models · expires 2027-01-31", or "none". */
+function limitsCell(key) {
+  const parts = [];
+  if (key.rpm) parts.push(`${fmtInt(key.rpm)}/min`);
+  if (key.requests_per_day) parts.push(`${fmtInt(key.requests_per_day)}/day`);
+  if (key.tokens_per_day) parts.push(`${compact.format(key.tokens_per_day)} tok/day`);
+  if (key.models.length) parts.push(key.models.length === 1 ? "1 model" : `${key.models.length} models`);
+  const text = parts.join(" · ");
+  const expiry = key.expires_at
+    ? h("span", { class: expired(key) ? "warn-inline" : null },
+      timeEl(key.expires_at, `${expired(key) ? "expired" : "expires"} ${key.expires_at.slice(0, 10)}`))
+    : null;
+  if (!text && !expiry) return h("td", { class: "hide-sm muted" }, "none");
+  return h("td", { class: "hide-sm limits", title: key.models.length ? `Models: ${key.models.join(", ")}` : null },
+    text, text && expiry ? " · " : null, expiry);
+}
+
+function todayCell(key) {
+  const t = key.usage.today;
+  if (!t.requests) return h("td", { class: "num hide-sm muted", title: "No requests today (UTC)" }, "–");
+  return h("td", {
+    class: "num hide-sm",
+    title: `Today (UTC): ${fmtInt(t.requests)} requests, ${fmtInt(t.errors)} errors, ${fmtInt(t.input_tokens)} tokens in, ${fmtInt(t.output_tokens)} out`,
+  }, `${fmtInt(t.requests)} req · ${fmtCompact(t.input_tokens + t.output_tokens)} tok`);
+}
 
 function keyRow(key) {
-  const label = key.name || "(unnamed)";
+  const label = keyLabel(key);
   return h("tr", { class: key.active ? "" : "inactive", dataset: { prefix: key.prefix } },
     h("td", { class: "truncate", title: label }, label),
     h("td", { class: "mono nowrap" }, `${key.prefix}…`),
-    h("td", { class: "hide-sm nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
+    h("td", { class: "hide-md nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
     h("td", { class: "nowrap" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
+    limitsCell(key),
+    todayCell(key),
     h("td", {}, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
     h("td", { class: "num" }, key.active
-      ? h("button", {
-        type: "button", class: "button small danger", "aria-label": `Revoke ${label} (${key.prefix}…)`,
-        onclick: () => revoke(key, label),
-      }, "Revoke")
+      ? h("span", { class: "row-actions" },
+        h("button", {
+          type: "button", class: "button small", "aria-label": `Details of ${label} (${key.prefix}…)`,
+          "aria-controls": "key-details", onclick: () => openDetails(key),
+        }, "Details"),
+        h("button", {
+          type: "button", class: "button small danger", "aria-label": `Revoke ${label} (${key.prefix}…)`,
+          onclick: () => revoke(key, label),
+        }, "Revoke"))
       : null));
 }
 
 export async function loadKeys() {
   try {
-    const { keys } = await api("/_admin/api-keys");
+    const [{ keys }, session] = await Promise.all([api("/_admin/api-keys"), api("/_admin/session")]);
     keys.sort((a, b) => Number(b.active) - Number(a.active)); // active first, newest first within each
     replace($("#keys-table tbody"), keys.map(keyRow));
     $("#keys-empty").hidden = keys.length > 0;
     $("#keys-table").hidden = keys.length === 0;
+    $("#keys-limits-note").hidden = !session.access || session.access.keys_required !== false;
+    if (shown) {
+      const current = keys.find((k) => k.id === shown.id);
+      if (!current || !current.active) hideDetails();
+    }
   } catch (err) {
     toastError(err, "Could not load the keys: ");
   }
@@ -46,6 +111,176 @@ async function revoke(key, label) {
     toastError(err, "Could not revoke the key: ");
   }
 }
+
+// --- a key's details: the edit form ------------------------------------------------------------
+
+/** A limit's text: empty → null (no limit); a whole number → that number; anything else goes to the
+ *  gateway as typed, and its refusal names the field. */
+function readLimit(text) {
+  const value = text.trim().replace(/[\s,_]/g, "");
+  if (value === "") return null;
+  return /^\d+$/.test(value) ? Number(value) : text.trim();
+}
+
+function readModels(text) {
+  return text.split(/[,\n]/).map((m) => m.trim()).filter(Boolean);
+}
+
+function readExpiry(text) {
+  return text ? new Date(text).toISOString() : null;
+}
+
+/** An ISO time as a datetime-local value ("YYYY-MM-DDTHH:MM") in the browser's time zone. */
+function localInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString();
+  return d.getUTCSeconds() || d.getUTCMilliseconds() ? local.slice(0, 19) : local.slice(0, 16);
+}
+
+function fieldText(key, param) {
+  if (param === "expires_at") return localInput(key.expires_at);
+  if (param === "models") return key.models.join(", ");
+  const value = key[param];
+  return value === null || value === undefined ? "" : String(value);
+}
+
+const control = (field) => $(`#${field.id}`);
+const errorOf = (field) => $(`#${field.id}-error`);
+
+function editStatus(text, bad = false) {
+  const el = $("#key-edit-status");
+  el.textContent = text;
+  el.classList.toggle("bad", bad);
+}
+
+/** Fill the form with the key's values; they are also each control's default, which says what changed. */
+function fillForm(key) {
+  for (const field of FIELDS) {
+    const input = control(field);
+    const text = fieldText(key, field.param);
+    input.defaultValue = text;
+    input.value = text;
+    setFieldError(input, errorOf(field), "");
+  }
+  editStatus("");
+}
+
+/** "rpm: must be …" from the API → "Must be …" under the field. */
+function readable(message, param) {
+  const text = message.startsWith(`${param}: `) ? message.slice(param.length + 2) : message;
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+async function saveKey(event) {
+  event.preventDefault();
+  if (!shown) return;
+  const key = shown;
+  const body = {};
+  let bad = null;
+  for (const field of FIELDS) {
+    const input = control(field);
+    setFieldError(input, errorOf(field), "");
+    if (field.param === "expires_at" && input.validity.badInput) {
+      setFieldError(input, errorOf(field), "Enter a whole date and time, or clear the field for never.");
+      bad = bad || input;
+      continue;
+    }
+    if (input.value !== input.defaultValue) body[field.param] = field.read(input.value);
+  }
+  if (bad) {
+    editStatus("Nothing was saved: correct the marked field first.", true);
+    bad.focus();
+    return;
+  }
+  if (!Object.keys(body).length) {
+    editStatus("Nothing has changed.");
+    return;
+  }
+  const button = $("#key-edit-form button[type=submit]");
+  button.disabled = true;
+  try {
+    const updated = await api(`/_admin/api-keys/${key.id}`, { method: "PATCH", body });
+    if (shown && shown.id === key.id) {
+      shown = { ...shown, ...updated };
+      showHeading(shown);
+      fillForm(shown);
+      editStatus(`Saved ${Object.keys(body).length === 1 ? "1 change" : `${Object.keys(body).length} changes`}.`);
+    }
+    toast(`Saved ${keyLabel(updated)} (${updated.prefix}…).`);
+    loadKeys();
+  } catch (err) {
+    const field = FIELDS.find((f) => f.param === err.param);
+    if (field && err.status === 400) {
+      setFieldError(control(field), errorOf(field), readable(err.message, field.param));
+      editStatus("Nothing was saved: see the message under the field.", true);
+      control(field).focus();
+    } else {
+      editStatus("");
+      toastError(err, "Could not save the key: ");
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- a key's details: its usage ----------------------------------------------------------------
+
+const fmtCost = (cost) => `$${cost.toFixed(cost >= 1 ? 2 : 4)}`;
+
+function renderUsage(usage) {
+  const { today, month } = usage;
+  const rows = [
+    ["Requests", fmtInt(today.requests), fmtInt(month.requests)],
+    ["Errors", fmtInt(today.errors), fmtInt(month.errors)],
+    ["Tokens in", fmtInt(today.input_tokens), fmtInt(month.input_tokens)],
+    ["Tokens out", fmtInt(today.output_tokens), fmtInt(month.output_tokens)],
+  ];
+  if (today.cost > 0 || month.cost > 0) rows.push(["Cost", fmtCost(today.cost), fmtCost(month.cost)]);
+  replace($("#key-usage-table tbody"), rows.map(([name, day, total]) => h("tr", { dataset: { usage: name.toLowerCase() } },
+    h("th", { scope: "row" }, name), h("td", { class: "num" }, day), h("td", { class: "num" }, total))));
+  dailyRequestsChart($("#key-usage-chart"), usage.days, `Requests per day with ${keyLabel(usage.key)}`);
+}
+
+async function loadUsage() {
+  if (!shown) return;
+  const id = shown.id;
+  const asked = ++usageAsked;
+  try {
+    const usage = await api(`/_admin/api-keys/${id}/usage`, { query: { days: USAGE_DAYS } });
+    if (asked !== usageAsked || !shown || shown.id !== id) return; // another key, or a newer answer
+    renderUsage(usage);
+  } catch (err) {
+    toastError(err, "Could not load the key's usage: ");
+  }
+}
+
+// --- a key's details: the panel ------------------------------------------------------------------
+
+function showHeading(key) {
+  replace($("#key-details-title"), `Details of ${keyLabel(key)} `, h("span", { class: "muted mono" }, `${key.prefix}…`));
+}
+
+function openDetails(key) {
+  shown = key;
+  showHeading(key);
+  fillForm(key);
+  replace($("#key-usage-table tbody"));
+  replace($("#key-usage-chart"));
+  const panel = $("#key-details");
+  panel.hidden = false;
+  panel.scrollIntoView({ block: "start" });
+  panel.focus({ preventScroll: true });
+  loadUsage();
+}
+
+function hideDetails() {
+  shown = null;
+  usageAsked += 1;
+  $("#key-details").hidden = true;
+}
+
+// --- start -----------------------------------------------------------------------------------
 
 function hideNewKey() {
   $("#new-key-value").textContent = "";
@@ -81,8 +316,15 @@ export function initKeys() {
     $("#new-key-copied").textContent = ok ? "Copied to the clipboard." : "Copying was refused: select the key and copy it by hand.";
   });
   $("#new-key-done").addEventListener("click", hideNewKey);
+  $("#key-edit-form").addEventListener("submit", saveKey);
+  $("#key-edit-discard").addEventListener("click", () => {
+    if (shown) fillForm(shown);
+  });
+  $("#key-details-close").addEventListener("click", hideDetails);
+  $("#key-usage-refresh").addEventListener("click", loadUsage);
 }
 
 export function leaveKeys() {
   hideNewKey(); // the full key is never left on screen once you move on
+  hideDetails();
 }

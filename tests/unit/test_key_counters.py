@@ -1,0 +1,137 @@
+"""Where keys' limits are counted (zengate/store/counters.py): the same decisions in memory, in the
+instance's file (shared by its workers, processes racing) and in Redis (shared by instances, a
+real redis-server of the test's own), and the instance's own counts while Redis is away."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import time
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
+from zengate.keylimits import KeyPolicy
+from zengate.runtime.generation import Generation
+from zengate.store.counters import InstanceCounters, MemoryCounters, RedisCounters
+from zengate.store.instance import RestBoard
+from zengate.store.relay import Relay
+
+NOON = dt.datetime(2026, 12, 6, 12, 0, 0, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def _relay(root, name: str, url: str) -> Relay:
+    directory = root / name
+    directory.mkdir()
+    board = RestBoard(directory / "zengate-instance.db", Generation(directory / "rests.generation"))
+    relay = Relay(url, board, Generation(directory / "settings.generation"), origin=name)
+    board.relay = relay
+    return relay
+
+
+@pytest.fixture(params=["memory", "instance", "redis"])
+def counters(request, tmp_path):
+    """Two views of the same counts (two workers, or two instances), and the relay when Redis."""
+    if request.param == "memory":
+        one = MemoryCounters()
+        yield one, one
+        return
+    if request.param == "instance":
+        yield InstanceCounters(tmp_path / "zengate-instance.db"), InstanceCounters(tmp_path / "zengate-instance.db")
+        return
+    server = request.getfixturevalue("redis_server")
+    views = []
+    for name in ("a", "b"):
+        relay = _relay(tmp_path, name, server.url)
+        relay.start()
+        views.append(RedisCounters(server.url, relay, InstanceCounters(tmp_path / name / "zengate-instance.db")))
+    assert wait_until(lambda: all(v.relay.up for v in views), 10)
+    yield tuple(views)
+    for view in views:
+        view.relay.stop(wait=5)
+
+
+def test_requests_per_minute_hold_across_views(counters):
+    a, b = counters
+    policy = KeyPolicy(1, "family", rpm=3)
+    assert a.admit(policy, NOON) is None and b.admit(policy, NOON + 1) is None and a.admit(policy, NOON + 2) is None
+    refused = b.admit(policy, NOON + 3)
+    assert refused is not None and refused.limit == "rpm" and refused.retry_after == 77  # 57 s, then 20 s of fading
+    assert "limit of 3 requests per minute" in refused.message
+    assert a.admit(KeyPolicy(2, "other", rpm=3), NOON + 3) is None  # another key counts apart
+    # refusals are not counted: at the next minute's half, 3 * 0.5 + 1 <= 3
+    assert a.admit(policy, NOON + 90) is None
+
+
+def test_daily_requests_and_tokens_hold_across_views(counters):
+    a, b = counters
+    policy = KeyPolicy(5, "team", requests_per_day=2, tokens_per_day=1000)
+    assert a.admit(policy, NOON) is None
+    a.spend(policy, 600, NOON)
+    assert b.admit(policy, NOON + 1) is None
+    b.spend(policy, 500, NOON + 1)  # the request that crosses the limit was served
+    refused = a.admit(KeyPolicy(5, "team", tokens_per_day=1000), NOON + 2)
+    assert refused.limit == "tokens_per_day" and refused.retry_after == 12 * 3600 - 2 and "1100 used" in refused.message
+    refused = b.admit(policy, NOON + 3)
+    assert refused.limit == "requests_per_day" and "resets at 00:00 UTC, in 12 h 0 min" in refused.message
+    tomorrow = NOON + 12 * 3600 + 1
+    assert a.admit(policy, tomorrow) is None
+
+
+def test_seeding_counts_what_the_key_used_before_its_limit(counters):
+    a, b = counters
+    policy = KeyPolicy(9, "k", requests_per_day=10)
+    a.seed(9, 10, 0, NOON)
+    assert b.admit(policy, NOON + 1).limit == "requests_per_day"
+    a.seed(9, 3, 0, NOON + 2)  # a seed never lowers a count
+    assert b.admit(policy, NOON + 3) is not None
+
+
+def _admit_many(path: str, rounds: int, queue) -> None:
+    counters = InstanceCounters(path)
+    policy = KeyPolicy(1, "k", requests_per_day=100)
+    queue.put(sum(counters.admit(policy) is None for _ in range(rounds)))
+
+
+def test_workers_racing_never_pass_a_limit(tmp_path):
+    """Four processes on the instance's file, 50 decisions each, 100 requests a day: exactly 100 go."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_admit_many, args=(tmp_path / "zengate-instance.db", 50, queue))
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    admitted = sum(queue.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(10)
+    assert admitted == 100
+
+
+def test_instances_count_alone_while_redis_is_away_and_share_again_after(tmp_path, redis_server, caplog):
+    relay = _relay(tmp_path, "a", redis_server.url)
+    relay.start()
+    local = InstanceCounters(tmp_path / "a" / "zengate-instance.db")
+    shared = RedisCounters(redis_server.url, relay, local)
+    assert wait_until(lambda: relay.up, 10)
+    policy = KeyPolicy(1, "k", requests_per_day=3)
+    now = time.time()
+    assert shared.admit(policy, now) is None
+    redis_server.stop()
+    started = time.monotonic()
+    assert shared.admit(policy, now) is None  # the failed call: counted by the instance instead, at once
+    assert time.monotonic() - started < 2 and not relay.up
+    assert "Redis unreachable" in caplog.text
+    assert shared.admit(policy, now) is None and shared.admit(policy, now) is None  # the instance's own view
+    assert shared.admit(policy, now).limit == "requests_per_day"
+    redis_server.start()
+    assert wait_until(lambda: relay.up, 15)
+    assert shared.admit(policy, now) is None  # Redis counted one request today: its view again
+    relay.stop(wait=5)
