@@ -110,3 +110,27 @@ def test_redis_stopped_and_started_fails_no_request_and_the_rests_converge(pair,
                            == {"redis": "ok"}, timeout=15)
     assert a.wait_for(lambda: sorted(rests(a)) == sorted(rests(b)) and rests(a), timeout=10)
     assert "Redis unreachable" in a.log() and "Redis reachable again" in a.log()
+
+
+def test_a_keys_limits_hold_across_instances_and_its_usage_is_shared(pair):
+    """A key with 4 requests a minute used on both instances in turn: the 5th request, whichever
+    instance takes it, gets a 429 in its API's shape; the usage both logged is the key's."""
+    a, b = pair
+    a.set_setting("require_auth", True)
+    created = b.admin("POST", "/_admin/api-keys", json={"name": "team", "rpm": 4}).json()
+    headers = {"Authorization": f"Bearer {created['key']}", "Connection": "close"}
+    body = {"model": "big-pickle", "messages": [{"role": "user", "content": "hi"}]}
+    statuses = [requests.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
+                for gw in (a, b, a, b)]
+    assert statuses == [200] * 4
+    for gw in (a, b):
+        r = requests.post(gw.url + "/v1/messages", json={**body, "max_tokens": 20}, headers=headers, timeout=30)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert r.json()["type"] == "error" and r.json()["error"]["type"] == "rate_limit_error"
+        assert "API key 'team' reached its limit of 4 requests per minute" in r.json()["error"]["message"]
+
+    def today():
+        return a.admin("GET", f"/_admin/api-keys/{created['id']}/usage?days=1").json()["today"]
+
+    assert a.wait_for(lambda: today()["requests"] == 6, timeout=15), today()
+    assert today() == {"requests": 6, "errors": 2, "input_tokens": 40, "output_tokens": 20, "cost": 0.0}

@@ -79,3 +79,25 @@ def test_the_login_limit_holds_across_workers(tmp_path, up):
         assert "too many failed admin logins" in locked.json()["error"]["message"]
     finally:
         gw.stop()
+
+
+def test_a_keys_rate_limit_holds_across_workers(tmp_path, up):
+    """A key with 5 requests a minute; 30 requests on fresh connections, both workers serving:
+    exactly 5 go, the others get a 429 naming the limit (each worker counting alone lets up to 10)."""
+    gw = GatewayProcess(tmp_path, up.url, workers=2).start_settled(up)
+    try:
+        gw.set_setting("require_auth", True)
+        created = gw.admin("POST", "/_admin/api-keys", json={"name": "kids", "rpm": 5}).json()
+        headers = {"Authorization": f"Bearer {created['key']}", "Connection": "close"}
+        body = {"model": "big-pickle", "messages": [{"role": "user", "content": "hi"}]}
+        mark = len(gw.log())
+        answers = [requests.post(gw.url + ROUTE, json=body, headers=headers, timeout=30) for _ in range(30)]
+        assert [r.status_code for r in answers].count(200) == 5, [r.status_code for r in answers]
+        refused = [r for r in answers if r.status_code != 200]
+        assert all(r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 for r in refused)
+        assert all(r.json()["error"]["message"].startswith("API key 'kids' reached its limit of 5 requests per minute")
+                   for r in refused), refused[0].text
+        answered = gw.answered(mark)
+        assert len(answered) == 2 and all(answered.values()), answered  # both workers took requests
+    finally:
+        gw.stop()
