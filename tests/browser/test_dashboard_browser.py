@@ -137,6 +137,141 @@ def test_revoking_a_key_after_confirming_makes_the_sdk_get_401(page, gw):
     assert refused.value.status_code == 401
 
 
+def table_overflow(page, table: str) -> int:
+    """How many pixels the table is wider than its scrolling wrapper (0: the whole row is in view)."""
+    return page.evaluate("(s) => { const wrap = document.querySelector(s).parentElement;"
+                         " return wrap.scrollWidth - wrap.clientWidth; }", table)
+
+
+def key_record(gw, prefix: str) -> dict:
+    """The key as GET /_admin/api-keys gives it (limits and usage)."""
+    return next(k for k in gw.admin("GET", "/_admin/api-keys").json()["keys"] if k["prefix"] == prefix)
+
+
+def test_a_keys_limits_are_edited_in_its_details_and_refusals_store_nothing(open_page, gw, screenshot):
+    page, console = open_page()
+    console.expect("status of 400")  # the browser notes the gateway's refusals of the bad rpm
+    key = create_key_via_api(gw, "limited")
+    login(page, gw)
+    nav(page, "API keys")
+    expect(page.locator("#keys-limits-note")).to_contain_text("Limits apply only while keys are required")
+    row = page.locator("#keys-table tbody tr", has_text="limited")
+    expect(row).to_contain_text("none")
+    row.get_by_role("button", name=re.compile("^Details of limited")).click()
+    panel = page.get_by_role("region", name=re.compile("^Details of limited"))
+    expect(panel).to_be_focused()
+    expect(panel.locator("#key-details-meta")).to_contain_text("last used never")
+    rpm = panel.get_by_label("Requests per minute", exact=True)
+    models = panel.get_by_label("Models", exact=True)
+    expires = panel.get_by_label("Expires", exact=True)
+    note = panel.get_by_label("Note", exact=True)
+    save = panel.get_by_role("button", name="Save", exact=True)
+    status = panel.locator("#key-edit-status")
+    expect(rpm).to_have_value("")
+
+    save.click()
+    expect(status).to_have_text("Nothing has changed.")
+    rpm.fill("5")
+    models.fill("big-pickle, gpt-*")
+    expires.fill("2031-01-31T23:30")  # the page's time zone is UTC
+    note.fill("for the CI runner")
+    save.click()
+    expect(status).to_have_text("Saved 4 changes.")
+    stored = key_record(gw, key[:13])
+    assert stored["rpm"] == 5 and stored["models"] == ["big-pickle", "gpt-*"]
+    assert stored["expires_at"] == "2031-01-31T23:30:00+00:00" and stored["note"] == "for the CI runner"
+    assert stored["requests_per_day"] is None and stored["tokens_per_day"] is None and stored["name"] == "limited"
+    expect(row).to_contain_text("5/min · 2 models · expires 2031-01-31")
+    assert table_overflow(page, "#keys-table") <= 0  # the row's buttons are not pushed out of view
+    expect(models).to_have_value("big-pickle, gpt-*")
+    screenshot(page, "key-details-edit", full_page=True)
+
+    # refused by the gateway: its message under the field, and nothing of the form stored
+    for bad in ("0", "abc"):
+        rpm.fill(bad)
+        note.fill(f"changed with rpm {bad}")
+        save.click()
+        error_text = page.locator("#key-edit-rpm-error")
+        expect(error_text).to_have_text(re.compile(r"^Must be a whole number of requests per minute from 1 to "))
+        expect(rpm).to_have_attribute("aria-invalid", "true")
+        expect(status).to_have_text("Nothing was saved: see the message under the field.")
+        stored = key_record(gw, key[:13])
+        assert stored["rpm"] == 5 and stored["note"] == "for the CI runner", stored
+    panel.get_by_role("button", name="Discard").click()
+    expect(rpm).to_have_value("5")
+    expect(note).to_have_value("for the CI runner")
+    expect(rpm).not_to_have_attribute("aria-invalid", "true")
+
+    # empty fields clear the limits
+    rpm.fill("")
+    models.fill("")
+    expires.fill("")
+    panel.get_by_label("Tokens per day", exact=True).fill("200,000")
+    save.click()
+    expect(status).to_have_text("Saved 4 changes.")
+    stored = key_record(gw, key[:13])
+    assert stored["rpm"] is None and stored["models"] == [] and stored["expires_at"] is None
+    assert stored["tokens_per_day"] == 200_000
+    expect(row).to_contain_text("200K tok/day")
+    panel.get_by_role("button", name="Close details").click()
+    expect(panel).to_be_hidden()
+
+
+def test_a_keys_details_show_its_usage_today_and_a_chart_of_30_days(open_page, gw, screenshot):
+    key = create_key_via_api(gw, "metered")
+    prefix = key[:13]
+    assert gw.admin("PATCH", f"/_admin/api-keys/{key_record(gw, prefix)['id']}",
+                    json={"rpm": 50, "models": ["big-pickle"]}).status_code == 200
+    gw.set_setting("require_auth", True)  # keys are told apart, and counted, only while they are required
+    client = sdk(gw, key)
+    for _ in range(3):
+        client.chat.completions.create(model="big-pickle", messages=HELLO)
+    today = gw.wait_for(lambda: (lambda t: t if t["requests"] >= 3 else None)(
+        key_record(gw, prefix)["usage"]["today"]))
+    assert today and today["requests"] == 3, today
+
+    page, _ = open_page()
+    login(page, gw)
+    nav(page, "API keys")
+    expect(page.locator("#keys-table tbody tr").first).to_be_visible()
+    expect(page.locator("#keys-limits-note")).to_be_hidden()  # keys are required: limits apply
+    row = page.locator("#keys-table tbody tr", has_text="metered")
+    expect(row).to_contain_text("50/min · 1 model")
+    expect(row).to_contain_text("3 req · ")
+    row.get_by_role("button", name=re.compile("^Details of metered")).click()
+    panel = page.get_by_role("region", name=re.compile("^Details of metered"))
+    usage = panel.locator("#key-usage-table")
+    expect(usage.locator('[data-usage="requests"] td')).to_have_text(["3", "3"])  # today, this month
+    expect(usage.locator('[data-usage="errors"] td')).to_have_text(["0", "0"])
+    expect(usage.locator('[data-usage="tokens in"] td').first).to_have_text(f"{today['input_tokens']:,}")
+    expect(usage.locator('[data-usage="tokens out"] td').first).to_have_text(f"{today['output_tokens']:,}")
+    chart = panel.locator("#key-usage-chart svg[role=img]")
+    expect(chart).to_have_attribute("data-bars", "30")
+    expect(chart.locator("g.slot > title")).to_have_count(30)
+    expect(chart).to_have_attribute("aria-label", re.compile(r": 3 requests and 0 errors from "))
+    expect(chart.locator("g.slot").last.locator("title")).to_contain_text("3 requests, 0 errors")
+    expect(chart.locator("g.slot").last.locator("rect.bar-ok")).to_have_count(1)
+    expect(chart.locator("g.slot").first.locator("rect.bar-ok")).to_have_count(0)  # 29 days ago: none
+
+    client.chat.completions.create(model="big-pickle", messages=HELLO)
+    assert gw.wait_for(lambda: key_record(gw, prefix)["usage"]["today"]["requests"] >= 4)
+    panel.get_by_role("button", name="Refresh usage").click()
+    expect(usage.locator('[data-usage="requests"] td')).to_have_text(["4", "4"])
+    expect(chart.locator("g.slot").last.locator("title")).to_contain_text("4 requests, 0 errors")
+    screenshot(page, "key-details", full_page=True)
+
+    phone, _ = open_page(viewport=PHONE, scale=2)
+    login(phone, gw)
+    nav(phone, "API keys")
+    phone.locator("#keys-table tbody tr", has_text="metered").get_by_role(
+        "button", name=re.compile("^Details of metered")).click()
+    expect(phone.locator("#key-usage-chart svg[role=img]")).to_have_attribute("data-bars", "30")
+    assert table_overflow(phone, "#keys-table") <= 0
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the key's details are wider than the phone by {overflow}px"
+    screenshot(phone, "phone-key-details", full_page=True)
+
+
 # --- the request log and the overview ----------------------------------------------------------------------
 
 def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream, screenshot):

@@ -37,14 +37,15 @@ function limitsCell(key) {
   if (key.requests_per_day) parts.push(`${fmtInt(key.requests_per_day)}/day`);
   if (key.tokens_per_day) parts.push(`${compact.format(key.tokens_per_day)} tok/day`);
   if (key.models.length) parts.push(key.models.length === 1 ? "1 model" : `${key.models.length} models`);
-  const text = parts.join(" · ");
-  const expiry = key.expires_at
-    ? h("span", { class: expired(key) ? "warn-inline" : null },
-      timeEl(key.expires_at, `${expired(key) ? "expired" : "expires"} ${key.expires_at.slice(0, 10)}`))
-    : null;
-  if (!text && !expiry) return h("td", { class: "hide-sm muted" }, "none");
+  if (key.expires_at) {
+    const past = expired(key);
+    parts.push(h("span", { class: past ? "warn-inline" : null },
+      timeEl(key.expires_at, `${past ? "expired" : "expires"} ${key.expires_at.slice(0, 10)}`)));
+  }
+  if (!parts.length) return h("td", { class: "hide-sm muted" }, "none");
+  // each limit stays whole; the list wraps between them
   return h("td", { class: "hide-sm limits", title: key.models.length ? `Models: ${key.models.join(", ")}` : null },
-    text, text && expiry ? " · " : null, expiry);
+    parts.flatMap((part, i) => [i ? " · " : null, h("span", { class: "nowrap" }, part)]));
 }
 
 function todayCell(key) {
@@ -59,13 +60,14 @@ function todayCell(key) {
 function keyRow(key) {
   const label = keyLabel(key);
   return h("tr", { class: key.active ? "" : "inactive", dataset: { prefix: key.prefix } },
-    h("td", { class: "truncate", title: label }, label),
-    h("td", { class: "mono nowrap" }, `${key.prefix}…`),
-    h("td", { class: "hide-md nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
+    h("td", { class: "truncate", title: label }, label,
+      h("span", { class: "only-sm mono muted prefix-sm" }, `${key.prefix}…`)), // the prefix's column is hidden there
+    h("td", { class: "mono nowrap hide-sm" }, `${key.prefix}…`),
+    h("td", { class: "hide-lg nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
     h("td", { class: "nowrap" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
     limitsCell(key),
     todayCell(key),
-    h("td", {}, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
+    h("td", { class: "hide-sm" }, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
     h("td", { class: "num" }, key.active
       ? h("span", { class: "row-actions" },
         h("button", {
@@ -76,7 +78,7 @@ function keyRow(key) {
           type: "button", class: "button small danger", "aria-label": `Revoke ${label} (${key.prefix}…)`,
           onclick: () => revoke(key, label),
         }, "Revoke"))
-      : null));
+      : h("span", { class: "badge only-sm" }, "revoked"))); // the state's column is hidden on a phone
 }
 
 export async function loadKeys() {
@@ -259,6 +261,8 @@ async function loadUsage() {
 
 function showHeading(key) {
   replace($("#key-details-title"), `Details of ${keyLabel(key)} `, h("span", { class: "muted mono" }, `${key.prefix}…`));
+  replace($("#key-details-meta"), "Created ", timeEl(key.created_at, fmtDateTime(key.created_at)), " · last used ",
+    key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never");
 }
 
 function openDetails(key) {
