@@ -178,3 +178,42 @@ def test_a_daily_limit_set_later_counts_what_the_key_used_today(client, admin_he
     client.patch(f"/_admin/api-keys/{key_id}", json={"requests_per_day": 3}, headers=admin_headers)
     r = client.post("/v1/chat/completions", json=HELLO, headers=headers)
     assert r.status_code == 429 and "limit of 3 requests per day" in r.get_json()["error"]["message"]
+
+
+def test_usage_by_key_in_stats_and_metrics(client, admin_headers, keyed, monkeypatch):
+    from tests.unit.test_metrics import scrape, value
+    from zengate.runtime import metrics
+
+    monkeypatch.setattr(metrics, "_key_labels", {})
+    headers, _ = keyed(rpm=1)
+    prefix = headers["Authorization"][len("Bearer "):][:13]
+    before = scrape(client, admin_headers)
+    assert client.post("/v1/chat/completions", json=HELLO, headers=headers).status_code == 200
+    assert client.post("/v1/chat/completions", json=HELLO, headers=headers).status_code == 429
+    forged = {"Authorization": "Bearer sk-zen-forged" + "x" * 30}
+    assert client.post("/v1/chat/completions", json=HELLO, headers=forged).status_code == 401
+    after = scrape(client, admin_headers)
+    for status in ("200", "429"):
+        assert value(after, "zengate_key_requests_total", key=prefix, status=status) - value(
+            before, "zengate_key_requests_total", key=prefix, status=status) == 1
+    assert value(after, "zengate_key_tokens_total", key=prefix, direction="input") - value(
+        before, "zengate_key_tokens_total", key=prefix, direction="input") == 10
+    assert not any("forged" in str(labels) for labels in after)  # a key the gateway refused gets no series
+
+    stats = client.get("/_stats", headers=admin_headers).get_json()["keys"]
+    mine = next(k for k in stats if k["key"] == prefix)
+    assert mine == {"key": prefix, "name": "family", "requests": 2, "errors": 1, "input_tokens": 10,
+                    "output_tokens": 5, "cost": 0.0, "avg_latency_ms": mine["avg_latency_ms"]}
+    page = client.get(f"/_stats/requests?key={prefix}&bodies=0", headers=admin_headers).get_json()
+    assert page["total"] == 2 and {r["status"] for r in page["requests"]} == {200, 429}
+    series = client.get("/_stats/timeseries?minutes=5", headers=admin_headers).get_json()["keys"]
+    assert next(k for k in series if k["key"] == prefix)["requests"] == 2
+
+
+def test_key_labels_are_bounded(monkeypatch):
+    from zengate.runtime import metrics
+
+    monkeypatch.setattr(metrics, "MAX_KEY_LABELS", 2)
+    monkeypatch.setattr(metrics, "_key_labels", {})
+    assert [metrics.key_label(f"sk-zen-{i:06d}") for i in range(4)] == ["sk-zen-000000", "sk-zen-000001",
+                                                                       "other", "other"]

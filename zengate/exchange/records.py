@@ -168,7 +168,8 @@ class RequestRecord:
                 metrics.stream_closed()
             metrics.observe_request(self.path, self.upstream_model, status, latency / 1000,
                                     self.ttfb_ms / 1000 if self.ttfb_ms is not None else None,
-                                    self.input_tokens, self.output_tokens, _stream_failure(status, error))
+                                    self.input_tokens, self.output_tokens, _stream_failure(status, error),
+                                    self.key_prefix if self.key_id is not None else None)
         except Exception:
             log.exception("could not update the metrics")
         if log.isEnabledFor(logging.INFO):

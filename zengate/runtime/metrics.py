@@ -16,6 +16,8 @@ Labels are bounded: ``route`` is the matched API path, ``status`` the HTTP statu
 Models the catalog knows are always their own label; other names (the gateway passes unknown
 names on to the upstream) get one only while a worker has seen fewer than ``MAX_MODEL_LABELS``
 model names, then count as ``other`` — random model names cannot grow the series without bound.
+``key`` is the shown prefix of a key the gateway accepted (never a presented key it did not), up
+to ``MAX_KEY_LABELS`` per worker, then ``other``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.
 UPSTREAM_KINDS = ("http", "connection", "timeout", "protocol")
 MAX_LABEL_CHARS = 100
 MAX_MODEL_LABELS = 200
+MAX_KEY_LABELS = 200
 
 REQUESTS = Counter("zengate_requests", "Client requests by route, model and status.", ["route", "model", "status"])
 LATENCY = Histogram("zengate_request_duration_seconds", "Total time to serve a request, streams included.",
@@ -59,6 +62,10 @@ UPSTREAM_ERRORS = Counter(
     "Failed upstream attempts by kind (http, connection, timeout, protocol, stream_error) and status "
     "(the attempt's HTTP status, or mid_stream for a stream that broke after its first byte).",
     ["kind", "status"])
+KEY_REQUESTS = Counter("zengate_key_requests", "Client requests by API key (its shown prefix) and status; keys "
+                       "required only.", ["key", "status"])
+KEY_TOKENS = Counter("zengate_key_tokens", "Tokens by API key (its shown prefix) and direction (input, output).",
+                     ["key", "direction"])
 OPEN_STREAMS = Gauge("zengate_open_streams", "Client streams open now (all workers).", multiprocess_mode="livesum")
 LOG_QUEUE = Gauge("zengate_request_log_queue_depth", "Request-log rows queued, not yet written (all workers).",
                   multiprocess_mode="livesum")
@@ -120,9 +127,24 @@ def model_label(model: str | None) -> str:
     return label
 
 
+_key_labels: dict[str, str] = {}
+
+
+def key_label(prefix: str) -> str:
+    """A verified key's shown prefix, while a worker has seen fewer than ``MAX_KEY_LABELS``; then ``other``."""
+    label = _key_labels.get(prefix)
+    if label is None:
+        label = _label(prefix) if len(_key_labels) < MAX_KEY_LABELS else "other"
+        if len(_key_labels) < 2 * MAX_KEY_LABELS:
+            _key_labels[prefix] = label
+    return label
+
+
 def observe_request(route: str, model: str | None, status: int, seconds: float, ttfb_seconds: float | None,
-                    input_tokens: int, output_tokens: int, stream_error: str | None = None) -> None:
-    """Everything one finished request adds (called once, by ``RequestRecord.finish``)."""
+                    input_tokens: int, output_tokens: int, stream_error: str | None = None,
+                    key: str | None = None) -> None:
+    """Everything one finished request adds (called once, by ``RequestRecord.finish``); ``key`` is
+    the prefix of the key the request was authenticated with, if it was."""
     route, model = _label(route), model_label(model)
     _child(REQUESTS, route, model, str(status)).inc()
     _child(LATENCY, route, model).observe(seconds)
@@ -134,6 +156,13 @@ def observe_request(route: str, model: str | None, status: int, seconds: float, 
         _child(TOKENS, model, "output").inc(output_tokens)
     if stream_error is not None:
         _child(UPSTREAM_ERRORS, stream_error, "mid_stream").inc()
+    if key:
+        key = key_label(key)
+        _child(KEY_REQUESTS, key, str(status)).inc()
+        if input_tokens:
+            _child(KEY_TOKENS, key, "input").inc(input_tokens)
+        if output_tokens:
+            _child(KEY_TOKENS, key, "output").inc(output_tokens)
 
 
 def upstream_error(kind: str | None, status: int | None) -> None:

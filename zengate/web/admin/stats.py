@@ -17,7 +17,7 @@ from flask import Blueprint, jsonify, request
 from ... import auth
 from ...gateway import current_gateway
 from ...store.db import is_postgres, peewee  # peewee as the store imports it (store/__init__.py)
-from ...store.models import RequestLog, utcnow
+from ...store.models import ApiKey, RequestLog, utcnow
 from ..errors import ApiError
 from ..input_limits import MAX_ROW_ID
 from .admin import render_error, require_admin
@@ -182,6 +182,7 @@ def _row(r: RequestLog, *, bodies: bool) -> dict:
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
         "key_prefix": r.key_prefix,
+        "cost": r.cost,
         "proxy": r.proxy,
         "error": r.error,
     }
@@ -242,6 +243,17 @@ def _by_model(clauses: list, sample: list[tuple]) -> list[dict]:
     return models
 
 
+def _by_key(clauses: list) -> list[dict]:
+    """Per-key numbers (the key's prefix and name; ``key: null`` for requests without a key)."""
+    names = dict(ApiKey.select(ApiKey.prefix, ApiKey.name).tuples())
+    cost = peewee.fn.COALESCE(peewee.fn.SUM(RequestLog.cost), 0)
+    query = RequestLog.select(RequestLog.key_prefix, cost, *_aggregates()).group_by(RequestLog.key_prefix)
+    keys = [{"key": prefix, "name": names.get(prefix), **_numbers(*numbers), "cost": float(spent)}
+            for prefix, spent, *numbers in _where(query, clauses).tuples()]
+    keys.sort(key=lambda k: (-k["requests"], k["key"] or ""))
+    return keys
+
+
 # --- endpoints ----------------------------------------------------------------------------------
 
 @bp.get("")
@@ -260,6 +272,7 @@ def summary():
         "output_tokens": int(tokens_out),
         "uptime_seconds": round(time.time() - gw.started_at, 1),
         "models": _by_model([], sample),
+        "keys": _by_key([]),
         "recent_requests": [_row(r, bodies=False) for r in recent],
     })
 
@@ -319,6 +332,7 @@ def timeseries():
                    "p95_latency_ms": _ms(percentile([s[0] for s in sample]))},
         "buckets": buckets,
         "models": _by_model(clauses, sample),
+        "keys": _by_key(clauses),
     })
 
 
