@@ -463,7 +463,7 @@ def test_routing_says_whether_another_model_may_follow_a_timeout():
     single = plan.routes(Cooldowns(), "conversation", now=0, max_attempts=1)
     assert not single.fallback_follows(next(single))  # the only attempt there will be
     resting = Cooldowns()
-    for route_b in (second, replace(second, key_index=1 - second.key_index)):
+    for route_b in (second, replace(second, key_index=1 - second.key_index, key=({"k1", "k2"} - {second.key}).pop())):
         resting.note(route_b, 429, "60", now=0)
     lone = plan.routes(resting, "conversation", now=0)
     assert not lone.fallback_follows(next(lone))  # b rests on both keys: nothing follows a timeout

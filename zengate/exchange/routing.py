@@ -16,6 +16,7 @@ cooldowns and a clock), so each one is a unit test:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -150,8 +151,8 @@ class Attempts:
             backend, model = candidate.backend.name, candidate.model_id
             if (backend, model) == (route.tier, route.model_id):
                 later = True
-            elif later and any(not self._cooldowns.cooling(backend, model, index, self._now)
-                               for index in range(len(candidate.backend.keys))):
+            elif later and any(not self._cooldowns.cooling(backend, model, key, self._now)
+                               for key in candidate.backend.keys):
                 return True
         return False
 
@@ -166,7 +167,7 @@ class Attempts:
                 if self._skip_model == f"{candidate.backend.name}/{candidate.model_id}":
                     break
                 route = plan._route(candidate, index)
-                if cooldowns.cooling(candidate.backend.name, candidate.model_id, index, now):
+                if cooldowns.cooling(candidate.backend.name, candidate.model_id, route.key, now):
                     resting.append(route)
                     continue
                 if self._tried >= max_attempts:
@@ -187,24 +188,35 @@ def key_order(count: int, conversation: str) -> list[int]:
 
 # --- cooldowns ------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1024)
+def key_fingerprint(key: str) -> str:
+    """A key's name in rests: the start of its SHA-256 (the same in every worker and instance
+    whatever order their keys are configured in; never the key)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 @dataclass
 class Cooldowns:
     """(backend, model, key) pairs and keys that should rest until a moment (monotonic seconds).
 
-    With a ``board``, a rest noted by one worker is posted there and every other worker takes it
-    before its next routing decision: a 429 seen by one rests the key for all.
+    Keys are known by their :func:`key_fingerprint`. With a ``board``, a rest noted by one worker
+    is posted there and every other worker takes it before its next routing decision: a 429 seen
+    by one rests the key for all.
     """
 
-    pairs: dict[tuple[str, str, int], float] = field(default_factory=dict)
-    keys: dict[tuple[str, int], float] = field(default_factory=dict)
+    pairs: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    keys: dict[tuple[str, str], float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     board: Board | None = None
 
-    def cooling(self, backend: str, model: str, key_index: int, now: float) -> bool:
+    def cooling(self, backend: str, model: str, key: str, now: float) -> bool:
         if self.board is not None:
             self._catch_up()
-        return (self.pairs.get((backend, model, key_index), 0) > now
-                or self.keys.get((backend, key_index), 0) > now)
+        if not self.pairs and not self.keys:
+            return False
+        fingerprint = key_fingerprint(key)
+        return (self.pairs.get((backend, model, fingerprint), 0) > now
+                or self.keys.get((backend, fingerprint), 0) > now)
 
     def _catch_up(self) -> None:
         """Take the rests other workers posted since the last look (a no-op when none did)."""
@@ -214,7 +226,7 @@ class Cooldowns:
         now = time.monotonic()
         with self.lock:
             for name, seconds in posted.items():
-                slot = tuple(json.loads(name))  # ["pair", backend, model, key index] or ["key", backend, key index]
+                slot = tuple(json.loads(name))  # ["pair", backend, model, key fingerprint] or ["key", backend, …]
                 table = self.pairs if slot[0] == "pair" else self.keys
                 table[slot[1:]] = max(table.get(slot[1:], 0), now + seconds)
 
@@ -222,15 +234,16 @@ class Cooldowns:
         """Cool down after a failure: 429 → that model with that key; 401/403 → the key. Returns seconds."""
         now = time.monotonic() if now is None else now
         seconds = None
+        fingerprint = key_fingerprint(route.key)
         with self.lock:
             if status == 429:
                 seconds = parse_retry_after(retry_after) or 30.0
-                self.pairs[(route.tier, route.model_id, route.key_index)] = now + seconds
-                name = json.dumps(["pair", route.tier, route.model_id, route.key_index])
+                self.pairs[(route.tier, route.model_id, fingerprint)] = now + seconds
+                name = json.dumps(["pair", route.tier, route.model_id, fingerprint])
             elif status == 401:
                 seconds = 300.0
-                self.keys[(route.tier, route.key_index)] = now + seconds
-                name = json.dumps(["key", route.tier, route.key_index])
+                self.keys[(route.tier, fingerprint)] = now + seconds
+                name = json.dumps(["key", route.tier, fingerprint])
         if seconds is not None and self.board is not None:
             self.board.post(name, seconds)
         return seconds
@@ -416,7 +429,7 @@ class Router:
             backend = self.backends.get(backend_name or info.tier)
             if backend is None or not backend.keys:
                 continue
-            resting = cooldowns and all(cooldowns.cooling(backend.name, name, i, now) for i in range(len(backend.keys)))
+            resting = cooldowns and all(cooldowns.cooling(backend.name, name, key, now) for key in backend.keys)
             if not resting:
                 return candidate, situation
         return preferences[0], situation
