@@ -74,34 +74,48 @@ function empty(el, message) {
   replace(el, h("div", { class: "chart-empty" }, message));
 }
 
-/** Stacked bars per time bucket: successful requests and errors. */
-export function requestsChart(el, buckets) {
-  const total = buckets.reduce((n, b) => n + b.requests, 0);
-  if (!total) return empty(el, "No requests in this window.");
+/**
+ * Stacked bars, one slot per item ({requests, errors, …}): successful requests and errors.
+ * `o`: emptyText, title(item) for each slot's tooltip, slotData(item) for its data-* attributes,
+ * ariaLabel(total, errors), and xLabel(item) (time buckets' own labels when left out).
+ */
+function stackedRequests(el, items, o) {
+  const total = items.reduce((n, b) => n + b.requests, 0);
+  if (!total) return empty(el, o.emptyText);
   mount(el, () => {
     const width = widthOf(el);
     const plotH = HEIGHT - M.top - M.bottom;
-    const max = Math.max(1, ...buckets.map((b) => b.requests));
+    const max = Math.max(1, ...items.map((b) => b.requests));
     const axis = yAxis(max, width, HEIGHT, (v) => (Number.isInteger(v) ? fmtInt(v) : ""));
-    const slot = (width - M.left - M.right) / buckets.length;
+    const slot = (width - M.left - M.right) / items.length;
     const barW = Math.max(1, slot * 0.72);
+    const base = M.top + plotH;
     const bars = s("g");
-    buckets.forEach((b, i) => {
+    items.forEach((b, i) => {
       const x = M.left + slot * i + (slot - barW) / 2;
       const hOk = (plotH * (b.requests - b.errors)) / axis.top;
       const hErr = (plotH * b.errors) / axis.top;
-      const base = M.top + plotH;
-      bars.append(s("g", { class: "slot" },
-        s("title", {}, `${fmtTime(b.start)} · ${fmtInt(b.requests)} requests, ${fmtInt(b.errors)} errors`),
+      bars.append(s("g", { class: "slot", dataset: o.slotData ? o.slotData(b) : {} },
+        s("title", {}, o.title(b)),
         s("rect", { class: "bar-track", x: M.left + slot * i, y: M.top, width: slot, height: plotH }),
         hOk > 0 ? s("rect", { class: "bar-ok", x, y: base - hOk, width: barW, height: hOk, rx: Math.min(2, barW / 3) }) : null,
         hErr > 0 ? s("rect", { class: "bar-err", x, y: base - hOk - hErr, width: barW, height: hErr, rx: Math.min(2, barW / 3) }) : null));
     });
-    const errors = buckets.reduce((n, b) => n + b.errors, 0);
+    const errors = items.reduce((n, b) => n + b.errors, 0);
     replace(el, s("svg", {
-      viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img",
-      "aria-label": `Requests over time: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from ${fmtTime(buckets[0].start)}.`,
-    }, axis.grid, axis.labels, bars, xLabels(buckets, width, slot)));
+      viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img", dataset: { bars: items.length },
+      "aria-label": o.ariaLabel(total, errors),
+    }, axis.grid, axis.labels, bars, xLabels(items, width, slot, o.xLabel)));
+  });
+}
+
+/** Stacked bars per time bucket: successful requests and errors. */
+export function requestsChart(el, buckets) {
+  stackedRequests(el, buckets, {
+    emptyText: "No requests in this window.",
+    title: (b) => `${fmtTime(b.start)} · ${fmtInt(b.requests)} requests, ${fmtInt(b.errors)} errors`,
+    ariaLabel: (total, errors) =>
+      `Requests over time: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from ${fmtTime(buckets[0].start)}.`,
   });
 }
 
@@ -112,33 +126,15 @@ const utcDay = (day) => new Date(`${day}T00:00:00Z`);
 
 /** Stacked bars per UTC day ({day, requests, errors, input_tokens, output_tokens}, oldest first). */
 export function dailyRequestsChart(el, days, what = "Requests per day") {
-  const total = days.reduce((n, d) => n + d.requests, 0);
-  if (!total) return empty(el, `No requests in the last ${days.length} days.`);
-  mount(el, () => {
-    const width = widthOf(el);
-    const plotH = HEIGHT - M.top - M.bottom;
-    const max = Math.max(1, ...days.map((d) => d.requests));
-    const axis = yAxis(max, width, HEIGHT, (v) => (Number.isInteger(v) ? fmtInt(v) : ""));
-    const slot = (width - M.left - M.right) / days.length;
-    const barW = Math.max(1, slot * 0.72);
-    const base = M.top + plotH;
-    const bars = s("g");
-    days.forEach((d, i) => {
-      const x = M.left + slot * i + (slot - barW) / 2;
-      const hOk = (plotH * (d.requests - d.errors)) / axis.top;
-      const hErr = (plotH * d.errors) / axis.top;
-      const tokens = (d.input_tokens || 0) + (d.output_tokens || 0);
-      bars.append(s("g", { class: "slot", dataset: { day: d.day } },
-        s("title", {}, `${dayLong.format(utcDay(d.day))} · ${fmtInt(d.requests)} requests, ${fmtInt(d.errors)} errors, ${fmtInt(tokens)} tokens`),
-        s("rect", { class: "bar-track", x: M.left + slot * i, y: M.top, width: slot, height: plotH }),
-        hOk > 0 ? s("rect", { class: "bar-ok", x, y: base - hOk, width: barW, height: hOk, rx: Math.min(2, barW / 3) }) : null,
-        hErr > 0 ? s("rect", { class: "bar-err", x, y: base - hOk - hErr, width: barW, height: hErr, rx: Math.min(2, barW / 3) }) : null));
-    });
-    const errors = days.reduce((n, d) => n + d.errors, 0);
-    replace(el, s("svg", {
-      viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img", dataset: { bars: days.length },
-      "aria-label": `${what}: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from ${dayShort.format(utcDay(days[0].day))} to ${dayShort.format(utcDay(days[days.length - 1].day))} (UTC).`,
-    }, axis.grid, axis.labels, bars, xLabels(days, width, slot, (d) => dayShort.format(utcDay(d.day)))));
+  const short = (d) => dayShort.format(utcDay(d.day));
+  stackedRequests(el, days, {
+    emptyText: `No requests in the last ${days.length} days.`,
+    title: (d) => `${dayLong.format(utcDay(d.day))} · ${fmtInt(d.requests)} requests, ${fmtInt(d.errors)} errors, `
+      + `${fmtInt((d.input_tokens || 0) + (d.output_tokens || 0))} tokens`,
+    slotData: (d) => ({ day: d.day }),
+    ariaLabel: (total, errors) => `${what}: ${fmtInt(total)} requests and ${fmtInt(errors)} errors from `
+      + `${short(days[0])} to ${short(days[days.length - 1])} (UTC).`,
+    xLabel: short,
   });
 }
 
