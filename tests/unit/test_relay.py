@@ -9,18 +9,10 @@ import logging
 
 import pytest
 
-from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until as poll
 from zengate.runtime.generation import Generation
 from zengate.store.instance import RestBoard
 from zengate.store.relay import Relay
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 class Instance:
@@ -115,3 +107,17 @@ def test_messages_that_are_not_ours_are_ignored(tmp_path):
                  json.dumps({"origin": "x", "settings": True})):
         instance.relay.receive(data)
     assert instance.rests() == {} and instance.settings.read() == before
+
+
+def test_rests_ended_on_one_instance_end_on_the_other(pair):
+    """An operator's proxy refresh on one instance gives every proxy another chance everywhere."""
+    a, b = pair
+    dead = json.dumps(["proxy", "http", "203.0.113.9", 8080, "timeout"])
+    a.board.post(dead, 600)
+    a.board.post(NAME, 600)
+    wait_until(lambda: dead in b.rests() and NAME in b.rests())
+    a.board.clear('["proxy"')
+    wait_until(lambda: dead not in b.rests())
+    assert NAME in b.rests() and NAME in a.rests() and dead not in a.rests()
+    names = {n.decode() for n in a.relay.redis.scan_iter(match="zengate:rest:*")}
+    assert names == {"zengate:rest:" + NAME}  # a later instance does not take the ended rests either

@@ -56,6 +56,7 @@ class InstanceFile:
             os.close(fd)
             connection = sqlite3.connect(self.path, timeout=1.0, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=OFF")  # state of this start only: no fsync per write
             for statement in _SCHEMA:
                 connection.execute(statement)
             self._connection, self._pid = connection, os.getpid()
@@ -71,7 +72,7 @@ class Board(Protocol):
 
     def current(self) -> dict[str, float]: ...
 
-    def clear(self, prefix: str) -> None: ...
+    def clear(self, prefix: str, *, relay: bool = True) -> None: ...
 
 
 class RestBoard:
@@ -119,14 +120,16 @@ class RestBoard:
         if relay and self.relay is not None:  # after this instance: Redis may be slow to answer
             self.relay.rest_posted(name, until)
 
-    def clear(self, prefix: str) -> None:
-        """End every rest whose name starts with ``prefix`` (in this instance)."""
+    def clear(self, prefix: str, *, relay: bool = True) -> None:
+        """End every rest whose name starts with ``prefix``, in this instance and (``relay``) the others."""
         if self.path is None:
             for name in [n for n in self._memory if n.startswith(prefix)]:
                 del self._memory[name]
             self.generation.bump()
         else:
             self._write("DELETE FROM rests WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+        if relay and self.relay is not None:
+            self.relay.rests_cleared(prefix)
 
     def _write(self, statement: str, parameters: tuple) -> None:
         """One change to the file (ended rests cleared with it), then the generation moved; a failing

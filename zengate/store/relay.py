@@ -42,6 +42,11 @@ def instance_origin() -> str:
     return f"{socket.gethostname()}:{directory}" if directory else f"{socket.gethostname()}:{uuid.uuid4().hex}"
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class Relay:
     """One worker's link to Redis: publishes what the instance learns, subscribes to the others'."""
 
@@ -68,6 +73,20 @@ class Relay:
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(REST_PREFIX + name, repr(until), pxat=max(1, int(until * 1000)))
             pipe.publish(CHANNEL, json.dumps({"origin": self.origin, "rest": [name, until]}))
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._went_down(exc)
+
+    def rests_cleared(self, prefix: str) -> None:
+        """Rests this instance ended (an operator's proxy refresh): the others end theirs too."""
+        if not self.up:
+            return
+        try:
+            names = list(self.redis.scan_iter(match=_glob_escape(REST_PREFIX + prefix) + "*", count=500))
+            pipe = self.redis.pipeline(transaction=False)
+            if names:
+                pipe.delete(*names)
+            pipe.publish(CHANNEL, json.dumps({"origin": self.origin, "clear": prefix}))
             pipe.execute()
         except redis.RedisError as exc:
             self._went_down(exc)
@@ -122,7 +141,7 @@ class Relay:
             tries += 1
 
     def receive(self, data: bytes | str) -> None:
-        """One message from the channel: another instance's rest, or its settings change."""
+        """One message from the channel: another instance's rest, rests it ended, or its settings change."""
         try:
             message = json.loads(data)
         except ValueError:
@@ -133,6 +152,9 @@ class Relay:
         if isinstance(rest, list) and len(rest) == 2 and isinstance(rest[0], str) \
                 and isinstance(rest[1], (int, float)):
             self.board.post_until(rest[0], float(rest[1]), relay=False)
+        clear = message.get("clear")
+        if isinstance(clear, str) and clear:
+            self.board.clear(clear, relay=False)
         if message.get("settings") is True:
             self.settings_generation.bump()
 
