@@ -109,6 +109,16 @@ def admin_headers(client):
     return {"Authorization": f"Bearer {r.get_json()['token']}"}
 
 
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own on a free loopback port (stop and start it to see Redis away)."""
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
 # --- PostgreSQL ------------------------------------------------------------------------
 
 PG_DSN = os.environ.get("ZENGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

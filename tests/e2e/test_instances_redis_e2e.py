@@ -19,7 +19,6 @@ import requests
 
 from tests.support.fake_upstream import error
 from tests.support.gateway import GatewayProcess
-from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -44,13 +43,6 @@ def rests(gw: GatewayProcess) -> list[str]:
 def sent_keys(up) -> list[str]:
     """The keys of the chat requests the upstream received (not the model-list fetches)."""
     return [q.header("authorization") for q in up.requests if q.path.endswith("/chat/completions")]
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -134,3 +126,14 @@ def test_a_keys_limits_hold_across_instances_and_its_usage_is_shared(pair):
 
     assert a.wait_for(lambda: today()["requests"] == 6, timeout=15), today()
     assert today() == {"requests": 6, "errors": 2, "input_tokens": 40, "output_tokens": 20, "cost": 0.0}
+
+
+def test_the_admin_login_limit_counts_the_failures_of_both_instances(pair):
+    a, b = pair
+    wrong = {"password": "not-the-password"}
+    answers = [requests.post(gw.url + "/_admin/login", json=wrong, timeout=30) for gw in (a, b, a, b, a)]
+    assert [r.status_code for r in answers] == [401] * 5
+    for gw in (a, b):
+        r = requests.post(gw.url + "/_admin/login", json=wrong, timeout=30)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert "too many failed admin logins from this address" in r.json()["error"]["message"]

@@ -10,8 +10,9 @@
 
 While locked, the password is not even checked (no scrypt work for the attacker to spend). Under
 gunicorn the counts are shared by every worker of the instance (a SQLite file in its runtime
-directory, ``zengate.store.instance``): two workers allow no more than one. A restart forgets
-them. The address is the TCP peer (``request.remote_addr``);
+directory, ``zengate.store.instance``): two workers allow no more than one; with ``REDIS_URL``
+every instance counts the same failures (``zengate.store.redis_login``). A restart of a lone
+instance forgets them. The address is the TCP peer (``request.remote_addr``);
 ``X-Forwarded-For`` is not trusted, so behind a reverse proxy every client shares the proxy's
 address and the per-address limit acts as a second overall limit.
 """
@@ -22,9 +23,10 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...store.instance import LoginRecord, LoginView, MemoryLoginState, SharedLoginState
+from ...store.redis_login import RedisLoginState
 
 PER_IP_FAILURES = 5
 BASE_LOCKOUT = 30.0
@@ -60,9 +62,11 @@ class LoginLimiter:
         self.state = state or MemoryLoginState(MAX_TRACKED)
 
     @classmethod
-    def for_instance(cls) -> LoginLimiter:
-        """Shared by the instance's workers under gunicorn; in memory in a single process."""
-        return cls(time.time, state=SharedLoginState.for_instance(MAX_TRACKED))
+    def for_instance(cls, relay: Any = None) -> LoginLimiter:
+        """Shared by the instance's workers under gunicorn (in memory in a single process), and by
+        every instance through Redis when there is a ``relay``."""
+        local = SharedLoginState.for_instance(MAX_TRACKED)
+        return cls(time.time, state=RedisLoginState(relay, local) if relay is not None else local)
 
     def _view(self, address: str, now: float) -> AbstractContextManager[LoginView]:
         return self.state.view(address, now, self.global_window, FORGET_AFTER)
