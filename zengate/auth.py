@@ -4,10 +4,14 @@ Client keys carry 32 random bytes; being random they are stored as a plain SHA-2
 buys nothing against a 256-bit secret and would cost every request). The admin password, chosen by
 a person, is stored with a salted slow hash (scrypt, via werkzeug).
 
-The database decides whether a key is active on every request. Each worker also remembers, for
-``KEY_CACHE_SECONDS``, the hashes of the keys the database last accepted (:class:`KeyCache`), so
-that while the database is down or locked those keys keep working; any other key then gets a 503,
-never a guess. A key the database refuses is forgotten at once.
+Each worker remembers the keys the database accepted (their hashes and policies, never the keys:
+:class:`KeyCache`). For ``fresh_seconds`` (``ZENGATE_SETTINGS_TTL``), and while the instance's
+settings generation has not moved, such a key is taken from memory: a key changed or revoked
+through the admin API moves that generation (and, with Redis, every instance's), so it counts at
+the next request everywhere; one revoked another way (the command line) within ``fresh_seconds``.
+Past that the database is asked again. While it is down or locked, the keys it accepted within
+``KEY_CACHE_SECONDS`` keep working; any other key then gets a 503, never a guess. A key the
+database refuses is forgotten at once.
 """
 
 from __future__ import annotations
@@ -65,18 +69,27 @@ class KeyStoreUnavailable(Exception):
 class KeyCache:
     """SHA-256 hashes of keys the database accepted lately (never the keys), with their policies; per worker."""
 
-    def __init__(self, seconds: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE):
+    def __init__(self, seconds: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE, *,
+                 fresh_seconds: float = 0.0):
         self.seconds = seconds
         self.size = size
-        self._seen: OrderedDict[str, tuple[KeyPolicy, float]] = OrderedDict()
+        self.fresh_seconds = fresh_seconds
+        self._seen: OrderedDict[str, tuple[KeyPolicy, float, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, key_hash: str, policy: KeyPolicy) -> None:
+    def remember(self, key_hash: str, policy: KeyPolicy, generation: int = -1) -> None:
         with self._lock:
-            self._seen[key_hash] = (policy, time.monotonic())
+            self._seen[key_hash] = (policy, time.monotonic(), generation)
             self._seen.move_to_end(key_hash)
             while len(self._seen) > self.size:
                 self._seen.popitem(last=False)
+
+    def fresh(self, key_hash: str, generation: int) -> KeyPolicy | None:
+        """The key's policy when the database accepted it at ``generation`` within ``fresh_seconds``."""
+        entry = self._seen.get(key_hash)  # a dict read is atomic; no lock on the request path
+        if entry is None or entry[2] != generation or time.monotonic() - entry[1] > self.fresh_seconds:
+            return None
+        return entry[0]
 
     def forget(self, key_hash: str) -> None:
         with self._lock:
@@ -91,15 +104,20 @@ class KeyCache:
         return entry[0]
 
 
-def verify_key(key: str | None, cache: KeyCache) -> KeyPolicy | None:
+def verify_key(key: str | None, cache: KeyCache, generation: int = -1) -> KeyPolicy | None:
     """The policy of the active key presented, or None; raises KeyStoreUnavailable when that cannot be told.
 
-    The database is asked every time (a revocation counts at once); only when it cannot answer does a
-    key it accepted within ``cache.seconds`` pass on this worker's memory of it.
+    ``generation`` is the instance's settings generation, read now: a key accepted at it within
+    ``cache.fresh_seconds`` is not asked about again. Otherwise the database is asked; only when
+    it cannot answer does a key it accepted within ``cache.seconds`` pass on this worker's memory.
     """
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     key_hash = _sha256(key)
+    if cache.fresh_seconds > 0 and generation >= 0:
+        policy = cache.fresh(key_hash, generation)
+        if policy is not None:
+            return policy
     try:
         record = ApiKey.get_or_none((ApiKey.key_hash == key_hash) & (ApiKey.active == True))  # noqa: E712
     except UNAVAILABLE as exc:
@@ -112,7 +130,7 @@ def verify_key(key: str | None, cache: KeyCache) -> KeyPolicy | None:
         cache.forget(key_hash)
         return None
     policy = KeyPolicy.of(record)
-    cache.remember(key_hash, policy)
+    cache.remember(key_hash, policy, generation)  # the generation read before the query
     return policy
 
 

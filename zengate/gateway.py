@@ -37,7 +37,8 @@ class Gateway:
         self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
         self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at, max_queued=config.log_queue_max,
                                             spill_dir=config.spill_dir)
-        self.key_cache = auth.KeyCache()  # keys the database accepted lately: they work while it is down
+        # keys the database accepted: not asked again until a change or the settings TTL; kept while it is down
+        self.key_cache = auth.KeyCache(fresh_seconds=config.settings_ttl)
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns(board=board)

@@ -548,9 +548,14 @@ class Settings:
             )
             self._values[name] = stored
         if changes:
-            self._generation.bump()  # the other workers reload before their next lookup
-            if self.relay is not None:
-                self.relay.settings_changed()  # and the other instances' workers
+            self.changed()
+
+    def changed(self) -> None:
+        """What workers cache from the database changed (a setting, a key): every worker of this
+        instance reloads before its next lookup, and, with a relay, every other instance's."""
+        self._generation.bump()
+        if self.relay is not None:
+            self.relay.settings_changed()
 
     def set(self, name: Any, value: Any, *, internal: bool = False) -> Any:
         """Validate and store one setting; returns the stored value (an alias's: its own new value).

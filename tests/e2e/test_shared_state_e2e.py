@@ -101,3 +101,23 @@ def test_a_keys_rate_limit_holds_across_workers(tmp_path, up):
         assert len(answered) == 2 and all(answered.values()), answered  # both workers took requests
     finally:
         gw.stop()
+
+
+def test_a_key_revoked_through_one_worker_is_refused_by_all_at_once(tmp_path, up):
+    """Workers keep accepted keys in memory (an hour's settings TTL here): a revocation moves the
+    shared generation, so the very next request on either worker asks the database again."""
+    gw = GatewayProcess(tmp_path, up.url, workers=2, env={"ZENGATE_SETTINGS_TTL": "3600"}).start_settled(up)
+    try:
+        gw.set_setting("require_auth", True)
+        created = gw.admin("POST", "/_admin/api-keys", json={"name": "phone"}).json()
+        headers = {"Authorization": f"Bearer {created['key']}", "Connection": "close"}
+        body = {"model": "big-pickle", "messages": [{"role": "user", "content": "hi"}]}
+        start = len(gw.log())
+        assert gw.wait_for(lambda: requests.post(gw.url + ROUTE, json=body, headers=headers, timeout=30).status_code
+                           == 200 and len(gw.answered(start)) == 2, timeout=30, interval=0)  # both hold the key
+        assert gw.admin("POST", "/_admin/api-keys/delete", json={"id": created["id"]}).status_code == 200
+        answers = [requests.post(gw.url + ROUTE, json=body, headers=headers, timeout=30) for _ in range(20)]
+        assert [r.status_code for r in answers] == [401] * 20
+        assert answers[0].json()["error"]["message"].startswith("invalid or revoked API key")
+    finally:
+        gw.stop()

@@ -217,3 +217,26 @@ def test_key_labels_are_bounded(monkeypatch):
     monkeypatch.setattr(metrics, "_key_labels", {})
     assert [metrics.key_label(f"sk-zen-{i:06d}") for i in range(4)] == ["sk-zen-000000", "sk-zen-000001",
                                                                        "other", "other"]
+
+
+def test_an_accepted_key_is_not_asked_about_again_until_a_change(make_app):
+    """With a settings TTL, a key the database accepted is taken from memory; a revocation or a
+    change of limits through the admin API counts at the very next request all the same."""
+    from tests.support.gateway import ADMIN_PASSWORD
+    from zengate.store.models import ApiKey
+
+    client = make_app(settings_ttl=3600).test_client()
+    token = client.post("/_admin/login", json={"password": ADMIN_PASSWORD}).get_json()["token"]
+    admin = {"Authorization": f"Bearer {token}"}
+    client.post("/_admin/settings", json={"key": "require_auth", "value": True}, headers=admin)
+    created = client.post("/_admin/api-keys", json={"name": "cached"}, headers=admin).get_json()
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    assert client.post("/v1/chat/completions", json=HELLO, headers=headers).status_code == 200
+    ApiKey.update(active=False).where(ApiKey.id == created["id"]).execute()  # behind the gateway's back
+    assert client.post("/v1/chat/completions", json=HELLO, headers=headers).status_code == 200  # from memory
+    client.patch(f"/_admin/api-keys/{created['id']}", json={"rpm": 1}, headers=admin)  # a change: asked again
+    assert client.post("/v1/chat/completions", json=HELLO, headers=headers).status_code == 401
+    ApiKey.update(active=True).where(ApiKey.id == created["id"]).execute()
+    client.post("/_admin/api-keys/delete", json={"id": created["id"]}, headers=admin)
+    r = client.post("/v1/chat/completions", json=HELLO, headers=headers)
+    assert r.status_code == 401 and r.get_json()["error"]["message"].startswith("invalid or revoked API key")

@@ -39,7 +39,7 @@ LIMITER_KEY = "zengate.login_limiter"
 def login_limiter() -> LoginLimiter:
     limiter = current_app.extensions.get(LIMITER_KEY)
     if limiter is None:
-        limiter = current_app.extensions[LIMITER_KEY] = LoginLimiter.for_instance()
+        limiter = current_app.extensions[LIMITER_KEY] = LoginLimiter.for_instance(current_gateway().relay)
     return limiter
 
 
@@ -228,6 +228,7 @@ def update_key(key_id: int):
                        "or expires_at", kind="input")
     record = _key_or_404(key_id)
     ApiKey.update(**fields).where(ApiKey.id == key_id).execute()
+    current_gateway().settings.changed()  # every worker and instance reads the key's new limits
     record = ApiKey.get_by_id(key_id)
     if record.requests_per_day or record.tokens_per_day:  # a daily limit counts what the key used today
         today = keyusage.summary(_utc_today(), [key_id]).get(key_id, keyusage.empty())["today"]
@@ -287,6 +288,7 @@ def delete_key():
         raise ApiError(404, "no such key", kind="input")  # past any row id, or a NUL no database text holds
     if not auth.revoke_key(key_id=key_id, prefix=prefix if key_id is None else None):
         raise ApiError(404, "no such key", kind="input")
+    current_gateway().settings.changed()  # every worker and instance asks the database again
     return jsonify({"revoked": True})
 
 

@@ -50,7 +50,7 @@ def authenticate(gw: Gateway, record: RequestRecord) -> None:
     if not gw.keys_required():
         return
     try:
-        policy = auth.verify_key(presented, gw.key_cache)
+        policy = auth.verify_key(presented, gw.key_cache, gw.settings.generation.read())
     except auth.KeyStoreUnavailable:
         raise ApiError(503, "the gateway cannot check API keys right now: its database is unavailable; "
                        "retry shortly", headers={"Retry-After": str(DB_RETRY_AFTER)}, kind="gateway") from None
