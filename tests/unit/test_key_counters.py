@@ -10,22 +10,14 @@ import time
 
 import pytest
 
-from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
-from zengate.keylimits import KeyPolicy
+from zengate.keylimits import KeyPolicy, Windows
 from zengate.runtime.generation import Generation
-from zengate.store.counters import InstanceCounters, MemoryCounters, RedisCounters
+from zengate.store.counters import REDIS_PREFIX, InstanceCounters, MemoryCounters, RedisCounters
 from zengate.store.instance import RestBoard
 from zengate.store.relay import Relay
 
 NOON = dt.datetime(2026, 12, 6, 12, 0, 0, tzinfo=dt.UTC).timestamp()
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 def _relay(root, name: str, url: str) -> Relay:
@@ -78,6 +70,8 @@ def test_daily_requests_and_tokens_hold_across_views(counters):
     a.spend(policy, 600, NOON)
     assert b.admit(policy, NOON + 1) is None
     b.spend(policy, 500, NOON + 1)  # the request that crosses the limit was served
+    for view in (a, b):
+        view.flush(NOON + 1)  # the background loop's: Redis's counters hold tokens until then
     refused = a.admit(KeyPolicy(5, "team", tokens_per_day=1000), NOON + 2)
     assert refused.limit == "tokens_per_day" and refused.retry_after == 12 * 3600 - 2 and "1100 used" in refused.message
     refused = b.admit(policy, NOON + 3)
@@ -135,3 +129,25 @@ def test_instances_count_alone_while_redis_is_away_and_share_again_after(tmp_pat
     assert wait_until(lambda: relay.up, 15)
     assert shared.admit(policy, now) is None  # Redis counted one request today: its view again
     relay.stop(wait=5)
+
+
+def test_tokens_go_to_redis_with_the_keys_next_decision_or_the_flush(tmp_path, redis_server):
+    relay = _relay(tmp_path, "a", redis_server.url)
+    relay.up = True  # taken as connected: no subscriber needed here
+    shared = RedisCounters(redis_server.url, relay, InstanceCounters(tmp_path / "a" / "zengate-instance.db"))
+    policy = KeyPolicy(4, "k", tokens_per_day=100)
+    assert shared.admit(policy, NOON) is None
+    shared.spend(policy, 70, NOON)
+    shared.spend(policy, 40, NOON)
+    day_tokens = REDIS_PREFIX + f"t:4:{Windows.at(NOON).day}"
+    assert shared.redis.get(day_tokens) is None  # held, no round trip of its own
+    refused = shared.admit(policy, NOON + 1)  # sent with this decision, and counted in it
+    assert refused.limit == "tokens_per_day" and "110 used" in refused.message
+    shared.spend(KeyPolicy(5, "other"), 9, NOON)
+    shared.flush(NOON + 2)
+    assert int(shared.redis.get(REDIS_PREFIX + f"t:5:{Windows.at(NOON).day}")) == 9
+    shared.spend(KeyPolicy(5, "other"), 3, NOON)
+    redis_server.stop()
+    shared.flush(NOON + 3)  # Redis away: the instance counts them
+    assert not relay.up
+    assert shared.local.admit(KeyPolicy(5, "other", tokens_per_day=3), NOON + 4).limit == "tokens_per_day"

@@ -46,6 +46,7 @@ class Background:
                 self._checkpointer.tick(gw.request_log.written)  # SQLite's WAL, in a native thread
                 self._metered()
                 gw.egress.tick()  # proxy pool refresh when due (no Geonode traffic in proxy_mode off)
+                gw.counters.flush()  # tokens the keys' limits hold back (Redis), sent
                 if not self._refreshing and gw.catalog.due(gw.settings.get("models_refresh_seconds")):
                     self._refreshing = True
                     threading.Thread(target=self._refresh_models, daemon=True).start()

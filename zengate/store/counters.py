@@ -44,6 +44,8 @@ class Counters(Protocol):
 
     def seed(self, key_id: int, requests: int, tokens: int, now: float | None = None) -> None: ...
 
+    def flush(self, now: float | None = None) -> None: ...  # send what is held (the background loop)
+
 
 def names(key_id: int, windows: Windows) -> tuple[str, str, str, str]:
     """The counters a decision reads: this minute's, the previous minute's, the day's requests and tokens."""
@@ -94,6 +96,9 @@ class MemoryCounters:
             for name, value in ((keys[2], requests), (keys[3], tokens)):
                 if value > self._values.get(name, (0, 0.0))[0]:
                     self._values[name] = (value, day_end)
+
+    def flush(self, now: float | None = None) -> None:
+        """Nothing is held back here."""
 
     def _add(self, name: str, amount: int, until: float) -> None:
         self._values[name] = (self._values.get(name, (0, 0.0))[0] + amount, until)
@@ -158,6 +163,9 @@ class InstanceCounters:
         self._write(_RAISE, [(keys[2], requests, day_end), (keys[3], tokens, day_end)],
                     lambda: self._fallback.seed(key_id, requests, tokens, now))
 
+    def flush(self, now: float | None = None) -> None:
+        """Nothing is held back here."""
+
     def _write(self, statement: str, rows: list[tuple], fallback) -> None:
         try:
             self._file.connection().executemany(statement, rows)  # autocommit: one statement, atomic
@@ -178,9 +186,15 @@ class InstanceCounters:
 
 
 # KEYS: this minute, previous minute, the day's requests, the day's tokens.
-# ARGV: rpm, previous minute's weight, requests per day, tokens per day (0: none), then the
-# minute and day counters' lifetimes in milliseconds. Returns {admitted, the four counts before}.
+# ARGV: rpm, previous minute's weight, requests per day, tokens per day (0: none), the minute and
+# day counters' lifetimes in milliseconds, then tokens spent since this worker last said (added
+# first). Returns {admitted, the four counts before}.
 _ADMIT_SCRIPT = """
+local spent = tonumber(ARGV[7])
+if spent > 0 then
+  redis.call('INCRBY', KEYS[4], spent)
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+end
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 local p = tonumber(redis.call('GET', KEYS[2]) or '0')
 local r = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -210,7 +224,8 @@ class RedisCounters:
     """The counts in Redis, shared by every instance; the instance's own counts while it is down.
 
     ``relay`` (:class:`zengate.store.relay.Relay`) tells whether Redis is up (it reconnects) and
-    is told when a call here fails.
+    is told when a call here fails. Tokens spent are held in memory and sent with the key's next
+    decision, or by :meth:`flush` (the background loop, every second): one round trip a request.
     """
 
     def __init__(self, url: str, relay: Any, local: InstanceCounters | MemoryCounters, *, client: Any = None) -> None:
@@ -220,6 +235,7 @@ class RedisCounters:
                                                     socket_connect_timeout=REDIS_TIMEOUT)
         self._admit = self.redis.register_script(_ADMIT_SCRIPT)
         self._seed = self.redis.register_script(_SEED_SCRIPT)
+        self._spent: dict[str, tuple[int, float]] = {}  # day-tokens counter name → (tokens not yet sent, its end)
 
     def admit(self, policy: KeyPolicy, now: float | None = None) -> Refusal | None:
         now = time.time() if now is None else now
@@ -228,33 +244,50 @@ class RedisCounters:
         windows = Windows.at(now)
         keys = names(policy.id, windows)
         minute_end, day_end = _ends(now, windows)
+        spent = self._spent.pop(keys[3], (0, day_end))[0]
         try:
             admitted, *counts = self._admit(
                 keys=[REDIS_PREFIX + k for k in keys],
                 args=[policy.rpm or 0, repr(windows.previous_weight), policy.requests_per_day or 0,
-                      policy.tokens_per_day or 0, _ms(minute_end - now), _ms(day_end - now)])
+                      policy.tokens_per_day or 0, _ms(minute_end - now), _ms(day_end - now), spent])
         except redis.RedisError as exc:
             self.relay.failed(exc)
+            if spent:
+                self.local.spend(policy, spent, now)
             return self.local.admit(policy, now)
         if admitted:
             return None
         return refusal(policy, Counts(*(int(c) for c in counts)), windows)
 
     def spend(self, policy: KeyPolicy, tokens: int, now: float | None = None) -> None:
+        """Count ``tokens`` for the key today: sent with its next decision or the next :meth:`flush`."""
         now = time.time() if now is None else now
         if not self.relay.up:
             self.local.spend(policy, tokens, now)
             return
         windows = Windows.at(now)
-        name = REDIS_PREFIX + names(policy.id, windows)[3]
-        try:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.incrby(name, tokens)
-            pipe.pexpire(name, _ms(_ends(now, windows)[1] - now))
-            pipe.execute()
-        except redis.RedisError as exc:
-            self.relay.failed(exc)
-            self.local.spend(policy, tokens, now)
+        name = names(policy.id, windows)[3]
+        held, _ = self._spent.get(name, (0, 0.0))
+        self._spent[name] = (held + tokens, _ends(now, windows)[1])
+
+    def flush(self, now: float | None = None) -> None:
+        """Send the tokens held (the background loop calls this; they go to the instance while Redis is down)."""
+        if not self._spent:
+            return
+        now = time.time() if now is None else now
+        spent, self._spent = self._spent, {}
+        if self.relay.up:
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for name, (tokens, until) in spent.items():
+                    pipe.incrby(REDIS_PREFIX + name, tokens)
+                    pipe.pexpire(REDIS_PREFIX + name, _ms(until - now))
+                pipe.execute()
+                return
+            except redis.RedisError as exc:
+                self.relay.failed(exc)
+        for name, (tokens, _) in spent.items():  # "t:<key id>:<day>": this instance counts them
+            self.local.spend(KeyPolicy(int(name.split(":")[1]), ""), tokens, now)
 
     def seed(self, key_id: int, requests: int, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
