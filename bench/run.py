@@ -165,6 +165,7 @@ class Gateway:
         self.log_path = workdir / "gateway.log"
         self.db_path = workdir / "data" / "zengate.db"
         self.metrics_token = "bench-" + secrets.token_hex(12)
+        self.admin_password = "bench-" + secrets.token_hex(8)
         extra_env = env or {}
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ZENGATE_", "OPENCODE_", "DATABASE_URL")) and k != "PORT"}
@@ -172,7 +173,7 @@ class Gateway:
             "ZENGATE_UPSTREAM_URL": upstream_url,
             "ZENGATE_GO_UPSTREAM_URL": upstream_url,
             "ZENGATE_BIND": f"127.0.0.1:{self.port}",
-            "ZENGATE_ADMIN_PASSWORD": "bench-" + secrets.token_hex(8),
+            "ZENGATE_ADMIN_PASSWORD": self.admin_password,
             "ZENGATE_DATA_DIR": str(workdir / "data"),
             "DATABASE_URL": f"sqlite:///{self.db_path}",
             "ZENGATE_LOG_LEVEL": "info",
@@ -201,6 +202,25 @@ class Gateway:
 
     def workers(self) -> list[int]:
         return [pid for pid in procinfo.children(self.process.pid) if "gunicorn" in procinfo.cmdline(pid)]
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One admin API call (logged in on first use); its JSON answer, or RuntimeError."""
+        if not getattr(self, "_admin_token", None):
+            status, data = http("POST", self.url + "/_admin/login", json.dumps({"password": self.admin_password})
+                                .encode(), {"Content-Type": "application/json"})
+            if status != 200:
+                raise RuntimeError(f"admin login answered {status}: {data[:200]!r}")
+            self._admin_token = json.loads(data)["token"]
+        status, data = http(method, self.url + path, json.dumps(body).encode() if body is not None else None,
+                            {"Content-Type": "application/json", "Authorization": f"Bearer {self._admin_token}"})
+        if status >= 300:
+            raise RuntimeError(f"{method} {path} answered {status}: {data[:200]!r}")
+        return json.loads(data)
+
+    def client_key(self, **limits) -> str:
+        """Require keys and make one (with ``limits``): the header line wrk sends with it."""
+        self.admin("POST", "/_admin/settings", {"key": "require_auth", "value": True})
+        return "Authorization: Bearer " + self.admin("POST", "/_admin/api-keys", {"name": "bench", **limits})["key"]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tools/alternate.py BEFORE AFTER [--concurrency 1,32,256] [--rounds 6]
                                               [--seconds 5] [--kind openai|anthropic]
+                                              [--keys off|plain|limits[,…]] [--redis URL[,URL]]
 
 ``paired.py`` compares two versions one request at a time (concurrency 1). This compares them
 under load: it starts the bench upstream and one gateway per checkout (each as production starts
@@ -11,7 +12,9 @@ so that both see the same moments of a shared machine. Per run it prints request
 and p99, and the workers' CPU time per request (both workers' user and system time over the run,
 divided by its requests: steadier than requests/s on a noisy VM); then the medians over the
 rounds. Give a checkout of an earlier commit as ``git worktree add /tmp/before REF`` with a
-``.venv`` link to this one's.
+``.venv`` link to this one's. ``--keys`` and ``--redis`` measure a stage on one checkout: the
+same directory twice, ``--keys plain,limits --redis ,redis://…`` for the cost of per-key limits
+counted in Redis.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ def one_run(loads: run.Loads, gw: run.Gateway, url: str, body: Path, connections
             "cpu_us_per_request": (gw.cpu() - cpu_before) / max(1, out["requests"]) * 1e6}
 
 
+#: Limits on the bench's key that count every request and never refuse one.
+NEVER_BINDING = {"rpm": 1_000_000, "requests_per_day": 1_000_000_000, "tokens_per_day": 10**15}
+
+
+def _sides(value: str) -> dict[str, str]:
+    """``X`` for both sides, or ``BEFORE,AFTER``."""
+    parts = value.split(",")
+    return {"before": parts[0], "after": parts[-1]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("before", type=Path, help="a zengate checkout")
@@ -49,29 +62,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     parser.add_argument("--kind", choices=("openai", "anthropic"), default="openai")
+    parser.add_argument("--keys", default="off",
+                        help="off, plain (keys required: a key without limits) or limits (a key whose limits "
+                             "never bind: every request is counted); one for both, or BEFORE,AFTER")
+    parser.add_argument("--redis", default="", help="a REDIS_URL for both, or BEFORE,AFTER ('' for none)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
+    keys, redis = _sides(args.keys), _sides(args.redis)
+    if not set(keys.values()) <= {"off", "plain", "limits"}:
+        parser.error("--keys: off, plain or limits")
     workdir = Path(tempfile.mkdtemp(prefix="zengate-alternate-"))
     up = run.Upstream(workdir, cpu=None, chunks=20, interval_ms=5.0, hold_max=10.0)
     gateways: dict[str, run.Gateway] = {}
     try:
         for name in ("before", "after"):
             (workdir / name).mkdir()
-            gateways[name] = run.Gateway(getattr(args, name).resolve(), workdir / name, up.url, None)
+            gateways[name] = run.Gateway(getattr(args, name).resolve(), workdir / name, up.url, None,
+                                         env={"REDIS_URL": redis[name]} if redis[name] else None)
         loads = run.Loads(workdir, argparse.Namespace(wrk_cpu=None))
         openai = args.kind == "openai"
         body = loads.body_file("body", run.OPENAI_BODY if openai else run.ANTHROPIC_BODY)
         path = "/v1/chat/completions" if openai else "/v1/messages"
-        headers = [] if openai else list(run.ANTHROPIC_HEADERS)
-        for gw in gateways.values():  # warm-up, not counted
+        headers = {name: [] if openai else list(run.ANTHROPIC_HEADERS) for name in gateways}
+        for name, gw in gateways.items():
+            if keys[name] != "off":
+                headers[name].append(gw.client_key(**(NEVER_BINDING if keys[name] == "limits" else {})))
+        for name, gw in gateways.items():  # warm-up, not counted
             for connections in levels:
-                loads.wrk(gw.url + path, body, connections, 2, headers)
+                loads.wrk(gw.url + path, body, connections, 2, headers[name])
         results: dict[tuple[str, int], list[dict[str, float]]] = {(n, c): [] for n in gateways for c in levels}
         for round_no in range(args.rounds):
             for connections in levels:
                 for name in (("before", "after") if round_no % 2 == 0 else ("after", "before")):
                     figures = one_run(loads, gateways[name], gateways[name].url + path, body, connections,
-                                      args.seconds, headers)
+                                      args.seconds, headers[name])
                     results[(name, connections)].append(figures)
                     run.log(f"round {round_no} c={connections} {name:6s} " + "  ".join(
                         f"{key} {figures[key]:,.1f}" for key in (*FIGURES, "errors")))
