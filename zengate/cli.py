@@ -63,7 +63,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if not count:
             print(f"no key matches {target!r}", file=sys.stderr)
             return 1
-        print(f"revoked {count} key(s)")
+        print(f"revoked {count} key(s); running gateways refuse it within ZENGATE_SETTINGS_TTL seconds")
     return 0
 
 
