@@ -37,14 +37,14 @@ def counters(request, tmp_path):
         yield one, one
         return
     if request.param == "instance":
-        yield InstanceCounters(tmp_path / "zengate-instance.db"), InstanceCounters(tmp_path / "zengate-instance.db")
+        yield InstanceCounters(tmp_path / "zengate-counters.bin"), InstanceCounters(tmp_path / "zengate-counters.bin")
         return
     server = request.getfixturevalue("redis_server")
     views = []
     for name in ("a", "b"):
         relay = _relay(tmp_path, name, server.url)
         relay.start()
-        views.append(RedisCounters(server.url, relay, InstanceCounters(tmp_path / name / "zengate-instance.db")))
+        views.append(RedisCounters(server.url, relay, InstanceCounters(tmp_path / name / "zengate-counters.bin")))
     assert wait_until(lambda: all(v.relay.up for v in views), 10)
     yield tuple(views)
     for view in views:
@@ -99,7 +99,7 @@ def test_workers_racing_never_pass_a_limit(tmp_path):
     """Four processes on the instance's file, 50 decisions each, 100 requests a day: exactly 100 go."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    workers = [context.Process(target=_admit_many, args=(tmp_path / "zengate-instance.db", 50, queue))
+    workers = [context.Process(target=_admit_many, args=(tmp_path / "zengate-counters.bin", 50, queue))
                for _ in range(4)]
     for worker in workers:
         worker.start()
@@ -112,7 +112,7 @@ def test_workers_racing_never_pass_a_limit(tmp_path):
 def test_instances_count_alone_while_redis_is_away_and_share_again_after(tmp_path, redis_server, caplog):
     relay = _relay(tmp_path, "a", redis_server.url)
     relay.start()
-    local = InstanceCounters(tmp_path / "a" / "zengate-instance.db")
+    local = InstanceCounters(tmp_path / "a" / "zengate-counters.bin")
     shared = RedisCounters(redis_server.url, relay, local)
     assert wait_until(lambda: relay.up, 10)
     policy = KeyPolicy(1, "k", requests_per_day=3)
@@ -134,7 +134,7 @@ def test_instances_count_alone_while_redis_is_away_and_share_again_after(tmp_pat
 def test_tokens_go_to_redis_with_the_keys_next_decision_or_the_flush(tmp_path, redis_server):
     relay = _relay(tmp_path, "a", redis_server.url)
     relay.up = True  # taken as connected: no subscriber needed here
-    shared = RedisCounters(redis_server.url, relay, InstanceCounters(tmp_path / "a" / "zengate-instance.db"))
+    shared = RedisCounters(redis_server.url, relay, InstanceCounters(tmp_path / "a" / "zengate-counters.bin"))
     policy = KeyPolicy(4, "k", tokens_per_day=100)
     assert shared.admit(policy, NOON) is None
     shared.spend(policy, 70, NOON)
@@ -151,3 +151,26 @@ def test_tokens_go_to_redis_with_the_keys_next_decision_or_the_flush(tmp_path, r
     shared.flush(NOON + 3)  # Redis away: the instance counts them
     assert not relay.up
     assert shared.local.admit(KeyPolicy(5, "other", tokens_per_day=3), NOON + 4).limit == "tokens_per_day"
+
+
+def test_keys_that_share_a_slot_count_apart_and_a_full_table_falls_back(tmp_path, caplog):
+    table = InstanceCounters(tmp_path / "zengate-counters.bin", slots=2)
+    other = InstanceCounters(tmp_path / "zengate-counters.bin", slots=2)  # another worker
+    one, three = KeyPolicy(1, "one", requests_per_day=1), KeyPolicy(3, "three", requests_per_day=2)  # 1 % 2 == 3 % 2
+    assert table.admit(one, NOON) is None and other.admit(three, NOON) is None
+    assert other.admit(one, NOON).limit == "requests_per_day"  # key 1's count, not key 3's
+    assert table.admit(three, NOON) is None and table.admit(three, NOON) is not None
+    five = KeyPolicy(5, "five", requests_per_day=1)  # no slot left: this worker counts it alone
+    assert table.admit(five, NOON) is None and table.admit(five, NOON) is not None
+    assert other.admit(five, NOON) is None
+    assert "more than 2 keys with limits" in caplog.text
+
+
+def test_a_new_day_and_a_new_minute_start_from_zero(tmp_path):
+    table = InstanceCounters(tmp_path / "zengate-counters.bin")
+    policy = KeyPolicy(2, "k", rpm=2, requests_per_day=3)
+    assert table.admit(policy, NOON) is None and table.admit(policy, NOON + 1) is None
+    assert table.admit(policy, NOON + 2).limit == "rpm"
+    assert table.admit(policy, NOON + 150) is None  # two minutes on: nothing left in the window
+    assert table.admit(policy, NOON + 300).limit == "requests_per_day"
+    assert table.admit(policy, NOON + 12 * 3600) is None  # midnight passed

@@ -5,8 +5,8 @@ Three places, one behaviour (each decides with :func:`zengate.keylimits.refusal`
 read, and counts a request only when it lets it go, in one atomic step):
 
 * :class:`MemoryCounters` — one process (no gunicorn), and the fallback of the others;
-* :class:`InstanceCounters` — the instance's SQLite file (``zengate.store.instance``), shared by
-  its workers, one ``BEGIN IMMEDIATE`` transaction per decision;
+* :class:`InstanceCounters` — a table the instance's workers map from its runtime directory, one
+  slot per key, read and counted under a ``lockf`` lock per decision;
 * :class:`RedisCounters` — Redis (``REDIS_URL``), shared by every instance, one Lua script per
   decision. While Redis is down (the relay says so, or a call fails) the instance counts in its
   own file: no request fails or waits because Redis is unreachable; what was counted meanwhile
@@ -18,8 +18,11 @@ on the dashboard is summed from the request log instead (``key_usage``).
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import sqlite3
+import mmap
+import os
+import struct
 import threading
 import time
 from pathlib import Path
@@ -29,9 +32,10 @@ import redis
 
 from ..keylimits import MINUTE, Counts, KeyPolicy, Refusal, Windows, refusal
 from ..runtime.generation import runtime_dir
-from .instance import FILE_NAME, InstanceFile
 
 log = logging.getLogger(__name__)
+
+COUNTERS_FILE = "zengate-counters.bin"
 
 REDIS_PREFIX = "zengate:count:"
 REDIS_TIMEOUT = 0.5  # seconds; past this a decision is taken on the instance's own counts
@@ -109,80 +113,130 @@ class MemoryCounters:
                 del self._values[name]
 
 
-_ADD = ("INSERT INTO key_counts (name, count, until) VALUES (?, ?, ?) ON CONFLICT (name) "
-        "DO UPDATE SET count = count + excluded.count, until = excluded.until")
-_RAISE = ("INSERT INTO key_counts (name, count, until) VALUES (?, ?, ?) ON CONFLICT (name) "
-          "DO UPDATE SET count = max(count, excluded.count), until = excluded.until")
+SLOTS = 4096  # keys with limits one instance counts in its shared table (past it: each worker alone)
+_SLOT = struct.Struct("<8q")  # key id, minute, its count, the previous minute's, day, requests, tokens, spare
+_EMPTY = bytes(_SLOT.size)
 
 
 class InstanceCounters:
-    """The counts in the instance's file, one transaction per decision; a failing file falls back
-    to this worker's memory (said once)."""
+    """The counts in a table every worker of the instance maps (``zengate-counters.bin`` in its
+    runtime directory): one slot per key, read and written under an exclusive ``lockf`` lock, so
+    a decision reads and counts in one step whichever worker takes it (a few microseconds, no
+    query). A key without a slot (the table full, the file failing) is counted by this worker alone."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = InstanceFile(path)
+    def __init__(self, path: Path, slots: int = SLOTS) -> None:
+        self.path = path
+        self.slots = slots
         self._fallback = MemoryCounters()
+        self._lock = threading.Lock()  # lockf excludes other processes; this, this process's threads
+        self._map: mmap.mmap | None = None
+        self._fd = -1
+        self._pid = 0
         self._failing = False
 
     @classmethod
     def for_instance(cls) -> InstanceCounters | MemoryCounters:
         directory = runtime_dir()
-        return cls(directory / FILE_NAME) if directory is not None else MemoryCounters()
+        return cls(directory / COUNTERS_FILE) if directory is not None else MemoryCounters()
+
+    def _table(self) -> mmap.mmap:
+        if self._map is None or self._pid != os.getpid():  # never a descriptor across a fork: lockf is per process
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            size = self.slots * _SLOT.size
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)  # only ever grown; zeros are empty slots
+            self._map, self._fd, self._pid = mmap.mmap(fd, size), fd, os.getpid()
+        return self._map
+
+    def _update(self, key_id: int, now: float, change) -> Any:
+        """Run ``change(values, windows)`` on the key's slot (its values rolled to now) under the
+        lock; what it returns is returned, the values it leaves are stored. None for no slot."""
+        windows = Windows.at(now)
+        day = int(now // 86_400)
+        with self._lock:
+            table = self._table()
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            try:
+                offset = self._slot(table, key_id)
+                if offset is None:
+                    return _NO_SLOT
+                _, minute, count, previous, stored_day, requests, tokens, _ = _SLOT.unpack_from(table, offset)
+                if minute != windows.minute:  # a new minute: this one's count becomes the previous one's
+                    previous = count if minute == windows.minute - 1 else 0
+                    count, minute = 0, windows.minute
+                if stored_day != day:
+                    requests = tokens = 0
+                values = [count, previous, requests, tokens]
+                result = change(values, windows)
+                _SLOT.pack_into(table, offset, key_id, minute, values[0], values[1], day, values[2], values[3], 0)
+                return result
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def _slot(self, table: mmap.mmap, key_id: int) -> int | None:
+        """The key's slot (taken when it has none yet), by open addressing; None when the table is full."""
+        start = key_id % self.slots
+        for probe in range(self.slots):
+            offset = ((start + probe) % self.slots) * _SLOT.size
+            held = _SLOT.unpack_from(table, offset)[0]
+            if held == key_id:
+                return offset
+            if held == 0:
+                table[offset:offset + _SLOT.size] = _EMPTY
+                return offset
+        return None
 
     def admit(self, policy: KeyPolicy, now: float | None = None) -> Refusal | None:
         now = time.time() if now is None else now
-        windows = Windows.at(now)
-        keys = names(policy.id, windows)
-        minute_end, day_end = _ends(now, windows)
-        db = None
-        try:
-            db = self._file.connection()
-            db.execute("BEGIN IMMEDIATE")  # workers take turns: each decision sees every request before it
-            db.execute("DELETE FROM key_counts WHERE until <= ?", (now,))
-            rows = db.execute("SELECT name, count FROM key_counts WHERE name IN (?, ?, ?, ?)", keys).fetchall()
-            refused = refusal(policy, _counts(dict(rows), keys), windows)
+
+        def decide(values: list[int], windows: Windows) -> Refusal | None:
+            refused = refusal(policy, Counts(*values), windows)
             if refused is None:
-                db.executemany(_ADD, ((keys[0], 1, minute_end), (keys[2], 1, day_end)))
-            db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(db, exc)
-            return self._fallback.admit(policy, now)
-        self._failing = False
-        return refused
+                values[0] += 1
+                values[2] += 1
+            return refused
+
+        return self._run(policy.id, now, decide, lambda: self._fallback.admit(policy, now))
 
     def spend(self, policy: KeyPolicy, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        windows = Windows.at(now)
-        self._write(_ADD, [(names(policy.id, windows)[3], tokens, _ends(now, windows)[1])],
-                    lambda: self._fallback.spend(policy, tokens, now))
+
+        def add(values: list[int], _windows: Windows) -> None:
+            values[3] += tokens
+
+        self._run(policy.id, now, add, lambda: self._fallback.spend(policy, tokens, now))
 
     def seed(self, key_id: int, requests: int, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        windows = Windows.at(now)
-        keys, day_end = names(key_id, windows), _ends(now, windows)[1]
-        self._write(_RAISE, [(keys[2], requests, day_end), (keys[3], tokens, day_end)],
-                    lambda: self._fallback.seed(key_id, requests, tokens, now))
+
+        def raise_to(values: list[int], _windows: Windows) -> None:
+            values[2], values[3] = max(values[2], requests), max(values[3], tokens)
+
+        self._run(key_id, now, raise_to, lambda: self._fallback.seed(key_id, requests, tokens, now))
 
     def flush(self, now: float | None = None) -> None:
         """Nothing is held back here."""
 
-    def _write(self, statement: str, rows: list[tuple], fallback) -> None:
+    def _run(self, key_id: int, now: float, change, fallback) -> Any:
         try:
-            self._file.connection().executemany(statement, rows)  # autocommit: one statement, atomic
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(None, exc)
-            fallback()
+            result = self._update(key_id, now, change)
+        except (OSError, ValueError) as exc:
+            self._failed(exc)
+            return fallback()
+        if result is _NO_SLOT:
+            self._failed(OverflowError(f"more than {self.slots} keys with limits"))
+            return fallback()
+        self._failing = False
+        return result
 
-    def _failed(self, db: sqlite3.Connection | None, exc: Exception) -> None:
-        if db is not None and db.in_transaction:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+    def _failed(self, exc: Exception) -> None:
         if not self._failing:
             self._failing = True
             log.warning("the key limits' counts shared by this instance's workers are unreachable (%s); "
                         "this worker counts its own meanwhile", exc)
+
+
+_NO_SLOT = object()
 
 
 # KEYS: this minute, previous minute, the day's requests, the day's tokens.

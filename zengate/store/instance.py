@@ -1,7 +1,6 @@
 """State the workers of one instance share with no service, in a small SQLite file in the
 instance's runtime directory: rests that expire (with a generation, so that readers skip the file
-until it changed), the admin login's failure counts and the keys' limit counts
-(:mod:`zengate.store.counters`).
+until it changed) and the admin login's failure counts.
 
 A worker that learns something every worker should honour (an upstream's 429 rests a model with a
 key) posts it here with the moment it ends (wall-clock seconds: the workers share the clock, and
@@ -35,9 +34,6 @@ _SCHEMA = (
     "locked_until REAL NOT NULL, last_failure REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures (last_failure)",
     "CREATE TABLE IF NOT EXISTS login_recent (at REAL NOT NULL)",
-    # the keys' limits (zengate.store.counters): requests and tokens by key and window
-    "CREATE TABLE IF NOT EXISTS key_counts (name TEXT PRIMARY KEY, count INTEGER NOT NULL, until REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS key_counts_until ON key_counts (until)",
 )
 FILE_NAME = "zengate-instance.db"
 
