@@ -9,3 +9,9 @@ class RowSink:
 
     def record(self, row: dict) -> None:
         self.rows.append(row)
+
+    def add_cost(self, request_id: str, created_at, key_id: int | None, cost: float) -> None:
+        """A cost reported after the row was handed over: set on the row, as the log writer would."""
+        for row in self.rows:
+            if row["request_id"] == request_id:
+                row["cost"] = cost

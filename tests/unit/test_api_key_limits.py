@@ -240,3 +240,24 @@ def test_an_accepted_key_is_not_asked_about_again_until_a_change(make_app):
     client.post("/_admin/api-keys/delete", json={"id": created["id"]}, headers=admin)
     r = client.post("/v1/chat/completions", json=HELLO, headers=headers)
     assert r.status_code == 401 and r.get_json()["error"]["message"].startswith("invalid or revoked API key")
+
+
+def test_the_cost_zen_reports_after_a_stream_reaches_the_log_and_the_keys_usage(client, admin_headers, keyed,
+                                                                                gateway):
+    """The fake upstream ends its OpenAI streams with Zen's ``{"cost": "0.0012"}`` after [DONE]."""
+    from tests.support.waiting import wait_until
+
+    headers, key_id = keyed()
+    r = client.post("/v1/chat/completions", json={**HELLO, "stream": True}, headers=headers)
+    assert r.status_code == 200 and b"cost" not in r.get_data()
+
+    def usage_cost():
+        _flush(gateway)
+        return client.get(f"/_admin/api-keys/{key_id}/usage?days=1", headers=admin_headers).get_json()["today"]["cost"]
+
+    assert wait_until(lambda: usage_cost() > 0, 10)
+    assert usage_cost() == pytest.approx(0.0012)
+    [row] = client.get("/_stats/requests?bodies=0", headers=admin_headers).get_json()["requests"]
+    assert row["cost"] == pytest.approx(0.0012)
+    keys = client.get("/_stats", headers=admin_headers).get_json()["keys"]
+    assert next(k for k in keys if k["name"] == "family")["cost"] == pytest.approx(0.0012)

@@ -252,7 +252,7 @@ def test_a_heartbeat_stream_complete_before_its_body_hands_the_rest_over(body, m
     adapter finished before the body's end (Zen's cost frame follows [DONE]) gives what is left to
     keep_connection, so the connection can go back to the pool, instead of closing it."""
     handed = []
-    monkeypatch.setattr(relay, "keep_connection", lambda response, rest: handed.append(rest))
+    monkeypatch.setattr(relay, "keep_connection", lambda response, rest, tail: handed.append(rest))
     body.extend([chunk("a")] * events_before_done + [chunk(finish="stop") + b"data: [DONE]\n\n",
                                                      b'data: {"cost": "0.0012"}\n\n'])
     response, rec = FakeResponse(), record()
@@ -279,3 +279,32 @@ def test_the_rest_of_a_heartbeat_stream_is_bounded_in_time():
             list(beats.rest(timeout=0.05))
     finally:
         more.set()
+
+
+@pytest.mark.parametrize("split", ["same chunk", "next chunk", "two frames"])
+def test_the_cost_reported_after_the_end_reaches_the_log_row(body, split):
+    """Zen's cost frame follows ``[DONE]``: in the chunk that holds the end, or later. The stream
+    ends for the client at ``[DONE]``; the drain reads the rest and the cost lands on the row."""
+    from tests.support.waiting import wait_until
+
+    done, cost = b"data: [DONE]\n\n", b'data: {"cost": "0.0012"}\n\n'
+    end = chunk(finish="stop")
+    body.extend({"same chunk": [end + done + cost], "next chunk": [end + done, cost],
+                 "two frames": [end + done + cost, b'data: {"cost": 0.0003}\n\n']}[split])
+    rec = record()
+    out = b"".join(relay.pump(FakeResponse(), OpenAIPassthrough(rec, include_usage=False), rec))
+    assert out.endswith(done) and b"cost" not in out
+    expected = 0.0015 if split == "two frames" else 0.0012
+    assert wait_until(lambda: rec.sink.rows and rec.sink.rows[0].get("cost") is not None, 5)
+    assert rec.sink.rows[0]["cost"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("data", "cost"), [
+    ('{"cost": "0.0012"}', 0.0012), ('{"cost": 2}', 2.0), ('{"cost": "-1"}', None), ('{"cost": "nan"}', None),
+    ('{"cost": true}', None), ('{"cost": null}', None), ('{"cost": "abc"}', None), ('["cost"]', None),
+    ('{"costs": 1}', None), ('not json "cost"', None), ('{"cost": "1e999"}', None),
+])
+def test_reported_cost_reads_only_a_plain_amount(data, cost):
+    from zengate.dialects.sse import reported_cost
+
+    assert reported_cost(Event(None, data, b"")) == cost

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .jsoncodec import dumps
+from .jsoncodec import dumps, loads
 
 DONE = "[DONE]"
 
@@ -68,6 +69,25 @@ def _parse_block(block: bytes) -> Event | None:
     if not data_lines:
         return None
     return Event(name, b"\n".join(data_lines).decode("utf-8", "replace"), block + b"\n\n")
+
+
+def reported_cost(event: Event) -> float | None:
+    """The cost an upstream reported in an event of its own (Zen's ``{"cost": "0.0012"}`` after
+    ``[DONE]``): a finite number of at least 0, or None."""
+    if '"cost"' not in event.data:
+        return None
+    try:
+        value = loads(event.data)
+    except ValueError:
+        return None
+    cost = value.get("cost") if isinstance(value, dict) else None
+    if isinstance(cost, bool) or not isinstance(cost, (int, float, str)):
+        return None
+    try:
+        number = float(cost)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def parse_stream(chunks: Iterable[bytes]) -> Iterator[Event]:

@@ -98,6 +98,17 @@ class RequestRecord:
             except Exception:
                 log.exception("could not count the upstream error")
 
+    def upstream_cost(self, cost: float) -> None:
+        """The cost the upstream reported, as the stream's rest came in (after the record may
+        have been finished: the log writer then adds it to the row already queued or written)."""
+        if not self.done:
+            self.cost = cost
+            return
+        try:
+            self.sink.add_cost(self.request_id, self.created_at, self.key_id, cost)
+        except Exception:
+            log.exception("could not note the request's cost")
+
     def add_output(self, text: str | None) -> None:
         if text:
             self.output_parts.append(text)

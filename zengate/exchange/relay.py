@@ -30,7 +30,7 @@ import requests
 import urllib3
 
 from ..dialects.jsoncodec import dumps, loads
-from ..dialects.sse import Event, SSEParser
+from ..dialects.sse import Event, SSEParser, reported_cost
 from ..runtime.helpers import start_helper
 from ..upstream.client import FirstByteDeadline, UpstreamClient, UpstreamError, iter_body, transport_error
 from ..upstream.wire import set_read_timeout
@@ -155,13 +155,44 @@ DRAIN_LIMIT = 256 * 1024
 DRAIN_TIMEOUT = 5.0
 
 
-def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -> None:
+class StreamTail:
+    """What follows a stream's end: the events already parsed after it, and the parser for the
+    rest. Zen reports a request's cost there (``{"cost": …}`` after ``[DONE]``); ``on_cost`` gets it."""
+
+    def __init__(self, events: list[Event], parser: SSEParser, on_cost: Any) -> None:
+        self.events = events
+        self.parser = parser
+        self.on_cost = on_cost
+        self.cost: float | None = None
+
+    def begin(self) -> None:
+        """The events parsed with the chunk that held the end."""
+        self._look(self.events)
+
+    def feed(self, chunk: bytes) -> None:
+        self._look(self.parser.feed(chunk))
+
+    def finish(self) -> None:
+        self._look(self.parser.finish())
+        if self.cost is not None:
+            self.on_cost(self.cost)
+
+    def _look(self, events: list[Event]) -> None:
+        for event in events:
+            cost = reported_cost(event)
+            if cost is not None:
+                self.cost = (self.cost or 0.0) + cost
+
+
+def keep_connection(response: requests.Response, rest: Iterator[bytes] | None,
+                    tail: StreamTail | None = None) -> None:
     """Return a finished stream's connection to the pool instead of closing it.
 
     urllib3 gives a connection back to its pool once the body was read to its end. After
     ``[DONE]`` or ``message_stop`` an upstream may still send a little (Zen's cost frame, the
     chunked terminator): a helper greenlet reads that rest (bounded in size and time), so the next
-    request skips a TCP (and TLS) handshake instead of paying for a closed connection.
+    request skips a TCP (and TLS) handshake instead of paying for a closed connection. The cost
+    reported there goes to ``tail`` (then to the request's log row).
     """
     if rest is None:
         response.close()  # read to the end: the connection is already back in the pool
@@ -173,14 +204,20 @@ def keep_connection(response: requests.Response, rest: Iterator[bytes] | None) -
             if sock is not None:
                 sock.settimeout(DRAIN_TIMEOUT)  # urllib3 sets its own timeout on the next request
             size = 0
+            if tail is not None:
+                tail.begin()
             for chunk in rest:
                 size += len(chunk)
                 if size > DRAIN_LIMIT:
                     raise OverflowError("the upstream kept talking after the end of the stream")
+                if tail is not None:
+                    tail.feed(chunk)
         except Exception:  # noqa: BLE001 - any trouble: the connection is simply not reused
             close_upstream(response)  # a heartbeat's helper may be inside a read of it
             return
         response.close()
+        if tail is not None:
+            tail.finish()
 
     start_helper(drain, "zengate-drain")
 
@@ -360,6 +397,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
     beats = Heartbeat(body, heartbeat[0], deadline.at if deadline else None) if heartbeat else None
     source: Iterable[bytes | None] = beats if beats is not None else body
     ended = None  # "eof": the body was read to its end; "early": the stream is complete, the body is not
+    tail: StreamTail | None = None  # what follows the end, when "early"
     sent = False  # client bytes were yielded: failures now become the adapter's error event
     awaited = deadline  # the first-byte deadline, until the first client bytes are out
     handed_over = False  # a failure before any client byte was raised to the caller, with the record
@@ -381,7 +419,8 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
                     continue
                 if record.ttfb_ms is None:
                     record.first_byte()
-                for event in parser.feed(chunk):
+                events = parser.feed(chunk)
+                for event in events:
                     out = adapter.on_event(event)
                     if out:
                         if awaited is not None:
@@ -391,6 +430,8 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
                         yield b"".join(out)
                     if adapter.ended:
                         ended = "early"
+                        after = next(i for i, e in enumerate(events) if e is event) + 1
+                        tail = StreamTail(events[after:], parser, record.upstream_cost)
                         return
                 if awaited is not None:  # still no client byte: the next reads get what is left, if anything
                     _read_timeout(response, _before_first_byte(awaited, beats))
@@ -428,7 +469,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
             yield b"".join(out)
     finally:
         if ended == "early":  # the upstream still has a little to say: read it, keep the connection
-            keep_connection(response, beats.rest(DRAIN_TIMEOUT) if beats is not None else body)
+            keep_connection(response, beats.rest(DRAIN_TIMEOUT) if beats is not None else body, tail)
         elif ended:
             keep_connection(response, None)
         else:

@@ -57,6 +57,8 @@ from .spill import encode as spill_encode
 
 log = logging.getLogger(__name__)
 
+COST_TRIES = 10  # flushes a late cost waits for its row before it is dropped
+
 _FIELDS = [f for f in RequestLog._meta.sorted_fields if f.name != "id"]
 _BODIES = ("input_messages", "output_content")
 _AS_IS = {peewee.CharField: str, peewee.TextField: str, peewee.IntegerField: int, peewee.FloatField: float}
@@ -111,6 +113,7 @@ class RequestLogWriter:
         self.hard_cap = max(2 * self.max_queued, batch_size)  # record() spills past this (loop stuck)
         self.wake_rows = min(WAKE_ROWS, self.max_queued)
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._costs: collections.deque[tuple] = collections.deque()  # (request_id, created_at, key_id, cost, tries)
         self._flush_lock = threading.Lock()
         self._wakeup = threading.Event()
         self.failures = 0  # consecutive failed batches
@@ -148,6 +151,12 @@ class RequestLogWriter:
                 self._spill_overflow(sync=False, blocking=False)
             except Exception:  # noqa: BLE001 - the row stays queued in memory
                 pass
+
+    def add_cost(self, request_id: str, created_at: dt.datetime, key_id: int | None, cost: float) -> None:
+        """A cost the upstream reported after the row was queued (Zen's frame after ``[DONE]``):
+        set on the row, and added to the key's usage, by the next flush."""
+        if len(self._costs) < self.max_queued:
+            self._costs.append((request_id, created_at, key_id, cost, 0))
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -187,8 +196,32 @@ class RequestLogWriter:
                     return written
                 written += len(batch)
                 self._succeeded()
+            if self._costs:
+                self._write_costs()
         self.written += written
         return written
+
+    def _write_costs(self) -> None:
+        """Set the costs reported late on their rows and add them to their keys' usage; a row not
+        written yet (queued behind, retried, spilled) is looked for again at the next few flushes."""
+        todo = [self._costs.popleft() for _ in range(len(self._costs))]
+        later, usage = [], {}
+        try:
+            with _short_busy_wait(database.obj), database.atomic():
+                for request_id, created_at, key_id, cost, tries in todo:
+                    found = RequestLog.update(cost=cost).where(
+                        (RequestLog.created_at == created_at) & (RequestLog.request_id == request_id)).execute()
+                    if found and key_id is not None:
+                        sums = usage.setdefault((key_id, created_at.date()), [0, 0, 0, 0, 0.0])
+                        sums[4] += cost
+                    elif not found and tries < COST_TRIES:
+                        later.append((request_id, created_at, key_id, cost, tries + 1))
+                if usage:
+                    _add_usage(usage)
+        except Exception as exc:  # noqa: BLE001 - the rows matter more: the costs wait for the next flush
+            log.warning("request log: could not note %d reported costs (%s)", len(todo), exc)
+            later = [(*item[:4], item[4] + 1) for item in todo if item[4] < COST_TRIES]
+        self._costs.extend(later)
 
     def recover(self, force: bool = False, max_batches: int = RECOVER_BATCHES) -> int:
         """Import spilled rows (this worker's and orphans'), oldest first; returns how many were written.
