@@ -211,3 +211,30 @@ def test_head_root_and_health_without_auth(gw):
         assert health["status"] == "ok" and health["database"] == "ok"
     finally:
         gw.set_setting("require_auth", False)
+
+
+def test_a_keys_limits_reach_the_sdks_as_their_own_errors(gw, up):
+    """The official SDKs see a key's limit as their own error types: RateLimitError with the
+    limit named, PermissionDeniedError for a model the key may not use."""
+    import anthropic
+
+    created = gw.admin("POST", "/_admin/api-keys", json={"name": "kid", "rpm": 2, "models": ["big-pickle"]}).json()
+    gw.set_setting("require_auth", True)
+    try:
+        client = sdk(gw, key=created["key"])
+        claude = anthropic.Anthropic(base_url=gw.url, api_key=created["key"], max_retries=0, timeout=30)
+        assert client.chat.completions.create(model="big-pickle", messages=HELLO).choices[0].message.content
+        assert claude.messages.create(model="big-pickle", max_tokens=20, messages=HELLO).content
+        with pytest.raises(openai.RateLimitError) as limited:
+            client.chat.completions.create(model="big-pickle", messages=HELLO)
+        assert limited.value.status_code == 429 and int(limited.value.response.headers["retry-after"]) >= 1
+        assert "API key 'kid' reached its limit of 2 requests per minute" in limited.value.body["message"]
+        with pytest.raises(anthropic.RateLimitError) as limited:
+            claude.messages.create(model="big-pickle", max_tokens=20, messages=HELLO)
+        assert "limit of 2 requests per minute" in limited.value.body["error"]["message"]
+        with pytest.raises(anthropic.PermissionDeniedError) as denied:
+            claude.messages.create(model="gpt-5-nano", max_tokens=20, messages=HELLO)
+        assert "may not use model 'gpt-5-nano'; it may use: big-pickle" in denied.value.body["error"]["message"]
+    finally:
+        gw.set_setting("require_auth", False)
+        gw.admin("POST", "/_admin/api-keys/delete", json={"id": created["id"]})
