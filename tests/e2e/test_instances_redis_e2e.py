@@ -137,3 +137,21 @@ def test_the_admin_login_limit_counts_the_failures_of_both_instances(pair):
         r = requests.post(gw.url + "/_admin/login", json=wrong, timeout=30)
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
         assert "too many failed admin logins from this address" in r.json()["error"]["message"]
+
+
+def test_with_redis_away_each_instance_holds_a_keys_limits_on_its_own(pair, redis_server):
+    """Redis stopped: no request with a limited key fails for it; each instance counts the key on
+    its own (its workers together), and refuses past the limit."""
+    a, b = pair
+    a.set_setting("require_auth", True)
+    created = a.admin("POST", "/_admin/api-keys", json={"name": "offline", "requests_per_day": 3}).json()
+    headers = {"Authorization": f"Bearer {created['key']}", "Connection": "close"}
+    body = {"model": "big-pickle", "messages": [{"role": "user", "content": "hi"}]}
+    redis_server.stop()
+    for gw in (a, b):
+        assert gw.wait_for(lambda gw=gw: requests.get(gw.url + "/healthz", timeout=5).json()["shared_state"]
+                           ["redis"] == "unavailable", timeout=15)
+    for gw in (a, b):
+        statuses = [requests.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
+                    for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429], (gw.url, statuses)
