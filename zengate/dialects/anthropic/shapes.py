@@ -33,6 +33,13 @@ STATUS_FOR_TYPE = {
     "overloaded_error": 529,
 }
 
+
+def error_event_failure(data: dict) -> tuple[int, str]:
+    """The status and message of an ``error`` event (Anthropic's, the internal form's)."""
+    err = data.get("error") if isinstance(data.get("error"), dict) else {}
+    status = STATUS_FOR_TYPE.get(err.get("type"), 500) if isinstance(err.get("type"), str) else 500
+    return status, err.get("message") if isinstance(err.get("message"), str) else str(err)
+
 ROLES = ("user", "assistant", "system")
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")

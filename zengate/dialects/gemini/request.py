@@ -355,8 +355,11 @@ def _generation(config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if fields.get("response_mime_type") == "application/json" or schema is not None:
         form["x_output_format"] = ({"type": "json_schema", "name": "output", "schema": json_schema(schema)}
                                    if isinstance(schema, dict) else {"type": "json_object"})
-    form.update(_thinking(fields.get("thinking_config")))
+    thinking = snake_keys(fields.get("thinking_config"))
+    form.update(_thinking(thinking))
     extras = {name: value for name, value in fields.items() if name not in GENERATION_FIELDS}
+    if thinking.get("include_thoughts") is True:
+        extras["include_thoughts"] = True  # the answer's thought parts are wanted (gemini/answer.py)
     return form, extras
 
 
@@ -386,6 +389,8 @@ def parse_request(body: dict) -> dict:
     if fields.get("stream"):
         form["stream"] = True
     extras = {key: value for key, value in fields.items() if key not in FORM_FIELDS}
+    if generation_extras.pop("include_thoughts", False):
+        extras["include_thoughts"] = True
     if generation_extras:
         extras["generation_config"] = generation_extras
     if others:

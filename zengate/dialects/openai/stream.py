@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...exchange.form import FormEvent
-from ..anthropic.shapes import GATEWAY_SIGNATURE, STATUS_FOR_TYPE
+from ..anthropic.shapes import GATEWAY_SIGNATURE, STATUS_FOR_TYPE, error_event_failure
 from ..anthropic.shapes import error_body as anthropic_error_body
 from ..anthropic.stream import ENDED_EARLY, error_message, event_json
 from ..base import Context, Notes
@@ -461,9 +461,7 @@ class Chunks:
             return []
         kind = data.get("type") or event
         if kind == "error":
-            err = data.get("error") if isinstance(data.get("error"), dict) else {}
-            status = STATUS_FOR_TYPE.get(err.get("type"), 500) if isinstance(err.get("type"), str) else 500
-            return self._fail(status, err.get("message") if isinstance(err.get("message"), str) else str(err))
+            return self._fail(*error_event_failure(data))
         if kind == "ping":
             return []
         out: list[dict | str] = []
