@@ -194,7 +194,7 @@ def _session_id(value: str) -> str | None:
 
 
 def _model_map(value: dict) -> str | None:
-    families = ("opus", "sonnet", "haiku", "default")
+    families = ("opus", "sonnet", "haiku", "default", "gemini")
     for family, model in value.items():
         if family not in families:
             return f"unknown family {json.dumps(family)}; use {', '.join(families)}"
@@ -256,7 +256,8 @@ def _check_fallbacks(value: dict) -> None:
 PROXY_CREDENTIALS = Masking(mask=_proxy.mask_proxy_list, restore=_proxy.restore_proxy_list, marker=_proxy.MASK)
 
 
-DEFAULT_MODEL_MAP = {"opus": "big-pickle", "sonnet": "big-pickle", "haiku": "gpt-5-nano", "default": "big-pickle"}
+DEFAULT_MODEL_MAP = {"opus": "big-pickle", "sonnet": "big-pickle", "haiku": "gpt-5-nano", "default": "big-pickle",
+                     "gemini": "big-pickle"}
 
 SPECS: dict[str, Spec] = {
     "require_auth": Spec(bool, False, "Require an active sk-zen key (Bearer or x-api-key) on every /v1 call."),
@@ -266,7 +267,7 @@ SPECS: dict[str, Spec] = {
         str, "", "x-opencode-session upstream: ses_ + 12 hex + 14 base62, made once per instance.", check=_session_id
     ),
     "user_agent": Spec(str, DEFAULT_USER_AGENT, "User-Agent sent upstream.", check=_header_safe),
-    "model_map": Spec(dict, DEFAULT_MODEL_MAP, "Claude families (opus, sonnet, haiku, default) → Zen model.",
+    "model_map": Spec(dict, DEFAULT_MODEL_MAP, "Claude families (opus, sonnet, haiku, default) and gemini → Zen model.",
                       check=_model_map),
     "model_protocols": Spec(dict, {}, "Per-model upstream protocol override (openai, anthropic or responses).",
                             check=_model_protocols),

@@ -59,6 +59,13 @@ def test_opencode_ids_have_opencodes_format():
 ])
 def test_claude_family(model, family):
     assert routing.claude_family(model) == family
+    assert routing.model_family(model) == family
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-3.5-flash-lite", "models/gemini-2.5-flash",
+                                   "GEMINI-EXP", "google/gemini-3-pro"])
+def test_gemini_names_are_one_family(model):
+    assert routing.model_family(model) == "gemini" and routing.claude_family(model) is None
 
 
 def test_resolve_maps_claude_names_and_keeps_known_ones():
@@ -75,6 +82,8 @@ def test_resolve_maps_claude_names_and_keeps_known_ones():
         "claude-opus-4-8", "kimi-k2.5-free", "http://u/v1/chat/completions")
     assert resolve("claude-sonnet-5", model_map=model_map).upstream_model == "big-pickle"
     assert resolve("gpt-5-nano", model_map=model_map).upstream_model == "gpt-5-nano"
+    assert resolve("gemini-2.5-pro", model_map={**model_map, "gemini": "glm-5-free"}).upstream_model == "glm-5-free"
+    assert resolve("gemini-2.5-pro", model_map=model_map).upstream_model == "big-pickle"  # no gemini entry: default
     anthropic = resolve("minimax-m2.5-free")
     assert anthropic.protocol == "anthropic" and anthropic.url() == "http://u/v1/messages"
     forced = resolve("big-pickle", protocol_overrides={"big-pickle": "anthropic"})

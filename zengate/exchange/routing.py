@@ -7,7 +7,8 @@ cooldowns and a clock), so each one is a unit test:
   reaches the backend named ``direct``); otherwise the model's tier decides.
 * ``free-auto`` / ``go-auto`` pick a model from the request itself (images, long context,
   reasoning asked, tools) with configurable preference lists.
-* Claude names (``claude-*``, ``opus``, ``opus[1m]``…) map by family through ``model_map``;
+* Claude names (``claude-*``, ``opus``, ``opus[1m]``…) and Gemini names (``gemini-*``) map by
+  family through ``model_map``;
   aliases from the models file map names to names.
 * Each model may list fallbacks: the plan is the model then its fallbacks, each tried with the
   backend's keys in a per-conversation order (a conversation stays on one key while it works),
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..store.instance import Board
 
 _CLAUDE = re.compile(r"^(?:anthropic/)?claude-", re.IGNORECASE)
+_GEMINI = re.compile(r"^(?:models/|google/)?gemini-", re.IGNORECASE)
 _FAMILY = re.compile(r"(opus|sonnet|haiku)", re.IGNORECASE)
 AUTO_TOKENS = {"free-auto": "free", "go-auto": "go"}
 RETRYABLE_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
@@ -333,6 +335,14 @@ def claude_family(model: str) -> str | None:
     return match.group(1).lower() if match else "default"
 
 
+def model_family(model: str) -> str | None:
+    """The ``model_map`` family of a model name clients of other vendors send: a Claude family,
+    ``gemini`` for Gemini names (``gemini-2.5-pro``, ``models/gemini-3.5-flash-lite``), else None."""
+    if _GEMINI.match(model.strip()):
+        return "gemini"
+    return claude_family(model)
+
+
 # --- the router -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -375,7 +385,7 @@ class Router:
             tier = AUTO_TOKENS[name]
             name, chosen_by = self._auto(tier, settings, request_features or Features(), cooldowns, now)
         name = self.catalog.file.aliases.get(name, name)
-        family = claude_family(name)
+        family = model_family(name)
         if family and not self.catalog.known(name, settings.model_overrides):
             name = settings.model_map.get(family) or settings.model_map.get("default") or name
             backend_name, name = self._split_backend(name) if backend_name is None else (backend_name, name)
