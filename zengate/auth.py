@@ -152,12 +152,13 @@ def key_prefix(key: str | None) -> str | None:
     return key[:SHOWN_PREFIX_CHARS] if key.startswith(KEY_PREFIX) else key[:4] + "…"
 
 
-def presented_key(headers) -> str | None:
-    """The key a client presents: ``Authorization: Bearer`` or ``x-api-key``."""
+def presented_key(headers, query_key: str | None = None) -> str | None:
+    """The key a client presents: ``Authorization: Bearer``, ``x-api-key``, Gemini's
+    ``x-goog-api-key``, or (Gemini paths only, which pass it) the ``?key=`` query argument."""
     auth = headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return headers.get("x-api-key") or None
+    return headers.get("x-api-key") or headers.get("x-goog-api-key") or query_key or None
 
 
 def key_to_dict(record: ApiKey) -> dict:

@@ -78,6 +78,12 @@ def _is_openai_error(body: object) -> bool:
             and "type" not in body)
 
 
+def _is_gemini_error(body: object) -> bool:
+    err = body.get("error") if isinstance(body, dict) else None
+    return (isinstance(err, dict) and isinstance(err.get("code"), int) and isinstance(err.get("message"), str)
+            and isinstance(err.get("status"), str) and isinstance(err.get("details"), list))
+
+
 def _is_anthropic_error(body: object) -> bool:
     err = body.get("error") if isinstance(body, dict) else None
     return (isinstance(body, dict) and body.get("type") == "error" and isinstance(err, dict)
@@ -85,7 +91,10 @@ def _is_anthropic_error(body: object) -> bool:
 
 
 def expected_shape(path: str, headers: dict | None) -> str:
-    """Which error shape a path answers in: Anthropic's on /v1/messages* (or with anthropic-version)."""
+    """Which error shape a path answers in: Google's on the Gemini API's paths, Anthropic's on
+    /v1/messages* (or with anthropic-version), else OpenAI's."""
+    if path.startswith(("/v1beta/", "/v1/models/")):  # the path as sent: a made-up version is no Gemini path
+        return "gemini"
     lowered = {k.lower() for k in (headers or {})}
     return "anthropic" if path.startswith("/v1/messages") or "anthropic-version" in lowered else "openai"
 
@@ -99,8 +108,8 @@ def errors_in_the_api_shape(ctx, response, case) -> bool | None:
         body = json.loads(response.content)
     except ValueError:
         raise AssertionError(f"{response.status_code} is not JSON: {response.content[:200]!r}") from None
-    shape = expected_shape(case.operation.path, case.headers)
-    ok = _is_anthropic_error(body) if shape == "anthropic" else _is_openai_error(body)
+    shape = expected_shape(case.formatted_path, case.headers)
+    ok = {"anthropic": _is_anthropic_error, "gemini": _is_gemini_error, "openai": _is_openai_error}[shape](body)
     assert ok, f"{response.status_code} is not in the {shape} error shape: {body!r}"
     return True
 
@@ -109,7 +118,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, errors_in_the_api_sha
 
 
 def _headers(gw: GatewayProcess, path: str, zen_key: str) -> dict[str, str]:
-    if path.startswith("/v1"):
+    if path.startswith(("/v1", "/{version}/")):
         return {"Authorization": f"Bearer {zen_key}"}
     return gw.admin_headers()
 

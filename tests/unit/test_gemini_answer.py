@@ -16,9 +16,9 @@ ANSWER = {"id": "msg_abc", "type": "message", "role": "assistant", "model": "big
           "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 4}}
 
 
-def context(thoughts: bool = False) -> Context:
-    request = {"x_extras": {"gemini": {"include_thoughts": True}}} if thoughts else {}
-    return Context(client_model="gemini-2.5-pro", request=request)
+def context(thoughts: bool = False, alt: str = "sse") -> Context:
+    extras = {"alt": alt, **({"include_thoughts": True} if thoughts else {})}
+    return Context(client_model="gemini-2.5-pro", request={"x_extras": {"gemini": extras}})
 
 
 def test_an_answer_is_one_candidate_with_parts_finish_and_usage():
@@ -108,3 +108,16 @@ def test_error_body_names_a_field_as_google_does():
 
 def test_usage_metadata_of_nothing():
     assert usage_metadata(None) == {"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0}
+
+
+def test_without_alt_sse_a_stream_is_one_json_array_sent_an_element_at_a_time():
+    encoder = Encoder(context(alt=""))
+    pieces = [encoder.encode([event]) for event in STREAM]
+    sent = [piece for batch in pieces for piece in batch]
+    assert sent[0].startswith(b"[{") and sent[-1] == b"]" and all(p.startswith(b",\r\n{") for p in sent[1:-1])
+    chunks = json.loads(b"".join(sent))
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, None, "STOP"]
+    failed = Encoder(context(alt=""))
+    failed.encode([STREAM[0]])
+    assert json.loads(b"".join(failed.encode([("error", {"type": "error", "error": {
+        "type": "overloaded_error", "message": "busy"}})])))[0]["error"]["code"] == 529

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from .anthropic import DIALECT as ANTHROPIC
 from .base import Dialect
+from .gemini import DIALECT as GEMINI
 from .openai import DIALECT as OPENAI_CHAT
 from .responses import DIALECT as RESPONSES
 
 DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (OPENAI_CHAT, ANTHROPIC, RESPONSES)}
+#: Every API clients may speak: the upstream ones, and those served to clients only (Gemini).
+CLIENT_DIALECTS: dict[str, Dialect] = {**DIALECTS, GEMINI.name: GEMINI}
 
 
 def get(name: str) -> Dialect:
-    """The dialect called ``name`` (KeyError for an unknown one: names are checked where they are set)."""
+    """The upstream dialect called ``name`` (KeyError for an unknown one: names are checked where they are set)."""
     return DIALECTS[name]
 
 
@@ -25,7 +28,7 @@ def names() -> tuple[str, ...]:
 
 def for_path(path: str) -> Dialect | None:
     """The dialect whose clients call under ``path`` (None for the gateway's own paths)."""
-    for dialect in DIALECTS.values():
+    for dialect in CLIENT_DIALECTS.values():
         if path.startswith(dialect.client_paths):
             return dialect
     return None

@@ -51,6 +51,7 @@ class RequestRecord:
     stream: bool = False
     key_prefix: str | None = None
     key_id: int | None = None
+    route: str | None = None  # the metrics' route label when the path holds a name (Gemini's model:method)
     charge: Any = None  # called with the request's tokens when it is finished (a key's daily token limit)
     cost: float | None = None  # what the upstream said the request cost, when it said
     proxy: str | None = None
@@ -177,7 +178,7 @@ class RequestRecord:
             if self.stream_open:
                 self.stream_open = False
                 metrics.stream_closed()
-            metrics.observe_request(self.path, self.upstream_model, status, latency / 1000,
+            metrics.observe_request(self.route or self.path, self.upstream_model, status, latency / 1000,
                                     self.ttfb_ms / 1000 if self.ttfb_ms is not None else None,
                                     self.input_tokens, self.output_tokens, _stream_failure(status, error),
                                     self.key_prefix if self.key_id is not None else None)

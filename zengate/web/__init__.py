@@ -39,7 +39,7 @@ def create_app(config=None) -> Flask:
     from . import client_limits, hooks
     from .admin import admin, proxy, stats
     from .admin import metrics as metrics_views
-    from .client import anthropic, models, openai, responses
+    from .client import anthropic, gemini, models, openai, responses
     from .dashboard import bp as dashboard_bp
     from .health import bp as health_bp
     from .input_limits import SafeRequest
@@ -59,8 +59,8 @@ def create_app(config=None) -> Flask:
     app.extensions["zengate"] = gateway
     metrics.known_model = gateway.catalog.known  # catalog models always get their own metric label
 
-    for blueprint in (health_bp, openai.bp, anthropic.bp, responses.bp, models.bp, admin.bp, stats.bp, dashboard_bp,
-                      proxy.bp, metrics_views.bp, openapi_bp):
+    for blueprint in (health_bp, openai.bp, anthropic.bp, responses.bp, gemini.bp, models.bp, admin.bp, stats.bp,
+                      dashboard_bp, proxy.bp, metrics_views.bp, openapi_bp):
         app.register_blueprint(blueprint)
     app.wsgi_app = client_limits.BodyDeadline(app.wsgi_app, config.client_timeout)  # slow bodies → 408
     hooks.install(app, config)

@@ -17,8 +17,10 @@ bp = Blueprint("openapi", __name__)
 
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
 ANTHROPIC_ERROR = {"$ref": "#/components/schemas/AnthropicError"}
+GEMINI_ERROR = {"$ref": "#/components/schemas/GeminiError"}
 ADMIN = [{"adminBearer": []}, {"adminCookie": []}]
 CLIENT = [{"zenKey": []}, {"zenApiKey": []}, {}]  # an sk-zen key, required only when require_auth is on
+GEMINI_CLIENT = [{"googApiKey": []}, {"googKeyQuery": []}, {"zenKey": []}, {}]
 
 
 def _json(schema: dict) -> dict:
@@ -82,6 +84,7 @@ def _obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 
 STRING, BOOL, INT = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
+GEMINI_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"enum": ["v1", "v1beta"]}}
 
 
 KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": INT}
@@ -174,6 +177,26 @@ PATHS: dict[str, dict] = {
         "Models: OpenAI's list shape, or Anthropic's when anthropic-version is sent",
         {"200": _ok(), **_errors({"oneOf": [OPENAI_ERROR, ANTHROPIC_ERROR]}, 401)},
         security=CLIENT, tags=("openai", "anthropic"))},
+    "/{version}/models/{target}": {"post": _op(
+        "Gemini API: {model}:generateContent (JSON), {model}:streamGenerateContent (text/event-stream with "
+        "alt=sse, else one streamed JSON array) or {model}:countTokens",
+        {"200": {"description": "A GenerateContentResponse, their stream, or {totalTokens}",
+                 "content": {"application/json": {"schema": {"type": ["object", "array"]}},
+                             "text/event-stream": {"schema": _obj({"data": STRING}, ("data",))}}},
+         **_errors(GEMINI_ERROR, 400, 401, 403, 404, 413, 429, 502, 504)},
+        body={"$ref": "#/components/schemas/GenerateContentRequest"}, security=GEMINI_CLIENT,
+        params=[GEMINI_VERSION, {"name": "target", "in": "path", "required": True,
+                                 "schema": {"type": "string", "pattern": "^[^/]+:[A-Za-z]+$"}},
+                _query("alt", {"enum": ["sse", "json"]}, "sse for server-sent events"),
+                _query("key", STRING, "an sk-zen key, as Google's clients send theirs")], tags=("gemini",))},
+    "/v1beta/models": {"get": _op(
+        "Gemini API: the models, in Google's shape (GET /v1/models answers so for a Gemini client)",
+        {"200": _ok(), **_errors(GEMINI_ERROR, 401)}, security=GEMINI_CLIENT,
+        params=[_query("key", STRING)], tags=("gemini",))},
+    "/{version}/models/{model}": {"get": _op(
+        "Gemini API: one model", {"200": _ok(), **_errors(GEMINI_ERROR, 401, 404)}, security=GEMINI_CLIENT,
+        params=[GEMINI_VERSION, {"name": "model", "in": "path", "required": True, "schema": STRING},
+                _query("key", STRING)], tags=("gemini",))},
     "/_admin/login": {"post": _op(
         "Log in: a bearer token, or with cookie: true an HttpOnly session cookie",
         {"200": _ok(schema=_obj({"token": STRING, "cookie": BOOL, "expires_at": STRING,
@@ -249,6 +272,8 @@ def _client_limits(paths: dict[str, dict]) -> dict[str, dict]:
     """Every operation may answer 431 (head too large), and one that takes a body 408 (body too slow)."""
     for path, ops in paths.items():
         shape = ANTHROPIC_ERROR if path.startswith("/v1/messages") else OPENAI_ERROR
+        if path.startswith(("/v1beta/", "/{version}/")):
+            shape = GEMINI_ERROR
         if path == "/v1/models":
             shape = {"oneOf": [OPENAI_ERROR, ANTHROPIC_ERROR]}  # Anthropic's with anthropic-version
         for op in ops.values():
@@ -259,6 +284,10 @@ def _client_limits(paths: dict[str, dict]) -> dict[str, dict]:
 
 
 _client_limits(PATHS)
+for _path in ("/{version}/models/{target}", "/{version}/models/{model}"):  # a version that is not the API's:
+    for _op_spec in PATHS[_path].values():                                # no such path, the gateway's 404
+        _op_spec["responses"]["404"] = {"description": "Not found (Google's shape; OpenAI's for another version)",
+                                        **_json({"oneOf": [GEMINI_ERROR, OPENAI_ERROR]})}
 
 MODEL = {"type": "string", "minLength": 1, "pattern": r"\S", "description": "A model id, alias or tier:model"}
 PART = {"type": "object", "required": ["type"], "properties": {"type": STRING}}
@@ -423,6 +452,8 @@ SPEC = {
         "securitySchemes": {
             "zenKey": {"type": "http", "scheme": "bearer", "description": "An sk-zen key (when require_auth is on)"},
             "zenApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+            "googKeyQuery": {"type": "apiKey", "in": "query", "name": "key"},
             "adminBearer": {"type": "http", "scheme": "bearer", "description": "A token from POST /_admin/login"},
             "adminCookie": {"type": "apiKey", "in": "cookie", "name": "zengate_admin",
                             "description": "State-changing calls also need the header X-Zengate-CSRF: 1. Any "
@@ -432,6 +463,13 @@ SPEC = {
             "metricsBearer": {"type": "http", "scheme": "bearer", "description": "The metrics token"},
         },
         "schemas": {
+            "GeminiError": _obj({"error": _obj({"code": INT, "message": STRING, "status": STRING,
+                                                "details": {"type": "array"}}, ("code", "message", "status"))},
+                                ("error",)),
+            "GenerateContentRequest": {"type": "object", "properties": {
+                "contents": {"type": "array", "items": _obj({"role": STRING, "parts": {"type": "array"}})},
+                "systemInstruction": {"type": ["object", "string"]}, "tools": {"type": "array"},
+                "toolConfig": {"type": "object"}, "generationConfig": {"type": "object"}}},
             "OpenAIError": _obj({"error": _obj({"message": STRING, "type": STRING,
                                                 "param": {"type": ["string", "null"]},
                                                 "code": {"type": ["string", "null"]}}, ("message", "type"))},

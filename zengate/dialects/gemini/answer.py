@@ -15,6 +15,7 @@ from typing import Any
 from ...exchange.form import FormEvent
 from ..anthropic.shapes import error_event_failure
 from ..base import Context
+from ..jsoncodec import dumps
 from ..sse import encode_data
 from ..translate_common import USAGE_KEYS, merge_usage, new_id, parse_arguments
 
@@ -223,11 +224,31 @@ def _arguments(text: str, block: dict) -> dict:
     return initial if isinstance(initial, dict) else {}
 
 
+def stream_format(context: Context) -> str:
+    """``sse`` when the client asked ``alt=sse`` (the view puts it in the body as ``alt``), else
+    ``array``: Google's own streaming form, one JSON array sent an element at a time."""
+    extras = ((context.request or {}).get("x_extras") or {}).get("gemini") or {}
+    return "sse" if extras.get("alt") == "sse" else "array"
+
+
 class Encoder:
-    """Form events as the SSE bytes of ``streamGenerateContent?alt=sse``."""
+    """Form events as the bytes of ``streamGenerateContent``: SSE ``data:`` lines with
+    ``alt=sse``, else the elements of one JSON array (``[`` first, ``]`` once the answer ended)."""
 
     def __init__(self, context: Context) -> None:
         self.chunks = Chunks(context)
+        self.sse = stream_format(context) == "sse"
+        self._opened = self._closed = False
 
     def encode(self, events: list[FormEvent]) -> list[bytes]:
-        return [encode_data(chunk) for name, data in events for chunk in self.chunks.feed(name, data)]
+        chunks = [chunk for name, data in events for chunk in self.chunks.feed(name, data)]
+        if self.sse:
+            return [encode_data(chunk) for chunk in chunks]
+        out = []
+        for chunk in chunks:
+            out.append((b"[" if not self._opened else b",\r\n") + dumps(chunk))
+            self._opened = True
+        if self.chunks.done and not self._closed:
+            self._closed = True
+            out.append(b"]" if self._opened else b"[]")
+        return out

@@ -38,13 +38,14 @@ def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
     return gw, record
 
 
-def authenticate(gw: Gateway, record: RequestRecord) -> None:
+def authenticate(gw: Gateway, record: RequestRecord, query_key: str | None = None) -> None:
     """Check the client's sk-zen key when keys are required (401 otherwise).
 
     They are when ``require_auth`` is on, and always while the gateway listens beyond loopback
-    unless the operator opened it (``Gateway.keys_required``).
+    unless the operator opened it (``Gateway.keys_required``). ``query_key`` is a key sent as
+    ``?key=`` (the Gemini API's way; only its views pass it).
     """
-    presented = auth.presented_key(request.headers)
+    presented = auth.presented_key(request.headers, query_key)
     if presented and presented.startswith(auth.KEY_PREFIX):
         record.key_prefix = auth.key_prefix(presented)
     if not gw.keys_required():
@@ -84,6 +85,17 @@ def admit(gw: Gateway, record: RequestRecord, model: str) -> None:
         raise ApiError(429, refused.message, headers={"Retry-After": str(refused.retry_after)}, kind="limit")
     if policy.tokens_per_day:
         record.charge = partial(gw.counters.spend, policy)
+
+
+def listed_models(gw: Gateway) -> list[dict]:
+    """The catalog's models a client may see (a key limited to some models sees only those)."""
+    if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
+        gw.refresh_models()  # first call in this worker, or the background refresh is late
+    entries = gw.catalog.entries()
+    policy = g.get("key_policy")
+    if policy is not None and policy.models:
+        entries = [e for e in entries if policy.allows(e["id"])]
+    return entries
 
 
 def read_json_body(gw: Gateway) -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ...dialects import anthropic as anthropic_proto
+from ...dialects import gemini as gemini_dialect
 from ...dialects import openai as openai_proto
 from ..errors import ApiError
-from .common import authenticate, begin
+from . import gemini
+from .common import authenticate, begin, listed_models
 
 bp = Blueprint("models", __name__)
 
@@ -20,7 +22,9 @@ def _anthropic_client() -> bool:
 
 @bp.errorhandler(ApiError)
 def _api_error(err: ApiError):
-    if _anthropic_client():
+    if gemini.is_gemini_client():
+        body = gemini_dialect.error_body(err.status, err.message)
+    elif _anthropic_client():
         body = anthropic_proto.error_body(err.status, err.message)
     else:
         body = openai_proto.error_body(err.status, err.message, type=err.type)
@@ -59,12 +63,9 @@ def anthropic_shape(entries: list[dict]) -> dict:
 
 @bp.get("/v1/models")
 def list_models():
+    if gemini.is_gemini_client():  # Google's SDK lists v1 models here too
+        return gemini.list_models()
     gw, record = begin("anthropic" if _anthropic_client() else "openai")
     authenticate(gw, record)
-    if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
-        gw.refresh_models()  # first call in this worker, or the background refresh is late
-    entries = gw.catalog.entries()
-    policy = g.get("key_policy")
-    if policy is not None and policy.models:  # a key limited to some models sees only those
-        entries = [e for e in entries if policy.allows(e["id"])]
+    entries = listed_models(gw)
     return jsonify(anthropic_shape(entries) if _anthropic_client() else openai_shape(entries))
