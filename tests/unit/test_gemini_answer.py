@@ -74,7 +74,7 @@ def test_a_stream_sends_text_as_it_comes_and_a_call_whole():
     assert last["candidates"][0]["finishReason"] == "STOP"
     assert last["usageMetadata"] == {"promptTokenCount": 7, "candidatesTokenCount": 9, "totalTokenCount": 16}
     assert all("finishReason" not in c["candidates"][0] and "usageMetadata" not in c for c in out[:-1])
-    assert {c["responseId"] for c in out} == {"s"} and chunks.done and chunks.text == "Hi"
+    assert {c["responseId"] for c in out} == {"s"} and chunks.done
     assert chunks.finish() == []
 
 

@@ -115,7 +115,6 @@ class MemoryCounters:
 
 SLOTS = 4096  # keys with limits one instance counts in its shared table (past it: each worker alone)
 _SLOT = struct.Struct("<8q")  # key id, minute, its count, the previous minute's, day, requests, tokens, spare
-_EMPTY = bytes(_SLOT.size)
 
 
 class InstanceCounters:
@@ -179,10 +178,7 @@ class InstanceCounters:
         for probe in range(self.slots):
             offset = ((start + probe) % self.slots) * _SLOT.size
             held = _SLOT.unpack_from(table, offset)[0]
-            if held == key_id:
-                return offset
-            if held == 0:
-                table[offset:offset + _SLOT.size] = _EMPTY
+            if held in (key_id, 0):  # its own slot, or a free one (all zeros: a fresh count)
                 return offset
         return None
 
@@ -289,7 +285,7 @@ class RedisCounters:
                                                     socket_connect_timeout=REDIS_TIMEOUT)
         self._admit = self.redis.register_script(_ADMIT_SCRIPT)
         self._seed = self.redis.register_script(_SEED_SCRIPT)
-        self._spent: dict[str, tuple[int, float]] = {}  # day-tokens counter name → (tokens not yet sent, its end)
+        self._spent: dict[str, tuple[int, int, float]] = {}  # day-tokens counter → (key id, tokens not sent, end)
 
     def admit(self, policy: KeyPolicy, now: float | None = None) -> Refusal | None:
         now = time.time() if now is None else now
@@ -298,7 +294,7 @@ class RedisCounters:
         windows = Windows.at(now)
         keys = names(policy.id, windows)
         minute_end, day_end = _ends(now, windows)
-        spent = self._spent.pop(keys[3], (0, day_end))[0]
+        spent = self._spent.pop(keys[3], (policy.id, 0, day_end))[1]
         try:
             admitted, *counts = self._admit(
                 keys=[REDIS_PREFIX + k for k in keys],
@@ -321,8 +317,8 @@ class RedisCounters:
             return
         windows = Windows.at(now)
         name = names(policy.id, windows)[3]
-        held, _ = self._spent.get(name, (0, 0.0))
-        self._spent[name] = (held + tokens, _ends(now, windows)[1])
+        held = self._spent.get(name, (policy.id, 0, 0.0))[1]
+        self._spent[name] = (policy.id, held + tokens, _ends(now, windows)[1])
 
     def flush(self, now: float | None = None) -> None:
         """Send the tokens held (the background loop calls this; they go to the instance while Redis is down)."""
@@ -333,15 +329,15 @@ class RedisCounters:
         if self.relay.up:
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for name, (tokens, until) in spent.items():
+                for name, (_, tokens, until) in spent.items():
                     pipe.incrby(REDIS_PREFIX + name, tokens)
                     pipe.pexpire(REDIS_PREFIX + name, _ms(until - now))
                 pipe.execute()
                 return
             except redis.RedisError as exc:
                 self.relay.failed(exc)
-        for name, (tokens, _) in spent.items():  # "t:<key id>:<day>": this instance counts them
-            self.local.spend(KeyPolicy(int(name.split(":")[1]), ""), tokens, now)
+        for key_id, tokens, _ in spent.values():  # this instance counts them
+            self.local.spend(KeyPolicy(key_id, ""), tokens, now)
 
     def seed(self, key_id: int, requests: int, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -120,11 +120,6 @@ class Chunks:
         self._calls: dict[int, dict] = {}  # block index -> the tool_use block, its input as JSON text so far
         self._finished = False
         self.done = False
-        self._text: list[str] = []
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
 
     def feed(self, event: str, data: dict) -> list[dict]:
         if self.done or not isinstance(data, dict):
@@ -198,7 +193,6 @@ class Chunks:
         if not isinstance(text, str) or not text:
             return []
         if kind == "text":
-            self._text.append(text)
             return [self._chunk([{"text": text}])]
         if kind == "thinking" and self._thoughts:
             return [self._chunk([{"text": text, "thought": True}])]

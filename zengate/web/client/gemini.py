@@ -8,7 +8,7 @@ map through ``model_map``'s ``gemini`` family, other names route as on every sur
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ...dialects import gemini
 from ...dialects.gemini.request import parse_request
@@ -43,15 +43,17 @@ def call(version: str, target: str):
         raise ApiError(400, "request body must be a JSON object", param="body", kind="input")
     if method == "countTokens":
         inner = body.get("generateContentRequest") or body.get("generate_content_request") or body
-        form = parse_request({**inner, "model": model}) if isinstance(inner, dict) else parse_request(inner)
-        return jsonify({"totalTokens": estimate_anthropic_tokens(form)})
+        if not isinstance(inner, dict):
+            raise ApiError(400, "generateContentRequest: must be an object", param="generateContentRequest",
+                           kind="input")
+        return jsonify({"totalTokens": estimate_anthropic_tokens(parse_request({**inner, "model": model}))})
     stream = method == "streamGenerateContent"
     body = {**body, "model": model, "stream": stream, **({"alt": "sse"} if request.args.get("alt") == "sse" else {})}
     record.model, record.stream, record.input_messages = model, stream, body.get("contents")
-    result = respond(serve(gw, body, record, gemini.DIALECT), record)
-    if stream and body.get("alt") != "sse" and isinstance(result, Response):
-        result.mimetype = "application/json"  # Google's streamed JSON array
-    return result
+    response = respond(serve(gw, body, record, gemini.DIALECT), record)
+    if stream and body.get("alt") != "sse":
+        response.mimetype = "application/json"  # Google's streamed JSON array
+    return response
 
 
 def model_entry(entry: dict) -> dict:
