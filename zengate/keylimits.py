@@ -128,6 +128,16 @@ class Refusal:
     retry_after: int
     message: str
 
+    @property
+    def quota_id(self) -> str:
+        """The limit as a quota id in Google's style (its window, ``PerMinute`` or ``PerDay``, last)."""
+        return QUOTA_IDS[self.limit]
+
+
+#: The limits as quota ids: Gemini CLI retries a ``PerMinute`` quota and stops at once on a ``PerDay`` one.
+QUOTA_IDS = {"rpm": "KeyRequestsPerMinute", "requests_per_day": "KeyRequestsPerDay",
+             "tokens_per_day": "KeyTokensPerDay"}
+
 
 def refusal(policy: KeyPolicy, counts: Counts, windows: Windows) -> Refusal | None:
     """The limit this request would pass, or None when it may go (and is then to be counted)."""

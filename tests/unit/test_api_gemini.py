@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.support.fake_upstream import error as upstream_error
 from tests.support.fake_upstream import openai_tool_calls
 from tests.support.fixtures import load_fixture
 
@@ -127,8 +128,33 @@ def test_keys_in_googles_three_places_and_limits_in_its_shape(client, admin_head
     assert limited.status_code == 429 and limited.headers["Retry-After"]
     error = limited.get_json()["error"]
     assert error["status"] == "RESOURCE_EXHAUSTED" and "limit of 3 requests per minute" in error["message"]
+    assert error["details"] == [  # Gemini CLI retries a per-minute quota, after the wait said
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+         "violations": [{"quotaId": "KeyRequestsPerMinute", "description": error["message"]}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{limited.headers['Retry-After']}s"}]
     assert client.post(f"{PATH}:generateContent?key=sk-zen-wrong", json=HELLO).status_code == 401
     assert "models/big-pickle" in [m["name"] for m in client.get(f"/v1beta/models?key={key}").get_json()["models"]]
+
+
+def test_a_daily_key_limit_is_a_per_day_quota(client, admin_headers):
+    client.post("/_admin/settings", json={"key": "require_auth", "value": True}, headers=admin_headers)
+    key = client.post("/_admin/api-keys", json={"name": "day", "requests_per_day": 1},
+                      headers=admin_headers).get_json()["key"]
+    assert client.post(f"{PATH}:generateContent", json=HELLO, headers={"x-goog-api-key": key}).status_code == 200
+    limited = client.post(f"{PATH}:streamGenerateContent?alt=sse", json=HELLO, headers={"x-goog-api-key": key})
+    assert limited.status_code == 429 and limited.mimetype == "application/json"
+    quota, retry = limited.get_json()["error"]["details"]
+    assert quota["violations"][0]["quotaId"] == "KeyRequestsPerDay"  # Gemini CLI stops at once on it
+    assert retry["retryDelay"] == f"{limited.headers['Retry-After']}s" and int(limited.headers["Retry-After"]) > 0
+
+
+def test_an_upstream_429_keeps_its_wait_in_googles_shape(client, upstream):
+    upstream.script("big-pickle", upstream_error(429, "Rate limit exceeded", headers={"retry-after": "3"}))
+    r = client.post(f"{PATH}:streamGenerateContent?alt=sse", json=HELLO)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "3"
+    error = r.get_json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED" and "Rate limit exceeded" in error["message"]
+    assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"}]
 
 
 def test_metrics_label_gemini_routes_without_their_model_names(client, admin_headers):

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from zengate.dialects.base import Context
-from zengate.dialects.gemini.answer import Chunks, Encoder, error_body, render_answer, usage_metadata
+from zengate.dialects.gemini.answer import (
+    Chunks,
+    Encoder,
+    error_body,
+    rate_limit_details,
+    render_answer,
+    usage_metadata,
+)
 
 ANSWER = {"id": "msg_abc", "type": "message", "role": "assistant", "model": "big-pickle", "stop_reason": "tool_use",
           "content": [{"type": "thinking", "thinking": "let me see", "signature": "s"},
@@ -104,6 +113,36 @@ def test_error_body_names_a_field_as_google_does():
     assert body["error"]["details"] == [{"@type": "type.googleapis.com/google.rpc.BadRequest",
                                          "fieldViolations": [violation]}]
     assert error_body(418, "teapot")["error"]["status"] == "UNKNOWN"
+
+
+QUOTA = "type.googleapis.com/google.rpc.QuotaFailure"
+RETRY = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def test_a_429_says_its_quota_and_wait_as_gemini_cli_reads_them():
+    body = error_body(429, "API key 'cli' reached its limit", retry_after="7", quota="KeyRequestsPerMinute")
+    assert body["error"]["details"] == [
+        {"@type": QUOTA, "violations": [{"quotaId": "KeyRequestsPerMinute",
+                                         "description": "API key 'cli' reached its limit"}]},
+        {"@type": RETRY, "retryDelay": "7s"}]
+    assert error_body(400, "bad", retry_after="7", quota="KeyRequestsPerDay")["error"]["details"] == []
+
+
+@pytest.mark.parametrize("message, retry_after, quota_id, delay", [
+    ("Rate limit exceeded", "3", None, "3s"),               # an upstream's plain 429: the wait only
+    ("Rate limit exceeded", None, None, None),              # nothing known: nothing claimed
+    ("Free tier: daily limit reached", "3600", "UpstreamRequestsPerDay", "3600s"),
+    ("You have used your 200 requests per day", None, "UpstreamRequestsPerDay", None),
+    ("limit of 2 requests per minute", "1.2", None, "2s"),  # a fraction rounds up
+    ("slow down", "Wed, 21 Oct 2026 07:28:00 GMT", None, None),  # an HTTP date is not a delay
+    ("slow down", "nan", None, None),
+    ("slow down", "inf", None, None),
+    ("slow down", "-5", None, None),
+])
+def test_an_upstream_429_is_daily_only_when_it_says_so(message, retry_after, quota_id, delay):
+    details = {d["@type"]: d for d in rate_limit_details(message, retry_after, None)}
+    assert (details[QUOTA]["violations"][0]["quotaId"] if QUOTA in details else None) == quota_id
+    assert (details[RETRY]["retryDelay"] if RETRY in details else None) == delay
 
 
 def test_usage_metadata_of_nothing():

@@ -35,6 +35,7 @@ class ApiError(Exception):
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     kind: str = "gateway"  # gateway | upstream | auth | input
+    quota: str | None = None  # for a 429, the quota reached, by id ("KeyRequestsPerDay"), for APIs that say it
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"

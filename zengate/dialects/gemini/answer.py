@@ -10,6 +10,8 @@ line, each holding what came since the last; the last one carries ``finishReason
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from ...exchange.form import FormEvent
@@ -29,16 +31,48 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
                 504: "DEADLINE_EXCEEDED"}
 
 
-def error_body(status: int, message: str, type: str | None = None, param: str | None = None) -> dict:
-    """``{"error": {"code", "message", "status", "details"}}``, as Google's APIs answer; a field
-    named by ``param`` is reported as a BadRequest field violation."""
+def error_body(status: int, message: str, type: str | None = None, param: str | None = None, *,
+               retry_after: str | None = None, quota: str | None = None) -> dict:
+    """``{"error": {"code", "message", "status", "details"}}``, as Google's APIs answer. A field
+    named by ``param`` is reported as a BadRequest field violation; a 429 carries the wait as
+    RetryInfo and the quota reached as QuotaFailure (see :func:`rate_limit_details`)."""
     details: list[dict] = []
     if param:
         details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
                         "fieldViolations": [{"field": param, "description": message}]})
+    if status == 429:
+        details.extend(rate_limit_details(message, retry_after, quota))
     return {"error": {"code": status, "message": message,
                       "status": STATUS_NAMES.get(status, "UNKNOWN" if status < 500 else "INTERNAL"),
                       "details": details}}
+
+
+DAILY = re.compile(r"\b(?:per[ -]day|daily|a day|today|24 ?h(?:ours?)?)\b", re.IGNORECASE)
+
+
+def rate_limit_details(message: str, retry_after: str | None, quota: str | None) -> list[dict]:
+    """What Gemini CLI reads in a 429: ``RetryInfo`` (the ``Retry-After`` seconds) and a
+    ``QuotaFailure`` whose quota id ends in ``PerMinute`` (it retries) or ``PerDay`` (it stops at
+    once). ``quota`` is the gateway's own limit; an upstream's 429 counts as daily when its text
+    says so, and names no quota otherwise."""
+    details: list[dict] = []
+    if quota is None and DAILY.search(message):
+        quota = "UpstreamRequestsPerDay"
+    if quota:
+        details.append({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [{"quotaId": quota, "description": message}]})
+    seconds = _seconds(retry_after)
+    if seconds is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"})
+    return details
+
+
+def _seconds(value: str | None) -> int | None:
+    try:
+        seconds = math.ceil(float(value)) if value else None
+    except (ValueError, OverflowError):  # an HTTP date (or nan, inf): not a delay to say
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 10**9 else None
 
 
 def include_thoughts(context: Context) -> bool:

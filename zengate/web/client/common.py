@@ -82,7 +82,8 @@ def admit(gw: Gateway, record: RequestRecord, model: str) -> None:
         return
     refused = gw.counters.admit(policy)
     if refused is not None:
-        raise ApiError(429, refused.message, headers={"Retry-After": str(refused.retry_after)}, kind="limit")
+        raise ApiError(429, refused.message, headers={"Retry-After": str(refused.retry_after)}, kind="limit",
+                       quota=refused.quota_id)
     if policy.tokens_per_day:
         record.charge = partial(gw.counters.spend, policy)
 

@@ -18,7 +18,8 @@ from .common import authenticate, begin, install_error_handler, listed_models, r
 
 bp = Blueprint("gemini", __name__)
 
-install_error_handler(bp, lambda err: gemini.error_body(err.status, err.message, param=err.param))
+install_error_handler(bp, lambda err: gemini.error_body(err.status, err.message, param=err.param,
+                                                     retry_after=err.headers.get("Retry-After"), quota=err.quota))
 
 METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
