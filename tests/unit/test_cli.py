@@ -186,7 +186,8 @@ def test_claude_url_precedence_is_said_on_stderr(claude_run, stub):
 
 
 def test_claude_default_address_and_bind_forms():
-    from zengate.cli import LaunchError, claude_state_file, gateway_address, url_for_bind
+    from zengate.launch.claude import claude_state_file
+    from zengate.launch.common import LaunchError, gateway_address, url_for_bind
 
     default = gateway_address(None, {})
     assert default.url == "http://127.0.0.1:8462" and "none of --url, ZENGATE_URL, PORT, ZENGATE_BIND" in default.source
@@ -294,6 +295,7 @@ def no_claude(tmp_path, monkeypatch, stub):
     """In-process: no claude or codex anywhere (PATH nor .ci/node), a fake npm that installs the one asked for
     (``npm install -g PACKAGE``), a live /healthz."""
     from zengate import cli
+    from zengate.launch import common
 
     _, url = stub
     bin_dir = tmp_path / "bin"
@@ -303,7 +305,7 @@ def no_claude(tmp_path, monkeypatch, stub):
                    f"case \"$3\" in @openai/codex) name=codex ;; *) name=claude ;; esac\n"
                    f"printf '#!/bin/sh\\n' > {bin_dir}/$name && {shutil.which('chmod')} +x {bin_dir}/$name\n")
     npm.chmod(0o755)
-    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "ROOT", tmp_path)
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("ZENGATE_URL", url)
