@@ -1,4 +1,4 @@
-"""``python -m zengate``: serve, migrate, keys, admin, version, claude, codex."""
+"""``python -m zengate``: serve, migrate, keys, admin, version, claude, codex, gemini."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
 from .launch.claude import cmd_claude
 from .launch.codex import CODEX_DEFAULT_MODEL, CODEX_KEY_VARIABLE, CODEX_PROVIDER, cmd_codex
+from .launch.gemini import cmd_gemini
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +119,18 @@ def cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def client_verb(sub, name: str, product: str, func: Callable[[argparse.Namespace], int], *, usage: str,
+                description: str, key_variable: str = "ZENGATE_API_KEY") -> argparse.ArgumentParser:
+    """A verb that runs a client CLI against the gateway: its --url and --key, and the arguments passed on."""
+    verb = sub.add_parser(name, help=f"run {product} against a running gateway (arguments passed on)", usage=usage,
+                          description=description)
+    verb.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
+    verb.add_argument("--key", help=f"the sk-zen key to send (default: ${key_variable})")
+    verb.add_argument("extra", nargs=argparse.REMAINDER, help=f"arguments for {name}")
+    verb.set_defaults(func=func)
+    return verb
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zengate", description="zengate — a gateway to OpenCode Zen")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,23 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(func=cmd_admin)
 
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
-    claude = sub.add_parser(
-        "claude", help="run Claude Code against a running gateway (arguments passed on)",
+    claude = client_verb(
+        sub, "claude", "Claude Code", cmd_claude,
         usage="python -m zengate claude [--url URL] [--key KEY] [--trust-this-folder] [claude arguments...]",
         description="Run Claude Code (`claude`) against a running gateway. The gateway is found at --url, else "
                     "$ZENGATE_URL, else where the gateway is configured to listen ($PORT on 127.0.0.1, "
                     "$ZENGATE_BIND, or 127.0.0.1:8462); the address used and where it came from are printed "
                     "first, and GET /healthz must answer. The key is --key, else $ZENGATE_API_KEY. Every "
                     "argument after these options (or after --) goes to claude.")
-    claude.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
-    claude.add_argument("--key", help="the sk-zen key to send (default: $ZENGATE_API_KEY)")
     claude.add_argument("--trust-this-folder", action="store_true",
                         help="answer Claude Code's folder-trust question with yes for the current folder only "
                              "(written to ~/.claude.json), so it opens straight to the prompt")
-    claude.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for claude")
-    claude.set_defaults(func=cmd_claude)
-    codex = sub.add_parser(
-        "codex", help="run the Codex CLI against a running gateway (arguments passed on)",
+    codex = client_verb(
+        sub, "codex", "the Codex CLI", cmd_codex, key_variable=CODEX_KEY_VARIABLE,
         usage="python -m zengate codex [--url URL] [--key KEY] [--model MODEL] [--print-config] [codex arguments...]",
         description="Run the Codex CLI (`codex`) against a running gateway, found as for `claude`: --url, else "
                     "$ZENGATE_URL, else where the gateway is configured to listen; the address used and where it "
@@ -167,24 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
                     f"the provider `{CODEX_PROVIDER}` by -c overrides (your config.toml is never written); the key "
                     f"is --key, else ${CODEX_KEY_VARIABLE}. Every argument after these options (or after --) goes "
                     "to codex, e.g. `exec \"say hi\"`.")
-    codex.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
-    codex.add_argument("--key", help=f"the sk-zen key to send (default: ${CODEX_KEY_VARIABLE})")
     codex.add_argument("--model", default=CODEX_DEFAULT_MODEL,
                        help=f"the model Codex asks the gateway for (default: {CODEX_DEFAULT_MODEL})")
     codex.add_argument("--print-config", action="store_true",
                        help="print the provider as TOML (a profile file for `codex --profile zengate`) and exit")
-    codex.add_argument("extra", nargs=argparse.REMAINDER, help="arguments for codex")
-    codex.set_defaults(func=cmd_codex)
+    gemini = client_verb(
+        sub, "gemini", "Gemini CLI", cmd_gemini,
+        usage="python -m zengate gemini [--url URL] [--key KEY] [--trust-this-folder] [--switch-auth] "
+              "[gemini arguments...]",
+        description="Run Gemini CLI (`gemini`) against a running gateway, found as for `claude`: --url, else "
+                    "$ZENGATE_URL, else where the gateway is configured to listen; the address used and where it "
+                    "came from are printed first, and GET /healthz must answer. Gemini CLI must sign in with "
+                    "an API key for the gateway to get its requests: that is selected in ~/.gemini/settings.json "
+                    "when no sign-in is, and replaces another only with --switch-auth. The key is --key, else "
+                    "$ZENGATE_API_KEY. Every argument after these options (or after --) goes to gemini, e.g. "
+                    "`-p \"say hi\"`.")
+    gemini.add_argument("--trust-this-folder", action="store_true",
+                        help="trust the current folder for this run only (Gemini CLI refuses to run headless "
+                             "in a folder it does not trust)")
+    gemini.add_argument("--switch-auth", action="store_true",
+                        help="select the API-key sign-in in ~/.gemini/settings.json even when another (a Google "
+                             "account) is selected there; /auth in Gemini CLI switches back")
     sub.add_parser("preflight", help="migrate and report the first-start state (gunicorn runs this)").set_defaults(
         func=cmd_preflight)
     return parser
 
 
-#: Verbs that pass arguments on (to gunicorn, claude, codex), with their own leading options (True: takes a value).
+#: Verbs that pass arguments on (to gunicorn and the client CLIs), with their own leading options (True: takes a value).
 PASS_ON = {"serve": {"-h": False, "--help": False},
            "claude": {"-h": False, "--help": False, "--url": True, "--key": True, "--trust-this-folder": False},
            "codex": {"-h": False, "--help": False, "--url": True, "--key": True, "--model": True,
-                     "--print-config": False}}
+                     "--print-config": False},
+           "gemini": {"-h": False, "--help": False, "--url": True, "--key": True, "--trust-this-folder": False,
+                      "--switch-auth": False}}
 
 
 def split_arguments(verb: str, args: list[str]) -> tuple[list[str], list[str]]:

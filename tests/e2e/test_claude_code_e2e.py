@@ -30,6 +30,7 @@ from tests.support.fake_upstream import (
     openai_text,
     openai_tool_calls,
 )
+from tests.support.npm_cli import isolated_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -104,11 +105,7 @@ def run_claude(claude: str, tmp_path: Path, gw, prompt: str, *args: str, **env: 
         "projects": {str(work): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
     }))
     full_env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "SHELL": shutil.which("bash") or "/bin/bash",
-        "LANG": "C.UTF-8",
+        **isolated_environment(home, tmp),
         "ANTHROPIC_BASE_URL": gw.url,
         "ANTHROPIC_AUTH_TOKEN": CLIENT_TOKEN,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no update checks, no feature flags, no reports

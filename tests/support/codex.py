@@ -32,21 +32,18 @@ half of this module builds such answers (:func:`response_events` over :func:`mes
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.npm_cli import NODE_PREFIX, CliUnavailable, pinned_cli
+
 CODEX_VERSION = "0.169.0"  # keep in step with .ci/install and the cx_* recordings
-CODEX_PACKAGE = f"@openai/codex@{CODEX_VERSION}"
-NODE_PREFIX = ROOT / ".ci" / "node"
 CODEX_BIN = NODE_PREFIX / "node_modules" / ".bin" / "codex"
 
 PROVIDER = "zengate-test"  # the model_providers entry run_codex defines
@@ -57,44 +54,15 @@ DEFAULT_MODEL = "gpt-5.5"
 RUN_TIMEOUT = 120  # seconds one ``codex exec`` may take
 
 
-class CodexUnavailable(Exception):
-    """The pinned Codex CLI is not installed and could not be installed; the message says why."""
+CodexUnavailable = CliUnavailable  # the pinned Codex CLI is missing and could not be installed
 
 
 # --------------------------------------------------------------------------- the binary
 
 
 def codex_binary(install: bool = True) -> str:
-    """The pinned Codex binary in ``.ci/node``, installed there with npm when missing (one installer at a time).
-
-    Raises :class:`CodexUnavailable` when it is missing and npm is absent or fails (an offline
-    machine), and AssertionError when the binary there is not the pinned version.
-    """
-    if not CODEX_BIN.exists() and install:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise CodexUnavailable(f"Codex is not in {NODE_PREFIX} and npm is not installed to put it there "
-                                   "(bash .ci/install --dev)")
-        NODE_PREFIX.mkdir(parents=True, exist_ok=True)
-        with open(NODE_PREFIX / ".install.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not CODEX_BIN.exists():
-                done = subprocess.run([npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund",
-                                       "--save-exact", CODEX_PACKAGE],
-                                      cwd=ROOT, capture_output=True, text=True, timeout=600)
-                if done.returncode != 0:
-                    raise CodexUnavailable(f"npm install {CODEX_PACKAGE} failed (exit {done.returncode}):\n"
-                                           f"{done.stderr[-2000:]}")
-    if not CODEX_BIN.exists():
-        raise CodexUnavailable(f"no {CODEX_BIN} (bash .ci/install --dev installs {CODEX_PACKAGE})")
-    with tempfile.TemporaryDirectory(prefix="codex-version-") as home:  # it makes $HOME/.codex
-        version = subprocess.run([str(CODEX_BIN), "--version"], capture_output=True, text=True, timeout=60,
-                                 env={"PATH": os.environ.get("PATH", os.defpath), "HOME": home})
-    assert version.returncode == 0, f"{CODEX_BIN} --version failed: {version.stderr[-2000:]}"
-    assert version.stdout.split()[-1:] == [CODEX_VERSION], (
-        f"{CODEX_BIN} is {version.stdout.strip()!r}, not {CODEX_VERSION}: "
-        f"npm install --prefix .ci/node --save-exact {CODEX_PACKAGE}")
-    return str(CODEX_BIN)
+    """The pinned Codex binary in ``.ci/node``, installed there with npm when missing (see :func:`pinned_cli`)."""
+    return pinned_cli("@openai/codex", CODEX_VERSION, "codex", install)
 
 
 # --------------------------------------------------------------------------- the configuration

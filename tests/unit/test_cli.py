@@ -302,7 +302,8 @@ def no_claude(tmp_path, monkeypatch, stub):
     bin_dir.mkdir()
     npm = bin_dir / "npm"
     npm.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'npm-args'}\n"
-                   f"case \"$3\" in @openai/codex) name=codex ;; *) name=claude ;; esac\n"
+                   f"case \"$3\" in @openai/codex) name=codex ;; @google/gemini-cli) name=gemini ;;"
+                   " *) name=claude ;; esac\n"
                    f"printf '#!/bin/sh\\n' > {bin_dir}/$name && {shutil.which('chmod')} +x {bin_dir}/$name\n")
     npm.chmod(0o755)
     monkeypatch.setattr(common, "ROOT", tmp_path)
@@ -497,6 +498,69 @@ def test_codex_passes_its_arguments_on():
         ["--url", "http://x", "--model=m", "--key", "k"], ["exec", "--model", "y"])
     assert split_arguments("codex", ["--print-config", "-m", "z"]) == (["--print-config"], ["-m", "z"])
     assert build_parser().parse_args(["codex"]).model == "gpt-5-nano"
+
+
+def test_gemini_sign_in_is_selected_in_its_settings_and_replaced_only_when_asked(tmp_path):
+    from zengate.launch.common import LaunchError
+    from zengate.launch.gemini import gemini_settings_file, select_api_key_auth
+
+    path = gemini_settings_file({}, tmp_path)
+    assert path == tmp_path / ".gemini" / "settings.json"
+    assert gemini_settings_file({"GEMINI_CLI_HOME": "/elsewhere"}, tmp_path) == Path("/elsewhere/.gemini/settings.json")
+    assert select_api_key_auth(path, switch=False) == f"selected 'gemini-api-key' sign-in for Gemini CLI in {path}"
+    assert json.loads(path.read_text()) == {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    assert select_api_key_auth(path, switch=False) is None  # already so: nothing written
+
+    mine = {"theme": "Dracula", "security": {"auth": {"selectedType": "oauth-personal"}, "folderTrust": {}}}
+    path.write_text(json.dumps(mine))
+    path.chmod(0o600)
+    with pytest.raises(LaunchError, match=r"signs in with 'oauth-personal'.*--switch-auth"):
+        select_api_key_auth(path, switch=False)
+    assert json.loads(path.read_text()) == mine
+    assert select_api_key_auth(path, switch=True) == (
+        f"switched Gemini CLI from 'oauth-personal' to 'gemini-api-key' in {path}")
+    assert json.loads(path.read_text()) == {"theme": "Dracula", "security": {
+        "auth": {"selectedType": "gemini-api-key"}, "folderTrust": {}}}
+    assert path.stat().st_mode & 0o777 == 0o600 and [p.name for p in path.parent.iterdir()] == ["settings.json"]
+
+    for text, says in (('{"theme": "x", // mine\n}', "as plain JSON"), ("[1]", "does not hold a JSON object"),
+                       ('{"security": {"auth": "api"}}', '"security.auth" is not an object')):
+        path.write_text(text)
+        with pytest.raises(LaunchError, match=re.escape(says)):
+            select_api_key_auth(path, switch=True)
+        assert path.read_text() == text  # never clobbered
+
+
+def test_gemini_environment_points_the_cli_at_the_gateway():
+    from zengate.launch.gemini import gemini_environment
+
+    env = gemini_environment("http://127.0.0.1:9", None, {"PATH": "/bin", "ZENGATE_API_KEY": "sk-zen-env"})
+    assert env == {"PATH": "/bin", "ZENGATE_API_KEY": "sk-zen-env", "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:9",
+                   "GEMINI_API_KEY": "sk-zen-env"}
+    env = gemini_environment("http://g", "sk-zen-k", {"GEMINI_API_KEY": "AIza-google", "GOOGLE_GEMINI_BASE_URL": "x"},
+                             trust=True)
+    assert (env["GEMINI_API_KEY"], env["GOOGLE_GEMINI_BASE_URL"], env["GEMINI_CLI_TRUST_WORKSPACE"]) == (
+        "sk-zen-k", "http://g", "true")  # a Google key in the environment never goes to the gateway
+    assert gemini_environment("http://g", None, {})["GEMINI_API_KEY"] == "sk-zen-local"
+
+
+def test_gemini_passes_its_arguments_on_and_installs_when_missing(no_claude, monkeypatch, capsys):
+    from zengate.cli import split_arguments
+
+    assert split_arguments("gemini", ["--url", "http://x", "--switch-auth", "-p", "hi", "--key", "k"]) == (
+        ["--url", "http://x", "--switch-auth"], ["-p", "hi", "--key", "k"])
+    cli, tmp_path, execs = no_claude
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a terminal: never asks, never installs
+    assert cli.main(["gemini", "-p", "hi"]) == 127
+    assert "Gemini CLI is not installed. Install it with: npm install -g @google/gemini-cli" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    cli.main(["gemini", "--key", "sk-zen-k", "--trust-this-folder", "-p", "hi"])
+    binary = str(tmp_path / "bin" / "gemini")
+    [(called, argv, env)] = execs
+    assert (called, argv) == (binary, [binary, "-p", "hi"])
+    assert (env["GEMINI_API_KEY"], env["GEMINI_CLI_TRUST_WORKSPACE"]) == ("sk-zen-k", "true")
+    assert json.loads((tmp_path / ".gemini" / "settings.json").read_text())["security"]["auth"] == {
+        "selectedType": "gemini-api-key"}
 
 
 CLAUDE_CODE = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude"
