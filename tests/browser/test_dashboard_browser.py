@@ -376,6 +376,7 @@ def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, 
     # the friendly model map editor
     haiku = page.get_by_label("Haiku →", exact=True)
     expect(haiku).to_have_value("gpt-5-nano")
+    expect(page.get_by_label("Gemini →", exact=True)).to_have_value("big-pickle")  # Gemini CLI's names
     haiku.fill("glm-4.7-free")
     page.get_by_role("switch", name="Require API keys").check()
     expect(page.locator("#settings-status")).to_have_text("2 unsaved changes")

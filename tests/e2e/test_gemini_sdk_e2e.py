@@ -146,3 +146,9 @@ def test_upstream_and_input_errors_are_googles_errors(gw, up):
         client.models.generate_content(model=MODEL, contents=[types.Content(role="user", parts=[types.Part()])])
     assert bad.value.code == 400 and bad.value.status == "INVALID_ARGUMENT"
     assert len(up.requests) == 2  # the bad request never went upstream
+
+
+def test_the_readmes_client_as_written(gw, up):
+    client = genai.Client(api_key="sk-zen-YOUR-KEY", http_options={"base_url": gw.url})  # README.md, as written
+    assert client.models.generate_content(model="gemini-2.5-flash", contents="say hi").text == "Hello from upstream"
+    assert up.requests[-1].path.endswith("/chat/completions")

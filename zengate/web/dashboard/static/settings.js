@@ -24,7 +24,7 @@ const SECTIONS = [
 const LABELS = {
   require_auth: "Require API keys",
   admin_session_hours: "Admin login lasts (hours)",
-  model_map: "Claude model map",
+  model_map: "Claude and Gemini model map",
   model_protocols: "Protocol overrides",
   opencode_project: "Project header",
   opencode_client: "Client header",
@@ -47,6 +47,7 @@ const FAMILIES = [
   ["opus", "Opus"],
   ["sonnet", "Sonnet"],
   ["haiku", "Haiku"],
+  ["gemini", "Gemini"],
   ["default", "Any other"],
 ];
 
@@ -55,7 +56,10 @@ const proxyApi = document.body.dataset.proxyApi === "true";
 let fields = [];
 let models = new Set();
 
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+/** JSON with every object's keys in order: two values are the same whatever order their keys came in. */
+const canonical = (value) => JSON.stringify(value, (_, v) => (v && typeof v === "object" && !Array.isArray(v)
+  ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
+const same = (a, b) => canonical(a) === canonical(b);
 
 function show(value) {
   if (typeof value === "boolean") return value ? "on" : "off";
