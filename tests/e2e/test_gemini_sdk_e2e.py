@@ -8,7 +8,14 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.support.fake_upstream import error, openai_text, openai_tool_calls
+from tests.support.fake_upstream import (
+    anthropic_text,
+    anthropic_tool_use,
+    error,
+    openai_text,
+    openai_tool_calls,
+    responses_text,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -152,3 +159,36 @@ def test_the_readmes_client_as_written(gw, up):
     client = genai.Client(api_key="sk-zen-YOUR-KEY", http_options={"base_url": gw.url})  # README.md, as written
     assert client.models.generate_content(model="gemini-2.5-flash", contents="say hi").text == "Hello from upstream"
     assert up.requests[-1].path.endswith("/chat/completions")
+
+
+def test_an_anthropic_protocol_model_streams_thoughts_and_calls_back(gw, up):
+    client = sdk(gw, "v1beta")
+    up.script("minimax-m2.5-free", anthropic_text("translated back", thinking="let me think"))
+    thoughtful = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True,
+                                                                                  thinking_budget=2048))
+    chunks = list(client.models.generate_content_stream(model="minimax-m2.5-free", contents="hi", config=thoughtful))
+    parts = [p for c in chunks for p in c.candidates[0].content.parts]
+    assert "".join(p.text for p in parts if p.thought) == "let me think"
+    assert "".join(p.text for p in parts if p.text and not p.thought) == "translated back"
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages")
+    assert sent.body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert sent.body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+    up.script("minimax-m2.5-free", anthropic_tool_use([("get_weather", {"city": "Lima"}, "toolu_lima")]))
+    answer = client.models.generate_content(model="minimax-m2.5-free", contents="weather in Lima?",
+                                            config=types.GenerateContentConfig(tools=[WEATHER]))
+    [call] = answer.function_calls
+    assert (call.name, call.args, call.id) == ("get_weather", {"city": "Lima"}, "toolu_lima")
+    assert up.requests[-1].body["tools"][0]["input_schema"]["required"] == ["city"]
+
+
+def test_a_responses_protocol_model_answers_the_sdk(gw, up):
+    client = sdk(gw)
+    up.script("gpt-5-nano", responses_text("from the Responses API", usage=(7, 3)))
+    answer = client.models.generate_content(model="gpt-5-nano", contents="hi",
+                                            config=types.GenerateContentConfig(system_instruction="be brief"))
+    assert answer.text == "from the Responses API"
+    assert (answer.usage_metadata.prompt_token_count, answer.usage_metadata.candidates_token_count) == (7, 3)
+    sent = up.requests[-1]
+    assert sent.path.endswith("/responses") and sent.body["instructions"] == "be brief"
