@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import ids
+from . import guards, ids
+from .guards.commands import DEFAULT_RULES, check_rules
 from .runtime.generation import Generation
 from .store.db import UNAVAILABLE, discard_connection
 from .store.models import Setting, utcnow
@@ -273,6 +274,11 @@ SPECS: dict[str, Spec] = {
                             check=_model_protocols),
     "stages": Spec(dict, {}, "Stages run on every request's internal form, by name: {default: [...], models: "
                    "{model: [...]}, keys: {key prefix: [...]}} (zengate/exchange/stages.py).", check=_stages_check),
+    "guards": Spec(dict, {}, "Agent guards switched on: {tool_repair: bool, dangerous_commands: bool, models: "
+                   "{model: {guard: bool}}, keys: {key prefix: {guard: bool}}} (docs/guards.md).",
+                   check=guards.check_setting),
+    "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "
+                          "{id: {pattern: a regular expression, why}}.", check=check_rules),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",

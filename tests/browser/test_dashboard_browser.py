@@ -401,6 +401,18 @@ def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, 
     expect(page.locator("#settings-status")).to_have_text("Saved 2 settings.")
     settings = gw.admin("GET", "/_admin/settings").json()["settings"]
     assert settings["require_auth"] is False and settings["model_map"]["haiku"] == "gpt-5-nano"
+
+    # the agent guards: a switch each, and per-model switches as JSON
+    page.get_by_role("switch", name="Refuse dangerous shell commands").check()
+    page.locator("#setting-guards-scoped").fill('{"models": {"big-pickle": {"tool_repair": true}}}')
+    save.click()
+    expect(page.locator("#settings-status")).to_have_text("Saved 1 setting.")
+    assert gw.admin("GET", "/_admin/settings").json()["settings"]["guards"] == {
+        "dangerous_commands": True, "models": {"big-pickle": {"tool_repair": True}}}
+    page.locator("#setting-guards-scoped").fill('{"model": {}}')
+    save.click()
+    expect(page.locator("#setting-guards-error")).to_contain_text('Only "models" and "keys" go here')
+    page.get_by_role("button", name="Discard").click()
     assert requests.post(gw.url + "/v1/chat/completions", json={"model": "big-pickle", "messages": HELLO},
                          timeout=30).status_code == 200
 

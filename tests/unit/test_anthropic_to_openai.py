@@ -16,6 +16,7 @@ from zengate.dialects.errors import ProtocolError
 from zengate.dialects.translate_common import (
     ToolNames,
     anthropic_usage,
+    arguments_text,
     is_context_length_error,
     openai_usage,
     parse_arguments,
@@ -700,6 +701,10 @@ def test_invalid_arguments_are_kept_not_lost():
     assert parse_arguments("[1]") == {"raw_arguments": "[1]"}
     assert parse_arguments("") == {} and parse_arguments(None) == {}
     assert parse_arguments('{"a":1}') == {"a": 1}
+    # and an OpenAI-style client gets them back as they came, not wrapped
+    assert arguments_text(parse_arguments('{"a": 1')) == '{"a": 1'
+    assert arguments_text({"a": 1}) == '{"a":1}' and arguments_text(None) == "{}"
+    assert arguments_text({"raw_arguments": "x", "b": 2}) == '{"raw_arguments":"x","b":2}'
 
 
 def test_usage_conversions():

@@ -38,7 +38,13 @@ from .responses_items import (
 from .responses_request import parse_request, passthrough_body, render_request, unserved_tools, validate_request
 from .responses_stream import Decoder, Encoder, Passthrough, failed_event
 from .tokens import estimate_anthropic_tokens
-from .translate_common import dump_json, is_context_length_error, new_id, not_an_answer, parse_arguments
+from .translate_common import (
+    arguments_text,
+    is_context_length_error,
+    new_id,
+    not_an_answer,
+    parse_arguments,
+)
 
 __all__ = [
     "DIALECT", "error_body", "failed_event", "input_tokens", "note_answer", "parse_answer", "render_answer",
@@ -151,7 +157,7 @@ def render_answer(answer: dict, context: Context) -> dict:
             if call[0] == "custom":
                 output.append(call_item("ctc_" + item_id, call_id, call, custom_input_text(block.get("input"))))
             else:
-                output.append(call_item("fc_" + item_id, call_id, call, dump_json(block.get("input") or {})))
+                output.append(call_item("fc_" + item_id, call_id, call, arguments_text(block.get("input"))))
     incomplete = INCOMPLETE_FOR_STOP.get(answer.get("stop_reason") or "")
     return response_object(response_id, now(), context, response_echo(context),
                            status="incomplete" if incomplete else "completed", output=output,

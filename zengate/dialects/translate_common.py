@@ -174,6 +174,14 @@ def parse_arguments(arguments: Any) -> dict:
     return value if isinstance(value, dict) else {"raw_arguments": arguments}
 
 
+def arguments_text(value: Any) -> str:
+    """A tool call's input as an OpenAI-style ``arguments`` string: its JSON, or, for arguments an
+    upstream sent that were not JSON (kept as ``{"raw_arguments": text}``), that text as it came."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("raw_arguments"), str):
+        return value["raw_arguments"]
+    return dump_json(value or {})
+
+
 def join_text(parts: list[str], sep: str = "\n\n") -> str:
     """Non-blank ``parts`` joined; blank ones never produce separators."""
     return sep.join(p for p in parts if p and p.strip())

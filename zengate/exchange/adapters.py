@@ -8,7 +8,8 @@ folded into one answer. Events that are not what the API sends end the stream as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from ..dialects.base import Passthrough as DialectPassthrough
 from ..dialects.base import StreamDecoder, StreamEncoder
@@ -17,6 +18,12 @@ from ..dialects.sse import Event
 from ..exchange.form import FormEvent
 from ..upstream.client import UpstreamError
 from .records import RequestRecord
+
+
+class EventGuard(Protocol):
+    """What a stream's guard does (zengate.guards.toolcalls.ToolCallGuard): events in, events to send on."""
+
+    def feed(self, events: Iterable[FormEvent]) -> list[FormEvent]: ...
 
 
 def _checked(feed: Callable[[Event], list], event: Event) -> list:
@@ -80,20 +87,27 @@ class _Decoding:
 
 
 class Translating(_Decoding):
-    """The upstream's stream decoded into the internal form and encoded in the client's API."""
+    """The upstream's stream decoded into the internal form, passed through the request's guard
+    (zengate/guards: it may hold a tool call until it is whole) and encoded in the client's API."""
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, record: RequestRecord):
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, record: RequestRecord,
+                 guard: EventGuard | None = None):
         super().__init__(decoder, record)
         self.encoder = encoder
+        self.guard = guard
+
+    def _out(self, events: list[FormEvent]) -> list[bytes]:
+        events = self._take(events)
+        return self.encoder.encode(self.guard.feed(events) if self.guard is not None else events)
 
     def on_event(self, event: Event) -> list[bytes]:
-        return self.encoder.encode(self._take(_checked(self.decoder.feed, event)))
+        return self._out(_checked(self.decoder.feed, event))
 
     def on_end(self) -> list[bytes]:
-        return self.encoder.encode(self._take(self.decoder.finish()))
+        return self._out(self.decoder.finish())
 
     def on_failure(self, err: UpstreamError) -> list[bytes]:
-        return self.encoder.encode(self._take(self.decoder.fail(err.status, f"{err.message} (mid-stream)")))
+        return self._out(self.decoder.fail(err.status, f"{err.message} (mid-stream)"))
 
 
 class Collecting(_Decoding):

@@ -61,6 +61,7 @@ class RequestRecord:
     ttfb_ms: float | None = None
     output_parts: list[str] = field(default_factory=list)
     attempts: list[dict] = field(default_factory=list)
+    guards: list[dict] = field(default_factory=list)  # what the agent guards did: {"guard", "action", "why"}
     done: bool = False
     stream_open: bool = False  # counted in zengate_open_streams until finish()
 
@@ -98,6 +99,11 @@ class RequestRecord:
                 metrics.upstream_error(kind or _upstream_error_kind(), status)
             except Exception:
                 log.exception("could not count the upstream error")
+
+    def note_guard(self, guard: str, action: str, why: str) -> None:
+        """An agent guard acted on this request (zengate/guards): logged on the row, counted in /metrics."""
+        self.guards.append({"guard": guard, "action": action, "why": why[:500]})
+        metrics.guard_acted(guard, action)
 
     def upstream_cost(self, cost: float) -> None:
         """The cost the upstream reported, as the stream's rest came in (after the record may
@@ -170,6 +176,7 @@ class RequestRecord:
                 "redact_secrets": self.redact_secrets,
                 "error": redact(error[:2000]) if error else None,
                 "attempts": self.attempts or None,
+                "guards": self.guards or None,
                 "cost": self.cost,
             })
         except Exception:

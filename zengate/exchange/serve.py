@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..dialects import registry
 from ..dialects.anthropic import note_answer as note_form_answer
@@ -49,6 +50,16 @@ class Answer:
 Result = Answer | Iterator[bytes]
 
 
+class AnswerGuard(adapters.EventGuard, Protocol):
+    """What an answer's guard does (zengate.guards.toolcalls.ToolCallGuard): a stream's events, or a whole answer."""
+
+    def answer(self, answer: dict) -> dict: ...
+
+
+#: Makes an attempt's answer guard from the request's form (None: nothing to guard in this request).
+GuardFactory = Callable[[dict], "AnswerGuard | None"]
+
+
 @dataclass(frozen=True)
 class Options:
     """Per-request choices the views pass down."""
@@ -57,6 +68,7 @@ class Options:
     ping_seconds: float = 0  # the client dialect's heartbeat on upstream silence (0: none)
     stream_upstream: bool = False  # stream from the upstream even for a non-streaming client; fold it
     input_estimate: int = 0  # a cheap first guess of the prompt's tokens for message_start (upstream usage follows)
+    guard: GuardFactory | None = None  # the answer's guard for the request's form (zengate/guards), or None
 
 
 class Request:
@@ -96,8 +108,11 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     context = Context(route.client_model, route.upstream_model, input_estimate=options.input_estimate,
                       include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
     same = upstream is dialect and not request.changed
+    guard = options.guard(request.form) if options.guard is not None else None
     if same:
         upstream_body = dialect.passthrough_body(body, target)
+        if guard is not None:  # the answer comes back through the form, for the guard
+            context.request = request.form
     else:
         context.request = request.form
         try:
@@ -114,17 +129,19 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     response = relay.send(client, route, upstream_body, stream=stream or fold, record=record,
                           extra_headers=options.passed_headers if same else None, deadline=deadline)
     if fold:
-        return Answer(dialect.render_answer(_folded(response, upstream, context, record, deadline), context))
+        folded = _folded(response, upstream, context, record, deadline)
+        return Answer(dialect.render_answer(guard.answer(folded) if guard is not None else folded, context))
+    same_answer = same and guard is None
     if stream:
         heartbeat = ((options.ping_seconds, dialect.heartbeat)
                      if dialect.heartbeat is not None and options.ping_seconds > 0 else None)
-        adapter = (adapters.Passthrough(dialect.passthrough(context, record)) if same
-                   else adapters.Translating(upstream.decoder(context), dialect.encoder(context), record))
+        adapter = (adapters.Passthrough(dialect.passthrough(context, record)) if same_answer
+                   else adapters.Translating(upstream.decoder(context), dialect.encoder(context), record, guard))
         return relay.pump(response, adapter, record, heartbeat=heartbeat, deadline=deadline)
     answer = relay.read_answer(client, response, deadline)
     record.first_byte()
     try:
-        if same:
+        if same_answer:
             dialect.note_answer(answer, record)
             answer["model"] = route.client_model
             return Answer(answer)
@@ -132,6 +149,8 @@ def _attempt(client: UpstreamClient, route: Route, request: Request, record: Req
     except ProtocolError as err:
         raise UpstreamError(err.status, err.message, "protocol") from None
     note_form_answer(form_answer, record)
+    if guard is not None:
+        form_answer = guard.answer(form_answer)
     return Answer(dialect.render_answer(form_answer, context))
 
 

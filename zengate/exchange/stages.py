@@ -60,14 +60,21 @@ def check_setting(value: Any) -> str | None:
             return f"{where}: unknown stages {missing}; known: {known}"
         return None
 
-    problem = names_problem("default", value.get("default", []))
+    return names_problem("default", value.get("default", [])) or scoped_problem(value, names_problem, "lists")
+
+
+def scoped_problem(value: dict, check: Callable[[str, Any], str | None], what: str) -> str | None:
+    """The first problem in a setting's ``models`` and ``keys`` parts (as ``stages`` and ``guards``
+    have them): each an object of ``what`` by model or key prefix, each item ``check``-ed with where it is."""
     for part in ("models", "keys"):
-        lists = value.get(part, {})
-        if not isinstance(lists, dict):
-            return f"{part}: must be an object of lists"
-        for name, names in lists.items():
-            problem = problem or names_problem(f"{part}.{name}", names)
-    return problem
+        scoped = value.get(part, {})
+        if not isinstance(scoped, dict):
+            return f"{part}: must be an object of {what}"
+        for name, item in scoped.items():
+            problem = check(f"{part}.{name}", item)
+            if problem:
+                return problem
+    return None
 
 
 def chosen(setting: dict, *, model: str, key: str | None) -> Sequence[Stage]:

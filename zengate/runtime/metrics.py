@@ -66,6 +66,8 @@ KEY_REQUESTS = Counter("zengate_key_requests", "Client requests by API key (its 
                        "required only.", ["key", "status"])
 KEY_TOKENS = Counter("zengate_key_tokens", "Tokens by API key (its shown prefix) and direction (input, output).",
                      ["key", "direction"])
+GUARD_ACTIONS = Counter("zengate_guard_actions", "What the agent guards did, by guard and action (repaired, renamed, "
+                        "refused).", ["guard", "action"])
 OPEN_STREAMS = Gauge("zengate_open_streams", "Client streams open now (all workers).", multiprocess_mode="livesum")
 LOG_QUEUE = Gauge("zengate_request_log_queue_depth", "Request-log rows queued, not yet written (all workers).",
                   multiprocess_mode="livesum")
@@ -169,6 +171,11 @@ def upstream_error(kind: str | None, status: int | None) -> None:
     """One failed upstream attempt (before the first byte reached the client)."""
     kind = kind if kind in UPSTREAM_KINDS else "http"
     _child(UPSTREAM_ERRORS, kind, str(status or 0)).inc()
+
+
+def guard_acted(guard: str, action: str) -> None:
+    """An agent guard acted on a request (zengate/guards); both labels are the guards' own words."""
+    _child(GUARD_ACTIONS, guard, action).inc()
 
 
 def stream_opened() -> None:

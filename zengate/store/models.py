@@ -101,6 +101,7 @@ class RequestLog(BaseModel):
     error = peewee.TextField(null=True)
     attempts = peewee.TextField(null=True)  # JSON: [{"model", "backend", "key", "status", "error"}]
     cost = peewee.DoubleField(null=True)  # what the upstream said the request cost, when it said
+    guards = peewee.TextField(null=True)  # JSON: [{"guard", "action", "why"}], what the agent guards did
 
     class Meta:
         table_name = "request_log"

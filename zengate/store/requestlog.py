@@ -80,9 +80,11 @@ def _clip(value: Any, limit: int) -> str | None:
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
-#: Per column: its name, what it holds (a body, the attempts, or a plain value), its default, the
+_JSON = ("attempts", "guards")  # lists kept as JSON text
+
+#: Per column: its name, what it holds (a body, a JSON list, or a plain value), its default, the
 #: Python type the driver takes as it is (peewee's ``db_value`` would return it unchanged), ``db_value``.
-_COLUMNS = [(f.name, "body" if f.name in _BODIES else "attempts" if f.name == "attempts" else "plain",
+_COLUMNS = [(f.name, "body" if f.name in _BODIES else "json" if f.name in _JSON else "plain",
              f.default, _AS_IS.get(type(f)), f.db_value) for f in _FIELDS]
 
 
@@ -95,7 +97,7 @@ def _db_row(row: dict[str, Any]) -> list[Any]:
         value = row.get(name)
         if kind == "body":
             value = _clip(redact_stored(value) if redact else value, limit)
-        elif kind == "attempts" and value is not None and not isinstance(value, str):
+        elif kind == "json" and value is not None and not isinstance(value, str):
             value = json.dumps(value)
         elif value is None and default is not None:
             value = default() if callable(default) else default
@@ -407,9 +409,10 @@ def _spill_form(row: dict[str, Any]) -> dict[str, Any]:
     for name in _BODIES:
         value = row.get(name)
         out[name] = _clip(redact_stored(value) if row.get("redact_secrets") else value, limit)  # as _db_row
-    attempts = row.get("attempts")
-    if attempts is not None and not isinstance(attempts, str):
-        out["attempts"] = json.dumps(attempts)
+    for name in _JSON:
+        value = row.get(name)
+        if value is not None and not isinstance(value, str):
+            out[name] = json.dumps(value)
     return out
 
 

@@ -15,7 +15,7 @@ from ..base import Context
 from ..translate_common import (
     ToolNames,
     anthropic_usage,
-    dump_json,
+    arguments_text,
     finish_reason_for,
     new_id,
     not_an_answer,
@@ -93,7 +93,7 @@ def _completion_id(anthropic_id: Any) -> str:
 
 def _tool_call(block: dict) -> dict:
     return {"id": block.get("id"), "type": "function",
-            "function": {"name": block.get("name") or "", "arguments": dump_json(block.get("input") or {})}}
+            "function": {"name": block.get("name") or "", "arguments": arguments_text(block.get("input"))}}
 
 
 def render_answer(anthropic_resp: dict, context: Context, created: int | None = None) -> dict:

@@ -186,9 +186,10 @@ def _row(r: RequestLog, *, bodies: bool) -> dict:
         "proxy": r.proxy,
         "error": r.error,
     }
-    attempts = getattr(r, "attempts", None)  # upstream attempts, where the schema has them
-    if attempts:
-        row["attempts"] = _json_or_text(attempts)
+    for name in ("attempts", "guards"):  # upstream attempts, what the guards did: where the schema has them
+        value = getattr(r, name, None)
+        if value:
+            row[name] = _json_or_text(value)
     if bodies:
         row["input_messages"] = _json_or_text(r.input_messages)
         row["output_content"] = r.output_content

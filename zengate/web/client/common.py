@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from flask import Response, g, jsonify, request
 
-from ... import auth
+from ... import auth, guards
 from ...dialects.base import Dialect
 from ...dialects.errors import ProtocolError
 from ...dialects.jsoncodec import dumps, loads
@@ -21,6 +22,7 @@ from ...exchange.records import RequestRecord
 from ...exchange.routing import RoutingError
 from ...exchange.serve import Answer
 from ...gateway import Gateway, current_gateway
+from ...guards.toolcalls import guard_factory
 from ...keylimits import KeyPolicy
 from ...upstream.client import UpstreamError
 from .. import input_limits as limits
@@ -183,6 +185,9 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
+    active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
+    if active and body.get("tools"):  # every client API names its tools "tools"
+        options = replace(options, guard=guard_factory(active, gw.settings.get("command_rules"), record.note_guard))
     chosen = stages.chosen(gw.settings.get("stages"), model=body["model"], key=record.key_prefix)
     context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,

@@ -15,6 +15,8 @@ const SECTIONS = [
       || ["long_context_tokens", "max_attempts", "stream_upstream"].includes(n) },
   { title: "Identity headers", help: "Sent upstream with every call, as OpenCode's own client sends them.",
     test: (n) => n.startsWith("opencode_") || n === "user_agent" },
+  { title: "Agent guards", help: "Checks on what the model answers, before an agent acts on it (docs/guards.md).",
+    names: ["guards", "command_rules"] },
   { title: "Request log", test: (n) => n.startsWith("log_") },
   { title: "Proxy pool", test: (n) => n.startsWith("proxy_") },
   { title: "Limits and timeouts", test: (n) => /timeout|_budget$|_bytes$|_seconds$|^max_/.test(n) },
@@ -39,6 +41,8 @@ const LABELS = {
   upstream_read_timeout: "Read timeout (seconds)",
   first_byte_budget: "First byte within (seconds, all attempts)",
   stages: "Stages (by model and key)",
+  guards: "Guards switched on",
+  command_rules: "Refused shell commands",
   stream_ping_seconds: "Ping after silence (seconds)",
   models_refresh_seconds: "Model list refresh (seconds)",
 };
@@ -49,6 +53,12 @@ const FAMILIES = [
   ["haiku", "Haiku"],
   ["gemini", "Gemini"],
   ["default", "Any other"],
+];
+
+/** The agent guards, as zengate/guards names them. */
+const GUARDS = [
+  ["tool_repair", "Mend broken tool calls"],
+  ["dangerous_commands", "Refuse dangerous shell commands"],
 ];
 
 const proxyApi = document.body.dataset.proxyApi === "true";
@@ -184,8 +194,41 @@ function modelMapEditor(id, spec) {
   };
 }
 
+/** The guards: a switch per guard for every request, and the per-model and per-key switches as JSON. */
+function guardsEditor(id) {
+  const switches = new Map(GUARDS.map(([guard, label]) => [guard, h("input", {
+    id: guard === GUARDS[0][0] ? id : `${id}-${guard}`, type: "checkbox", role: "switch",
+  })]));
+  const scoped = jsonEditor(`${id}-scoped`);
+  scoped.control.rows = 3;
+  const list = h("div", { class: "guard-switches" }, ...GUARDS.map(([guard, label]) => h("label", {
+    for: switches.get(guard).id, class: "switch-row" }, switches.get(guard), ` ${label}`)));
+  return {
+    control: h("div", {}, list, h("label", { for: scoped.control.id, class: "help" },
+      "Per model and per key (they win over the switches above): {\"models\": {model: {guard: true}}, \"keys\": {key prefix: {…}}}"),
+    scoped.control),
+    focusable: switches.get(GUARDS[0][0]),
+    read() {
+      const value = {};
+      for (const [guard, input] of switches) if (input.checked) value[guard] = true;
+      const extra = scoped.read();
+      for (const part of ["models", "keys"]) if (extra[part] && Object.keys(extra[part]).length) value[part] = extra[part];
+      const unknown = Object.keys(extra).filter((k) => k !== "models" && k !== "keys");
+      if (unknown.length) throw new Invalid(`Only "models" and "keys" go here, not ${unknown.join(", ")}.`);
+      return value;
+    },
+    write(v) {
+      for (const [guard, input] of switches) input.checked = Boolean(v && v[guard]);
+      const extra = {};
+      for (const part of ["models", "keys"]) if (v && v[part]) extra[part] = v[part];
+      scoped.write(extra);
+    },
+  };
+}
+
 function editorFor(name, spec, id) {
   if (name === "model_map") return modelMapEditor(id, spec);
+  if (name === "guards") return guardsEditor(id);
   if (spec.type === "boolean") return booleanEditor(id);
   if (spec.type === "integer" || spec.type === "number") return numberEditor(id, spec);
   if (spec.type === "object") return jsonEditor(id);

@@ -1,0 +1,154 @@
+"""The agent guards through the app (the Flask test client) in front of the fake upstream: tool
+calls mended and refused for OpenAI and Anthropic clients, streamed and not, on upstreams of
+either API; what the request log and /metrics say; the settings' bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.fake_upstream import anthropic_tool_use, openai_tool_calls
+from tests.support.fixtures import load_fixture
+from tests.unit.test_metrics import scrape, value
+
+BASH = {"type": "function", "function": {"name": "bash", "description": "Run a shell command", "parameters": {
+    "type": "object", "properties": {"command": {"type": "string"}, "description": {"type": "string"}},
+    "required": ["command"]}}}
+ASK = [{"role": "user", "content": "tidy up"}]
+ANTHROPIC = {"anthropic-version": "2023-06-01"}
+
+
+def claude_code_request(model: str, stream: bool) -> dict:
+    """Claude Code's own request (recorded), with its 24 tools, for ``model``."""
+    body = next(r["body"] for r in load_fixture("cc_tool_bash.json")["requests"]
+                if isinstance(r.get("body"), dict) and r["body"].get("tools"))
+    return {**body, "model": model, "stream": stream}
+
+
+@pytest.fixture
+def switch(client, admin_headers):
+    def set_guards(value: dict) -> None:
+        r = client.post("/_admin/settings", json={"key": "guards", "value": value}, headers=admin_headers)
+        assert r.status_code == 200, r.get_json()
+    return set_guards
+
+
+def last_row(client, admin_headers) -> dict:
+    return client.get("/_stats/requests?limit=1&bodies=0", headers=admin_headers).get_json()["requests"][0]
+
+
+def sse(data: bytes) -> list[dict]:
+    return [json.loads(line[6:]) for line in data.decode().splitlines()
+            if line.startswith("data: ") and line != "data: [DONE]"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_openai_client_gets_its_broken_arguments_mended(client, upstream, switch, admin_headers, stream):
+    switch({"tool_repair": True})
+    before = scrape(client, admin_headers)
+    upstream.script("big-pickle", openai_tool_calls([("bash", "{'command': 'ls -la', 'description': 'list',}")]))
+    r = client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK, "tools": [BASH],
+                                                  "stream": stream})
+    assert r.status_code == 200
+    if stream:
+        calls = [c for chunk in sse(r.get_data()) for c in chunk["choices"][0]["delta"].get("tool_calls") or []]
+        arguments = "".join(c["function"].get("arguments") or "" for c in calls)
+    else:
+        [call] = r.get_json()["choices"][0]["message"]["tool_calls"]
+        arguments = call["function"]["arguments"]
+    assert json.loads(arguments) == {"command": "ls -la", "description": "list"}
+    row = last_row(client, admin_headers)
+    assert row["guards"] == [{"guard": "tool_repair", "action": "repaired",
+                              "why": "bash arguments: single-quoted strings, trailing commas"}]
+    after = scrape(client, admin_headers)
+    assert value(after, "zengate_guard_actions_total", guard="tool_repair", action="repaired") - value(
+        before, "zengate_guard_actions_total", guard="tool_repair", action="repaired") == 1
+
+
+def test_without_the_switch_broken_arguments_pass_as_they_came(client, upstream, switch, admin_headers):
+    switch({"dangerous_commands": True})  # another guard on: this one still off
+    upstream.script("big-pickle", openai_tool_calls([("bash", '{"command": "ls",}')]))
+    r = client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK, "tools": [BASH]})
+    assert r.get_json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"command": "ls",}'
+    assert "guards" not in last_row(client, admin_headers)
+
+
+@pytest.mark.parametrize("model, reply", [
+    ("big-pickle", openai_tool_calls([("Bash", {"command": "rm -rf ~", "description": "free space"})])),
+    ("minimax-m2.5-free", anthropic_tool_use([("Bash", {"command": "rm -rf ~", "description": "free space"})],
+                                             text="Freeing space.")),
+])
+@pytest.mark.parametrize("stream", [False, True])
+def test_claude_codes_bash_call_with_a_dangerous_command_is_refused(client, upstream, switch, admin_headers,
+                                                                      model, reply, stream):
+    switch({"dangerous_commands": True})
+    upstream.script(model, reply)
+    r = client.post("/v1/messages", json=claude_code_request(model, stream), headers=ANTHROPIC)
+    assert r.status_code == 200
+    if stream:
+        events = sse(r.get_data())
+        text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+        assert not [e for e in events if e["type"] == "content_block_start"
+                    and e["content_block"]["type"] == "tool_use"]
+        stop_reason = next(e for e in events if e["type"] == "message_delta")["delta"]["stop_reason"]
+    else:
+        answer = r.get_json()
+        assert [b["type"] for b in answer["content"]] in (["text"], ["text", "text"])
+        text, stop_reason = "".join(b["text"] for b in answer["content"]), answer["stop_reason"]
+    assert "zengate blocked this command before it ran: `rm -rf ~`" in text and "rm-home" in text
+    assert stop_reason == "end_turn"
+    [note] = last_row(client, admin_headers)["guards"]
+    assert note == {"guard": "dangerous_commands", "action": "refused", "why": "Bash: rm-home: rm -rf ~"}
+
+
+def test_a_safe_command_on_an_anthropic_upstream_still_arrives_whole(client, upstream, switch):
+    switch({"dangerous_commands": True, "tool_repair": True})
+    upstream.script("minimax-m2.5-free", anthropic_tool_use([("Bash", {"command": "git status"}, "toolu_ok")]))
+    r = client.post("/v1/messages", json=claude_code_request("minimax-m2.5-free", True), headers=ANTHROPIC)
+    events = sse(r.get_data())
+    [started] = [e for e in events if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use"]
+    assert started["content_block"]["id"] == "toolu_ok"
+    arguments = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"
+                        and e["delta"]["type"] == "input_json_delta")
+    assert json.loads(arguments) == {"command": "git status"}
+    assert next(e for e in events if e["type"] == "message_delta")["delta"]["stop_reason"] == "tool_use"
+
+
+def test_a_keys_switch_turns_a_guard_on_for_that_key_only(client, upstream, switch, admin_headers):
+    client.post("/_admin/settings", json={"key": "require_auth", "value": True}, headers=admin_headers)
+    created = client.post("/_admin/api-keys", json={"name": "careful"}, headers=admin_headers).get_json()
+    other = client.post("/_admin/api-keys", json={"name": "bold"}, headers=admin_headers).get_json()
+    switch({"keys": {created["prefix"]: {"dangerous_commands": True}}})
+    body = {"model": "big-pickle", "messages": ASK, "tools": [BASH]}
+    for key, refused in ((created["key"], True), (other["key"], False)):
+        upstream.script("big-pickle", openai_tool_calls([("bash", {"command": "git clean -fdx"})]))
+        message = client.post("/v1/chat/completions", json=body,
+                              headers={"Authorization": f"Bearer {key}"}).get_json()["choices"][0]["message"]
+        assert ("git-clean-all" in (message.get("content") or "")) is refused
+        assert bool(message.get("tool_calls")) is not refused
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("guards", {"tool_repair": 1}, "guards: tool_repair: must be true or false"),
+    ("guards", {"loop_breaking": True}, "guards: loop_breaking: unknown guard"),
+    ("guards", [], "guards: must be an object"),
+    ("command_rules", {"bad": {"pattern": "(unclosed"}}, "command_rules: bad: pattern is not a regular expression"),
+    ("command_rules", {"x": {"pattern": "rm", "severity": "high"}}, "command_rules: x: unknown fields"),
+])
+def test_bad_guard_settings_are_refused_and_nothing_is_changed(client, admin_headers, key, value, says):
+    before = client.get("/_admin/settings", headers=admin_headers).get_json()["settings"][key]
+    r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
+    assert r.status_code == 400 and says in r.get_json()["error"]["message"], r.get_json()
+    assert client.get("/_admin/settings", headers=admin_headers).get_json()["settings"][key] == before
+
+
+def test_an_edited_rule_takes_effect(client, upstream, switch, admin_headers):
+    switch({"dangerous_commands": True})
+    rules = {"no-npm-publish": {"pattern": r"\bnpm\s+publish\b", "why": "publishing a package"}}
+    assert client.post("/_admin/settings", json={"key": "command_rules", "value": rules},
+                       headers=admin_headers).status_code == 200
+    upstream.script("big-pickle", openai_tool_calls([("bash", {"command": "npm publish --access public"})]))
+    message = client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK, "tools": [BASH]}
+                          ).get_json()["choices"][0]["message"]
+    assert "publishing a package" in message["content"] and not message.get("tool_calls")

@@ -1,0 +1,64 @@
+"""Agent guards: checks on an exchange's internal form that catch what free models get wrong before
+an agent fails, loops or does harm. They work on the form, so they work the same whatever API the
+client and the upstream speak.
+
+* ``tool_repair`` — a tool call whose arguments are broken JSON (trailing commas, single quotes,
+  an object cut off at a boundary…) or whose tool name differs from an offered one only in case
+  is mended when that is unambiguous and the result fits the tool's schema (repair.py);
+* ``dangerous_commands`` — a shell-tool call whose command a rule refuses (``rm -rf /``, a force
+  push to ``main``…) is replaced by a refusal the agent can read (commands.py; the rules are the
+  ``command_rules`` setting).
+
+Both hold each tool call of an answer until it is whole, and only tool calls: text streams on
+(toolcalls.py). Which guards run is the ``guards`` setting, a switch per guard, with switches per
+model and per key (by the prefix the dashboard shows) that win over it, a key's over a model's::
+
+    {"tool_repair": true, "dangerous_commands": false,
+     "models": {"big-pickle": {"tool_repair": false}}, "keys": {"sk-zen-abcdef": {"dangerous_commands": true}}}
+
+Every guard is off until switched on. What a guard did is noted on the request's log row and
+counted in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exchange.stages import scoped_problem
+
+#: Each guard, and what its switch does (the dashboard and the docs say it).
+GUARDS = {
+    "tool_repair": "mend broken tool-call arguments and tool names that differ only in case",
+    "dangerous_commands": "refuse shell commands that command_rules matches",
+}
+
+
+def check_setting(value: Any) -> str | None:
+    """What is wrong with a ``guards`` setting, or None."""
+    if not isinstance(value, dict):
+        return "must be an object"
+
+    def switches_problem(where: str, switches: Any) -> str | None:
+        if not isinstance(switches, dict):
+            return f"{where}: must be an object of guard switches"
+        prefix = f"{where}." if where else ""
+        for name, on in switches.items():
+            if name not in GUARDS:
+                return f"{prefix}{name}: unknown guard; known: {', '.join(GUARDS)}"
+            if not isinstance(on, bool):
+                return f"{prefix}{name}: must be true or false"
+        return None
+
+    own = {k: v for k, v in value.items() if k not in ("models", "keys")}
+    return switches_problem("", own) or scoped_problem(value, switches_problem, "guard switches")
+
+
+def active(setting: dict, *, model: str, key: str | None) -> frozenset[str]:
+    """The guards switched on for a request: the global switches, then the model's, then the key's."""
+    if not setting:
+        return frozenset()
+    switches = {name: on for name, on in setting.items() if name in GUARDS}
+    switches.update((setting.get("models") or {}).get(model) or {})
+    if key is not None:
+        switches.update((setting.get("keys") or {}).get(key) or {})
+    return frozenset(name for name, on in switches.items() if on is True)
