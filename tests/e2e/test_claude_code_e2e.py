@@ -375,3 +375,63 @@ def test_bash_tool_round_trip(claude, tmp_path, gw, up, model_map, protocol):
     rows = log_rows_since(gw, since, want=2)
     assert {r["format"] for r in rows} == {"anthropic"} and {r["status"] for r in rows} == {200}, rows
     assert [r["upstream_model"] for r in rows if r["upstream_model"] == target] == [target, target]
+
+
+# --------------------------------------------------------------------------- agent guards
+
+
+@pytest.fixture
+def guards_on(gw):
+    """Switch both agent guards on for one test (off again afterwards)."""
+    gw.set_setting("guards", {"tool_repair": True, "dangerous_commands": True})
+    yield
+    gw.set_setting("guards", {})
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_guards_mend_a_broken_bash_call_that_then_runs(claude, tmp_path, gw, up, model_map, guards_on, protocol):
+    # The model names the tool "bash" and writes its arguments with single quotes and a trailing comma:
+    # without the guard Claude Code gets no such tool and no usable input.
+    target = "glm-4.7-free" if protocol == "openai" else "minimax-m2.5-free"
+    model_map(sonnet=target)
+    broken = f"{{'command': 'echo {MARKER}', 'description': 'Print marker',}}"
+    final = "The marker command ran fine."
+    if protocol == "openai":
+        first, follow = openai_tool_calls([("bash", broken, OPENAI_CALL_ID)]), openai_text(final)
+    else:  # an Anthropic upstream streams the arguments as pieces of text, so they can be broken too
+        first, follow = anthropic_tool_use([("bash", broken, ANTHROPIC_CALL_ID)]), anthropic_text(final)
+    script_conversation(up, target, Conversation(first, follow))
+    since = now()
+
+    result = run_claude(claude, tmp_path, gw, "Run the marker command", "--model", "sonnet", "--allowedTools", "Bash")
+
+    assert_success(result, gw, up)
+    assert final in result["result"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == 2, [(r.path, tool_results(r.body or {})) for r in up.requests]
+    [(call_id, output)] = tool_results(main[1].body)
+    assert call_id == (OPENAI_CALL_ID if protocol == "openai" else ANTHROPIC_CALL_ID)
+    assert MARKER in output  # Claude Code ran the mended call
+    rows = log_rows_since(gw, since, want=2)
+    notes = [note for row in rows for note in row.get("guards") or []]
+    assert [(n["guard"], n["action"]) for n in notes] == [("tool_repair", "renamed"), ("tool_repair", "repaired")]
+
+
+def test_guards_refuse_a_dangerous_bash_call_before_claude_code_runs_it(claude, tmp_path, gw, up, model_map,
+                                                                         guards_on):
+    model_map(sonnet="glm-4.7-free")
+    danger = {"command": "git reset --hard", "description": "Throw the changes away"}
+    script_conversation(up, "glm-4.7-free", Conversation(openai_tool_calls([("Bash", danger, OPENAI_CALL_ID)]),
+                                                         openai_text("not reached")))
+    since = now()
+
+    result = run_claude(claude, tmp_path, gw, "Start over", "--model", "sonnet", "--allowedTools", "Bash")
+
+    assert_success(result, gw, up)
+    assert "zengate blocked this command before it ran: `git reset --hard`" in result["result"]
+    assert "git-reset-hard" in result["result"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == 1 and tool_results(main[0].body) == []  # no tool ran, so no result went back
+    [row] = [r for r in log_rows_since(gw, since, want=1) if r.get("guards")]
+    assert row["guards"] == [{"guard": "dangerous_commands", "action": "refused",
+                              "why": "Bash: git-reset-hard: git reset --hard"}]
