@@ -274,8 +274,8 @@ SPECS: dict[str, Spec] = {
                             check=_model_protocols),
     "stages": Spec(dict, {}, "Stages run on every request's internal form, by name: {default: [...], models: "
                    "{model: [...]}, keys: {key prefix: [...]}} (zengate/exchange/stages.py).", check=_stages_check),
-    "guards": Spec(dict, {}, "Agent guards switched on: {tool_repair: bool, dangerous_commands: bool, models: "
-                   "{model: {guard: bool}}, keys: {key prefix: {guard: bool}}} (docs/guards.md).",
+    "guards": Spec(dict, {}, "Agent guards switched on: {tool_repair, dangerous_commands, context_window: bool, "
+                   "models: {model: {guard: bool}}, keys: {key prefix: {guard: bool}}} (docs/guards.md).",
                    check=guards.check_setting),
     "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "
                           "{id: {pattern: a regular expression, why}}.", check=check_rules),

@@ -152,3 +152,48 @@ def test_an_edited_rule_takes_effect(client, upstream, switch, admin_headers):
     message = client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK, "tools": [BASH]}
                           ).get_json()["choices"][0]["message"]
     assert "publishing a package" in message["content"] and not message.get("tool_calls")
+
+
+# --- the context window --------------------------------------------------------------------------
+
+HUGE = "word " * 180_000  # about 280,000 tokens by the local estimate: over big-pickle's 200,000
+
+
+@pytest.mark.parametrize("path, body, headers, check", [
+    ("/v1/messages", {"model": "big-pickle", "max_tokens": 100, "messages": [{"role": "user", "content": HUGE}]},
+     ANTHROPIC, lambda e: e["type"] == "error" and e["error"]["type"] == "invalid_request_error"
+     and e["error"]["message"].startswith("prompt is too long: ")),
+    ("/v1/chat/completions", {"model": "big-pickle", "messages": [{"role": "user", "content": HUGE}]}, {},
+     lambda e: e["error"]["code"] == "context_length_exceeded" and e["error"]["param"] == "messages"),
+    ("/v1/responses", {"model": "big-pickle", "input": HUGE}, {},
+     lambda e: e["error"]["code"] == "context_length_exceeded"),
+    ("/v1beta/models/big-pickle:generateContent", {"contents": [{"role": "user", "parts": [{"text": HUGE}]}]}, {},
+     lambda e: e["error"]["status"] == "INVALID_ARGUMENT" and "prompt is too long" in e["error"]["message"]),
+])
+def test_a_prompt_over_the_window_is_refused_in_each_apis_words(client, upstream, switch, admin_headers,
+                                                                 path, body, headers, check):
+    switch({"context_window": True})
+    r = client.post(path, json=body, headers=headers)
+    assert r.status_code == 400 and check(r.get_json()), r.get_json()
+    assert upstream.requests == []  # no upstream call, no quota spent
+    [note] = last_row(client, admin_headers)["guards"]
+    assert note["guard"] == "context_window" and note["action"] == "refused" and "big-pickle" in note["why"]
+
+
+def test_a_fallback_whose_window_fits_goes_first(client, upstream, switch, admin_headers):
+    switch({"context_window": True})
+    client.post("/_admin/settings", json={"key": "fallbacks", "value": {"big-pickle": ["mimo-v2-pro-free"]}},
+                headers=admin_headers)
+    r = client.post("/v1/chat/completions", json={"model": "big-pickle",
+                                                  "messages": [{"role": "user", "content": HUGE}]})
+    assert r.status_code == 200 and r.get_json()["choices"][0]["message"]["content"] == "Hello from upstream"
+    assert [sent.model for sent in upstream.requests] == ["mimo-v2-pro-free"]  # big-pickle was never tried
+    [note] = last_row(client, admin_headers)["guards"]
+    assert note["action"] == "skipped" and note["why"].startswith("big-pickle: window under")
+
+
+def test_without_the_switch_the_upstream_decides(client, upstream, switch):
+    switch({"tool_repair": True})
+    r = client.post("/v1/chat/completions", json={"model": "big-pickle",
+                                                  "messages": [{"role": "user", "content": HUGE}]})
+    assert r.status_code == 200 and [sent.model for sent in upstream.requests] == ["big-pickle"]

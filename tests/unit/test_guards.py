@@ -314,3 +314,19 @@ def test_the_factory_makes_a_guard_only_for_tool_calls_to_judge():
     assert make({"messages": []}) is None  # no tools offered: nothing to guard
     guard = make({"tools": CLAUDE_TOOLS})
     assert guard.rules and guard.repair is False
+
+
+# --- the context window --------------------------------------------------------------------------
+
+def test_the_window_guard_measures_only_bodies_that_could_overflow_and_counts_low():
+    from zengate.guards import context
+
+    assert not context.may_overflow(200_000, [200_000, None])  # a token is at least a byte
+    assert context.may_overflow(300_000, [None, 200_000, 1_000_000])
+    assert not context.may_overflow(10**9, [None, None])  # no window known: nothing to hold it to
+    assert context.prompt_size(280_000) == 210_000  # three quarters of the high-reading estimate
+    assert context.fitting([200_000, None, 1_048_576], 280_000) == [1, 2]
+    assert context.fitting([200_000, 262_144], 260_000) == [0, 1]  # 195,000 fits both
+    assert context.fitting([200_000], 300_000) == []
+    message = context.overflow_message(300_000, 200_000, "big-pickle")
+    assert message.startswith("prompt is too long: 225000 tokens > 200000 maximum")  # Claude Code compacts on it

@@ -7,10 +7,12 @@ client and the upstream speak.
   is mended when that is unambiguous and the result fits the tool's schema (repair.py);
 * ``dangerous_commands`` — a shell-tool call whose command a rule refuses (``rm -rf /``, a force
   push to ``main``…) is replaced by a refusal the agent can read (commands.py; the rules are the
-  ``command_rules`` setting).
+  ``command_rules`` setting);
+* ``context_window`` — a prompt over the model's window gets the client's own prompt-too-long
+  error at once, or goes to a fallback whose window holds it (context.py).
 
-Both hold each tool call of an answer until it is whole, and only tool calls: text streams on
-(toolcalls.py). Which guards run is the ``guards`` setting, a switch per guard, with switches per
+The first two hold each tool call of an answer until it is whole, and only tool calls: text
+streams on (toolcalls.py). Which guards run is the ``guards`` setting, a switch per guard, with switches per
 model and per key (by the prefix the dashboard shows) that win over it, a key's over a model's::
 
     {"tool_repair": true, "dangerous_commands": false,
@@ -30,6 +32,7 @@ from ..exchange.stages import scoped_problem
 GUARDS = {
     "tool_repair": "mend broken tool-call arguments and tool names that differ only in case",
     "dangerous_commands": "refuse shell commands that command_rules matches",
+    "context_window": "refuse a prompt over the model's window at once (or try a fallback that fits first)",
 }
 
 

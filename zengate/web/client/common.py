@@ -16,12 +16,14 @@ from ... import auth, guards
 from ...dialects.base import Dialect
 from ...dialects.errors import ProtocolError
 from ...dialects.jsoncodec import dumps, loads
+from ...dialects.tokens import estimate_anthropic_tokens
 from ...exchange import routing, stages
 from ...exchange import serve as exchange
 from ...exchange.records import RequestRecord
 from ...exchange.routing import RoutingError
 from ...exchange.serve import Answer
 from ...gateway import Gateway, current_gateway
+from ...guards import context as window_guard
 from ...guards.toolcalls import guard_factory
 from ...keylimits import KeyPolicy
 from ...upstream.client import UpstreamError
@@ -176,6 +178,9 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         return parsed[0]
 
     plan = gw.plan(body["model"], form)
+    active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
+    if "context_window" in active:
+        fit_window(plan, form, record)
     headers = request.headers
     routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
                          max_attempts=gw.settings.get("max_attempts"))
@@ -185,13 +190,33 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         stream_upstream=gw.settings.get("stream_upstream"),
         input_estimate=(request.content_length or 0) // 4,  # bytes/4: JSON overhead keeps it on the high side
     )
-    active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
     if active and body.get("tools"):  # every client API names its tools "tools"
         options = replace(options, guard=guard_factory(active, gw.settings.get("command_rules"), record.note_guard))
     chosen = stages.chosen(gw.settings.get("stages"), model=body["model"], key=record.key_prefix)
     context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,
                           form=parsed[0] if parsed else None, chosen_stages=chosen, stage_context=context)
+
+
+def fit_window(plan: routing.Plan, form: Callable[[], dict], record: RequestRecord) -> None:
+    """The context-window guard (zengate/guards/context.py): keep only the plan's models whose window
+    holds the prompt, in order; none: the client's own prompt-too-long error, nothing sent upstream."""
+    windows = [candidate.info.context for candidate in plan.candidates]
+    if not window_guard.may_overflow(request.content_length or 0, windows):
+        return
+    estimate = estimate_anthropic_tokens(form())
+    keep = window_guard.fitting(windows, estimate)
+    if len(keep) == len(windows):
+        return
+    first = plan.candidates[0]
+    if not keep:
+        message = window_guard.overflow_message(estimate, max(w for w in windows if w), first.model_id)
+        record.note_guard("context_window", "refused", message)
+        raise ApiError(400, message, "invalid_request_error", param="messages", kind="input")
+    skipped = [plan.candidates[i].model_id for i in range(len(windows)) if i not in keep]
+    record.note_guard("context_window", "skipped", f"{', '.join(skipped)}: window under "
+                      f"{window_guard.prompt_size(estimate)} tokens; {plan.candidates[keep[0]].model_id} first")
+    plan.candidates = [plan.candidates[i] for i in keep]
 
 
 def install_error_handler(bp, body: Callable[[ApiError], dict],

@@ -59,6 +59,7 @@ const FAMILIES = [
 const GUARDS = [
   ["tool_repair", "Mend broken tool calls"],
   ["dangerous_commands", "Refuse dangerous shell commands"],
+  ["context_window", "Refuse prompts over the model's window"],
 ];
 
 const proxyApi = document.body.dataset.proxyApi === "true";
