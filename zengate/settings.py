@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import guards, ids
+from .guards import loops
 from .guards.commands import DEFAULT_RULES, check_rules
 from .runtime.generation import Generation
 from .store.db import UNAVAILABLE, discard_connection
@@ -194,6 +195,10 @@ def _session_id(value: str) -> str | None:
     return None if ids.is_opencode_id(value, "ses") else "must look like ses_ + 12 hex + 14 base62 characters"
 
 
+def _steering_text(value: str) -> str | None:
+    return None if 0 < len(value) <= 2000 else "must be 1 to 2000 characters"
+
+
 def _model_map(value: dict) -> str | None:
     families = ("opus", "sonnet", "haiku", "default", "gemini")
     for family, model in value.items():
@@ -274,9 +279,14 @@ SPECS: dict[str, Spec] = {
                             check=_model_protocols),
     "stages": Spec(dict, {}, "Stages run on every request's internal form, by name: {default: [...], models: "
                    "{model: [...]}, keys: {key prefix: [...]}} (zengate/exchange/stages.py).", check=_stages_check),
-    "guards": Spec(dict, {}, "Agent guards switched on: {tool_repair, dangerous_commands, context_window: bool, "
-                   "models: {model: {guard: bool}}, keys: {key prefix: {guard: bool}}} (docs/guards.md).",
+    "guards": Spec(dict, {}, "Agent guards switched on, by name (tool_repair, dangerous_commands, context_window, "
+                   "loop_breaking): {guard: bool, models: {model: {guard: bool}}, keys: {key prefix: {guard: bool}}} "
+                   "(docs/guards.md).",
                    check=guards.check_setting),
+    "loop_repeats": Spec(int, 3, "The loop_breaking guard steers when this many assistant turns in a row made the "
+                         "same move.", 2, 100),
+    "loop_message": Spec(str, loops.DEFAULT_MESSAGE, "The loop_breaking guard's answer; {loop} says what repeated.",
+                         check=_steering_text),
     "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "
                           "{id: {pattern: a regular expression, why}}.", check=check_rules),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",

@@ -131,7 +131,7 @@ def test_a_keys_switch_turns_a_guard_on_for_that_key_only(client, upstream, swit
 
 @pytest.mark.parametrize("key, value, says", [
     ("guards", {"tool_repair": 1}, "guards: tool_repair: must be true or false"),
-    ("guards", {"loop_breaking": True}, "guards: loop_breaking: unknown guard"),
+    ("guards", {"loops": True}, "guards: loops: unknown guard"),
     ("guards", [], "guards: must be an object"),
     ("command_rules", {"bad": {"pattern": "(unclosed"}}, "command_rules: bad: pattern is not a regular expression"),
     ("command_rules", {"x": {"pattern": "rm", "severity": "high"}}, "command_rules: x: unknown fields"),
@@ -197,3 +197,107 @@ def test_without_the_switch_the_upstream_decides(client, upstream, switch):
     r = client.post("/v1/chat/completions", json={"model": "big-pickle",
                                                   "messages": [{"role": "user", "content": HUGE}]})
     assert r.status_code == 200 and [sent.model for sent in upstream.requests] == ["big-pickle"]
+
+
+# --- loops ------------------------------------------------------------------------------------------
+
+def anthropic_reads(times: int) -> list[dict]:
+    """Claude Code's way of reading the same file ``times`` times, each time with the same result."""
+    messages: list[dict] = [{"role": "user", "content": "fix the bug in app.py"}]
+    for i in range(times):
+        messages += [{"role": "assistant", "content": [
+                         {"type": "tool_use", "id": f"toolu_{i}", "name": "Read", "input": {"file_path": "app.py"}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}",
+                                                   "content": "print('hi')"}]}]
+    return messages
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_that_keeps_reading_the_same_file_is_steered_without_an_upstream_call(
+        client, upstream, switch, admin_headers, stream):
+    switch({"loop_breaking": True})
+    body = {"model": "big-pickle", "max_tokens": 100, "messages": anthropic_reads(3), "stream": stream}
+    r = client.post("/v1/messages", json=body, headers=ANTHROPIC)
+    assert r.status_code == 200
+    if stream:
+        events = sse(r.get_data())
+        assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+        text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+        stop_reason = next(e for e in events if e["type"] == "message_delta")["delta"]["stop_reason"]
+    else:
+        answer = r.get_json()
+        assert answer["model"] == "big-pickle" and answer["role"] == "assistant"
+        text, stop_reason = answer["content"][0]["text"], answer["stop_reason"]
+    assert "(Read called 3 times in a row with the same arguments and the same result)" in text
+    assert stop_reason == "end_turn" and upstream.requests == []
+    row = last_row(client, admin_headers)
+    assert row["status"] == 200 and row["guards"] == [
+        {"guard": "loop_breaking", "action": "steered",
+         "why": "Read called 3 times in a row with the same arguments and the same result"}]
+
+
+def test_an_openai_client_is_steered_in_its_own_shape_with_the_configured_text(client, upstream, switch,
+                                                                               admin_headers):
+    switch({"loop_breaking": True})
+    for key, setting in (("loop_repeats", 2), ("loop_message", "Stuck: {loop}. Ask the user.")):
+        assert client.post("/_admin/settings", json={"key": key, "value": setting},
+                           headers=admin_headers).status_code == 200
+    call = {"id": "call_1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "make"}'}}
+    messages = [{"role": "user", "content": "build it"}]
+    for i in range(2):
+        messages += [{"role": "assistant", "content": None, "tool_calls": [{**call, "id": f"call_{i}"}]},
+                     {"role": "tool", "tool_call_id": f"call_{i}", "content": "make: *** No rule to make target"}]
+    chunks = sse(client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": messages,
+                                                           "tools": [BASH], "stream": True}).get_data())
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    assert text == "Stuck: bash called 2 times in a row with the same arguments and the same result. Ask the user."
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices") and
+            c["choices"][0].get("finish_reason")] == ["stop"]
+    assert upstream.requests == []
+
+
+def test_fewer_repeats_or_the_switch_off_go_upstream(client, upstream, switch):
+    switch({"loop_breaking": True})
+    body = {"model": "big-pickle", "max_tokens": 100, "messages": anthropic_reads(2)}
+    assert client.post("/v1/messages", json=body, headers=ANTHROPIC).get_json()["content"][0]["text"] == \
+        "Hello from upstream"
+    switch({"tool_repair": True})
+    body["messages"] = anthropic_reads(5)
+    assert client.post("/v1/messages", json=body, headers=ANTHROPIC).get_json()["content"][0]["text"] == \
+        "Hello from upstream"
+    assert len(upstream.requests) == 2
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("loop_repeats", 1, "loop_repeats: must be at least 2"),
+    ("loop_message", "", "loop_message: must be 1 to 2000 characters"),
+    ("loop_message", "x" * 2001, "loop_message: must be 1 to 2000 characters"),
+])
+def test_bad_loop_settings_are_refused(client, admin_headers, key, value, says):
+    r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
+    assert r.status_code == 400 and says in r.get_json()["error"]["message"], r.get_json()
+
+
+def test_codex_and_gemini_clients_get_the_steering_answer_in_their_own_streams(client, upstream, switch):
+    switch({"loop_breaking": True})
+    turns: list[dict] = [{"role": "user", "content": "build"}]
+    for i in range(3):
+        turns += [{"type": "function_call", "call_id": f"call_{i}", "name": "exec_command",
+                   "arguments": '{"cmd": "make"}'},
+                  {"type": "function_call_output", "call_id": f"call_{i}", "output": "make: nothing to do"}]
+    events = sse(client.post("/v1/responses", json={"model": "big-pickle", "input": turns, "stream": True}).get_data())
+    assert events[-1]["type"] == "response.completed"
+    [message] = [i for i in events[-1]["response"]["output"] if i["type"] == "message"]
+    assert "exec_command called 3 times" in message["content"][0]["text"]
+
+    contents: list[dict] = [{"role": "user", "parts": [{"text": "list files"}]}]
+    for i in range(3):
+        contents += [{"role": "model", "parts": [{"functionCall": {"id": f"c{i}", "name": "glob",
+                                                                   "args": {"pattern": "*"}}}]},
+                     {"role": "user", "parts": [{"functionResponse": {"id": f"c{i}", "name": "glob",
+                                                                      "response": {"output": "a.py"}}}]}]
+    chunks = sse(client.post("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                             json={"contents": contents}).get_data())
+    text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
+    assert "glob called 3 times" in text and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert upstream.requests == []

@@ -51,7 +51,7 @@ def test_guards_are_off_until_switched_on_and_a_key_wins_over_a_model():
     ({"tool_repair": "yes"}, "tool_repair: must be true or false"),
     ({"models": []}, "models: must be an object of guard switches"),
     ({"keys": {"sk-zen-a": True}}, "keys.sk-zen-a: must be an object of guard switches"),
-    ({"models": {"m": {"loops": True}}}, "models.m.loops: unknown guard"),
+    ({"models": {"m": {"loop": True}}}, "models.m.loop: unknown guard"),
 ])
 def test_a_bad_guards_setting_is_named(value, says):
     assert says in guards.check_setting(value)
@@ -330,3 +330,66 @@ def test_the_window_guard_measures_only_bodies_that_could_overflow_and_counts_lo
     assert context.fitting([200_000], 300_000) == []
     message = context.overflow_message(300_000, 200_000, "big-pickle")
     assert message.startswith("prompt is too long: 225000 tokens > 200000 maximum")  # Claude Code compacts on it
+
+
+# --- loops ------------------------------------------------------------------------------------------
+
+def read_turns(times: int, result: str | list[str] = "line 1\nline 2") -> list[dict]:
+    """A conversation in the form where the model reads the same file ``times`` times."""
+    messages: list[dict] = [{"role": "user", "content": "fix the bug in app.py"}]
+    for i in range(times):
+        output = result[i] if isinstance(result, list) else result
+        messages += [{"role": "assistant", "content": [
+                         {"type": "text", "text": "Let me look."},
+                         {"type": "tool_use", "id": f"toolu_{i}", "name": "Read", "input": {"file_path": "app.py"}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}",
+                                                   "content": output}]}]
+    return messages
+
+
+def test_the_same_call_with_the_same_result_three_times_is_a_loop():
+    from zengate.guards.loops import loop_of
+
+    assert loop_of({"messages": read_turns(2)}, 3) is None
+    assert loop_of({"messages": read_turns(3)}, 3) == (
+        "Read called 3 times in a row with the same arguments and the same result")
+    assert loop_of({"messages": read_turns(5)}, 5) is not None and loop_of({"messages": read_turns(4)}, 5) is None
+    # polling something that changes is not a loop
+    assert loop_of({"messages": read_turns(3, ["queued", "running", "running"])}, 3) is None
+    assert loop_of({"messages": read_turns(4, ["queued", "done", "done", "done"])}, 3) is not None
+
+
+def test_a_steering_answer_ends_the_loop_until_it_repeats_again():
+    from zengate.guards.loops import DEFAULT_MESSAGE, loop_of, steering_text
+
+    steered = [*read_turns(3), {"role": "assistant", "content": steering_text(DEFAULT_MESSAGE, "Read")},
+               {"role": "user", "content": "go on"}]
+    assert loop_of({"messages": steered}, 3) is None
+    again = steered + read_turns(3)[1:]
+    assert loop_of({"messages": again}, 3) is not None
+    assert "(Read)" in steering_text(DEFAULT_MESSAGE, "Read")
+
+
+def test_the_same_text_again_and_again_is_a_loop_but_short_replies_are_not():
+    from zengate.guards.loops import loop_of
+
+    def said(*texts: str) -> dict:
+        out: list[dict] = []
+        for text in texts:
+            out += [{"role": "user", "content": "and?"}, {"role": "assistant", "content": text}]
+        return {"messages": out}
+
+    stuck = "I will now run the tests to check the fix."
+    assert loop_of(said(stuck, stuck, stuck), 3) == "the same answer given 3 times in a row"
+    assert loop_of(said("OK.", "OK.", "OK."), 3) is None
+    assert loop_of(said(stuck, stuck + " Again.", stuck), 3) is None
+    assert loop_of({"messages": "nonsense"}, 3) is None and loop_of({"messages": []}, 3) is None
+
+
+def test_a_recorded_claude_code_conversation_is_not_a_loop():
+    from zengate.guards.loops import loop_of
+
+    for sent in load_fixture("cc_thinking_tool_bash.json")["requests"]:
+        if isinstance(sent.get("body"), dict) and sent["body"].get("messages"):
+            form = registry.get("anthropic").parse_request(sent["body"])
+            assert loop_of(form, 2) is None

@@ -194,3 +194,33 @@ def fold_events(events: list[FormEvent], *, model: str | None = None) -> dict:
     if model:
         message["model"] = model
     return message
+
+
+def answer_events(answer: dict) -> list[FormEvent]:
+    """A whole answer in the form → the stream that says it (text and tool calls; the inverse of
+    :func:`fold_events`), for an answer the gateway gives itself to a streaming client."""
+    usage = usage_of(answer)
+    start = {**{k: v for k, v in answer.items() if k not in ("content", "stop_reason", "stop_sequence")},
+             "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**usage, "output_tokens": 0}}
+    events: list[FormEvent] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(answer.get("content") or []):
+        kind = block.get("type")
+        opened = {k: v for k, v in block.items() if k not in ("text", "input")}
+        opened.update({"text": ""} if kind == "text" else {"input": {}} if kind == "tool_use" else {})
+        events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": opened}))
+        if kind == "text" and block.get("text"):
+            delta = {"type": "text_delta", "text": block["text"]}
+        elif kind == "tool_use":
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})}
+        else:
+            delta = None
+        if delta is not None:
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": answer.get("stop_reason"),
+                                                                          "stop_sequence": answer.get("stop_sequence")},
+                                      "usage": {"output_tokens": usage["output_tokens"]}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events

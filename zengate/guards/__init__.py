@@ -9,7 +9,10 @@ client and the upstream speak.
   push to ``main``…) is replaced by a refusal the agent can read (commands.py; the rules are the
   ``command_rules`` setting);
 * ``context_window`` — a prompt over the model's window gets the client's own prompt-too-long
-  error at once, or goes to a fallback whose window holds it (context.py).
+  error at once, or goes to a fallback whose window holds it (context.py);
+* ``loop_breaking`` — when the last ``loop_repeats`` assistant turns made the same tool calls with
+  the same results (or said the same text), the gateway answers with ``loop_message`` itself
+  (loops.py).
 
 The first two hold each tool call of an answer until it is whole, and only tool calls: text
 streams on (toolcalls.py). Which guards run is the ``guards`` setting, a switch per guard, with switches per
@@ -33,6 +36,7 @@ GUARDS = {
     "tool_repair": "mend broken tool-call arguments and tool names that differ only in case",
     "dangerous_commands": "refuse shell commands that command_rules matches",
     "context_window": "refuse a prompt over the model's window at once (or try a fallback that fits first)",
+    "loop_breaking": "answer a model that keeps repeating itself with a steering message, not another call",
 }
 
 

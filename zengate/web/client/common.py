@@ -19,11 +19,13 @@ from ...dialects.jsoncodec import dumps, loads
 from ...dialects.tokens import estimate_anthropic_tokens
 from ...exchange import routing, stages
 from ...exchange import serve as exchange
+from ...exchange.local import answer_locally
 from ...exchange.records import RequestRecord
 from ...exchange.routing import RoutingError
 from ...exchange.serve import Answer
 from ...gateway import Gateway, current_gateway
 from ...guards import context as window_guard
+from ...guards import loops
 from ...guards.toolcalls import guard_factory
 from ...keylimits import KeyPolicy
 from ...upstream.client import UpstreamError
@@ -177,8 +179,14 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
             parsed.append(dialect.parse_request(body))
         return parsed[0]
 
-    plan = gw.plan(body["model"], form)
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
+    if "loop_breaking" in active:
+        loop = loops.loop_of(form(), gw.settings.get("loop_repeats"))
+        if loop is not None:
+            record.note_guard("loop_breaking", "steered", loop)
+            return answer_locally(dialect, form(), body, loops.steering_text(gw.settings.get("loop_message"), loop),
+                                  record)
+    plan = gw.plan(body["model"], form)
     if "context_window" in active:
         fit_window(plan, form, record)
     headers = request.headers

@@ -16,7 +16,7 @@ const SECTIONS = [
   { title: "Identity headers", help: "Sent upstream with every call, as OpenCode's own client sends them.",
     test: (n) => n.startsWith("opencode_") || n === "user_agent" },
   { title: "Agent guards", help: "Checks on what the model answers, before an agent acts on it (docs/guards.md).",
-    names: ["guards", "command_rules"] },
+    names: ["guards", "command_rules", "loop_repeats", "loop_message"] },
   { title: "Request log", test: (n) => n.startsWith("log_") },
   { title: "Proxy pool", test: (n) => n.startsWith("proxy_") },
   { title: "Limits and timeouts", test: (n) => /timeout|_budget$|_bytes$|_seconds$|^max_/.test(n) },
@@ -43,6 +43,8 @@ const LABELS = {
   stages: "Stages (by model and key)",
   guards: "Guards switched on",
   command_rules: "Refused shell commands",
+  loop_repeats: "Repeats that make a loop",
+  loop_message: "Steering answer",
   stream_ping_seconds: "Ping after silence (seconds)",
   models_refresh_seconds: "Model list refresh (seconds)",
 };
@@ -60,6 +62,7 @@ const GUARDS = [
   ["tool_repair", "Mend broken tool calls"],
   ["dangerous_commands", "Refuse dangerous shell commands"],
   ["context_window", "Refuse prompts over the model's window"],
+  ["loop_breaking", "Stop a model that repeats itself"],
 ];
 
 const proxyApi = document.body.dataset.proxyApi === "true";
