@@ -435,3 +435,20 @@ def test_guards_refuse_a_dangerous_bash_call_before_claude_code_runs_it(claude, 
     [row] = [r for r in log_rows_since(gw, since, want=1) if r.get("guards")]
     assert row["guards"] == [{"guard": "dangerous_commands", "action": "refused",
                               "why": "Bash: git-reset-hard: git reset --hard"}]
+
+
+def test_guards_turn_a_bash_call_written_as_text_into_one_claude_code_runs(claude, tmp_path, gw, up, model_map,
+                                                                            guards_on):
+    model_map(sonnet="glm-4.7-free")
+    written = f'Running it.\n<tool_call>{{"name": "Bash", "arguments": {json.dumps(BASH_ARGS)}}}</tool_call>'
+    final = "The marker command ran fine."
+    script_conversation(up, "glm-4.7-free", Conversation(openai_text(written, chunks=12), openai_text(final)))
+
+    result = run_claude(claude, tmp_path, gw, "Run the marker command", "--model", "sonnet", "--allowedTools", "Bash")
+
+    assert_success(result, gw, up)
+    assert final in result["result"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == 2
+    [(_, output)] = tool_results(main[1].body)
+    assert MARKER in output  # Claude Code ran the call the model had only written down

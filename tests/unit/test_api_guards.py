@@ -301,3 +301,31 @@ def test_codex_and_gemini_clients_get_the_steering_answer_in_their_own_streams(c
     text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"])
     assert "glob called 3 times" in text and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_the_model_wrote_as_text_reaches_the_client_as_a_tool_call(client, upstream, switch, admin_headers,
+                                                                         stream):
+    from tests.support.fake_upstream import openai_text
+
+    switch({"tool_repair": True})
+    written = 'I will list the files.\n<tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>'
+    upstream.script("big-pickle", openai_text(written, chunks=9))
+    r = client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK, "tools": [BASH],
+                                                  "stream": stream})
+    if stream:
+        chunks = sse(r.get_data())
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+        calls = [t for c in chunks if c.get("choices") for t in c["choices"][0]["delta"].get("tool_calls") or []]
+        arguments = "".join(t["function"].get("arguments") or "" for t in calls)
+        name = calls[0]["function"]["name"]
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")
+                  and c["choices"][0].get("finish_reason")]
+    else:
+        choice = r.get_json()["choices"][0]
+        text, [call] = choice["message"]["content"], choice["message"]["tool_calls"]
+        name, arguments, finish = call["function"]["name"], call["function"]["arguments"], [choice["finish_reason"]]
+    assert text == "I will list the files.\n" and name == "bash" and json.loads(arguments) == {"command": "ls"}
+    assert finish == ["tool_calls"]
+    assert last_row(client, admin_headers)["guards"] == [
+        {"guard": "tool_repair", "action": "from_text", "why": "bash call written as text"}]

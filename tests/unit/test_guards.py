@@ -273,12 +273,15 @@ def test_each_switch_alone():
 
 
 def test_a_stream_cut_inside_a_call_passes_the_call_as_it_came_then_the_error():
-    events = stream("", [("toolu_1", "Bash", '{"command": "ls"}')])[:5]  # start and one piece only
+    events = stream("Listing.", [("toolu_1", "Bash", '{"command": "ls"}')])[:6]  # the call's start, one piece
     error = ("error", {"type": "error", "error": {"type": "api_error", "message": "upstream went away"}})
     notes: list = []
     guard = ToolCallGuard(CLAUDE_TOOLS, repair=True, rules=RULES, note=lambda *n: notes.append(n))
     out = guard.feed(events) + guard.feed([error])
-    assert out[-1] == error and out[-3:-1] == events[-2:] and notes == []
+    assert out[-1] == error and notes == []
+    start, piece = out[-3:-1]  # the call as it came, numbered after the text block before it
+    assert start == ("content_block_start", {**events[4][1], "index": 1})
+    assert piece == ("content_block_delta", {**events[5][1], "index": 1})
 
 
 def test_codex_gemini_and_opencode_shell_calls_are_judged_too():
@@ -305,7 +308,8 @@ def test_a_whole_answer_is_judged_the_same_way():
     assert out["content"][1] == {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}
     assert out["content"][2]["type"] == "text" and out["stop_reason"] == "tool_use"
     assert answer["content"][1]["input"] == {"raw_arguments": '{"command": "ls",}'}  # the original untouched
-    assert guard.answer({"content": [{"type": "text", "text": "x"}]}) == {"content": [{"type": "text", "text": "x"}]}
+    fresh = ToolCallGuard(CLAUDE_TOOLS, repair=True, rules=RULES, note=lambda *n: notes.append(n))
+    assert fresh.answer({"content": [{"type": "text", "text": "x"}]}) == {"content": [{"type": "text", "text": "x"}]}
 
 
 def test_the_factory_makes_a_guard_only_for_tool_calls_to_judge():
@@ -393,3 +397,102 @@ def test_a_recorded_claude_code_conversation_is_not_a_loop():
         if isinstance(sent.get("body"), dict) and sent["body"].get("messages"):
             form = registry.get("anthropic").parse_request(sent["body"])
             assert loop_of(form, 2) is None
+
+
+# --- calls written as text -----------------------------------------------------------------------------
+
+def scanned(text: str, step: int) -> list[tuple[str, str]]:
+    """What a scanner gives back for ``text`` fed ``step`` characters at a time: text joined, candidates whole."""
+    from zengate.guards.textcalls import TextCallScanner
+
+    scanner, out = TextCallScanner(), []
+    for i in range(0, len(text), step):
+        out += scanner.feed(text[i:i + step])
+    out += scanner.finish()
+    joined: list[tuple[str, str]] = []
+    for kind, value in out:
+        value = value if kind == "text" else value[1]
+        if joined and joined[-1][0] == kind == "text":
+            joined[-1] = ("text", joined[-1][1] + value)
+        else:
+            joined.append((kind, value))
+    return joined
+
+
+BASH_CALL = '{"name": "Bash", "arguments": {"command": "ls -la"}}'
+
+
+@pytest.mark.parametrize("text, found", [
+    (f"Let me look.\n<tool_call>{BASH_CALL}</tool_call>", [("text", "Let me look.\n"),
+                                                          ("candidate", f"<tool_call>{BASH_CALL}</tool_call>")]),
+    ('<function=Bash>{"command": "ls -la"}</function> then more', [
+        ("candidate", '<function=Bash>{"command": "ls -la"}</function>'), ("text", " then more")]),
+    (f"[TOOL_CALLS][{BASH_CALL}]", [("candidate", f"[TOOL_CALLS][{BASH_CALL}]")]),
+    (f"Running:\n```json\n{BASH_CALL}\n```\nDone.", [("text", "Running:\n"),
+                                                    ("candidate", f"```json\n{BASH_CALL}\n```"), ("text", "\nDone.")]),
+    (f"  {BASH_CALL}", [("text", "  "), ("candidate", BASH_CALL)]),
+    ("Plain text with a<b, [links](x) and `code`.", [("text", "Plain text with a<b, [links](x) and `code`.")]),
+    ('Code:\n```python\nprint("<tool_call>")\n```\n', [("text", 'Code:\n```python\nprint("<tool_call>")\n```\n')]),
+    ('{"answer": 42}', [("text", '{"answer": 42}')]),
+    ('cut <tool_call>{"name": "Bash"', [("text", 'cut <tool_call>{"name": "Bash"')]),
+])
+def test_the_scanner_finds_written_calls_whatever_the_pieces(text, found):
+    for step in (1, 2, 3, 7, len(text)):
+        assert scanned(text, step) == found, step
+
+
+def test_text_that_cannot_be_a_call_is_never_held_back():
+    from zengate.guards.textcalls import TextCallScanner
+
+    def text_of(pieces: list) -> str:
+        assert all(kind == "text" for kind, _ in pieces)
+        return "".join(value for _, value in pieces)
+
+    scanner = TextCallScanner()
+    assert text_of(scanner.feed("Here is the plan: ")) == "Here is the plan: "
+    assert scanner.feed("<tool") == []  # may become <tool_call>: held
+    assert text_of(scanner.feed("s> are great")) == "<tools> are great"  # it did not
+    code = TextCallScanner()
+    code.feed("See:\n")
+    assert text_of(code.feed("```python\nimport os\n")) == "```python\nimport os\n"  # a code block, at once
+
+
+def test_a_call_written_as_text_becomes_a_tool_call_block():
+    events = stream(f"Let me list the files.\n<tool_call>{BASH_CALL}</tool_call>", [], stop_reason="end_turn")
+    _out, notes, answer = guarded(events)
+    assert [b["type"] for b in answer["content"]] == ["text", "tool_use"]
+    assert answer["content"][0]["text"] == "Let me list the files.\n"
+    call = answer["content"][1]
+    assert (call["name"], call["input"]) == ("Bash", {"command": "ls -la"}) and call["id"].startswith("toolu_")
+    assert answer["stop_reason"] == "tool_use"  # the agent runs it
+    assert notes == [("tool_repair", "from_text", "Bash call written as text")]
+
+
+@pytest.mark.parametrize("text", [
+    '<tool_call>{"name": "Deploy", "arguments": {}}</tool_call>',            # a tool nobody offered
+    '<tool_call>{"name": "Bash", "arguments": {"timeout": 5}}</tool_call>',  # Bash requires a command
+    '```json\n{"name": "Bash", "arguments": "not json"}\n```',
+])
+def test_text_that_is_no_valid_call_goes_on_as_it_came(text):
+    _out, notes, answer = guarded(stream(text, [], stop_reason="end_turn"))
+    assert answer["content"] == [{"type": "text", "text": text}] and answer["stop_reason"] == "end_turn"
+    assert notes == []
+
+
+def test_a_dangerous_command_written_as_text_is_refused_too():
+    text = '```json\n{"name": "bash", "arguments": {"command": "rm -rf ~"}}\n```'
+    _, notes, answer = guarded(stream(text, [], stop_reason="end_turn"))
+    assert [b["type"] for b in answer["content"]] == ["text"] and "rm-home" in answer["content"][0]["text"]
+    assert [n[:2] for n in notes] == [("tool_repair", "from_text"), ("dangerous_commands", "refused")]
+    assert answer["stop_reason"] == "end_turn"
+
+
+def test_a_whole_answer_with_a_call_in_its_text():
+    guard = ToolCallGuard(CLAUDE_TOOLS, repair=True, rules=RULES, note=lambda *n: None)
+    answer = {"role": "assistant", "stop_reason": "end_turn", "content": [
+        {"type": "text", "text": f"Checking.\n[TOOL_CALLS][{BASH_CALL}]"}]}
+    out = guard.answer(answer)
+    assert [b["type"] for b in out["content"]] == ["text", "tool_use"] and out["stop_reason"] == "tool_use"
+    assert out["content"][0]["text"] == "Checking.\n"
+    plain = {"role": "assistant", "stop_reason": "end_turn", "content": [{"type": "text", "text": "All done."}]}
+    assert ToolCallGuard(CLAUDE_TOOLS, repair=True, rules=RULES, note=print).answer(plain) is plain

@@ -4,7 +4,8 @@ client and the upstream speak.
 
 * ``tool_repair`` — a tool call whose arguments are broken JSON (trailing commas, single quotes,
   an object cut off at a boundary…) or whose tool name differs from an offered one only in case
-  is mended when that is unambiguous and the result fits the tool's schema (repair.py);
+  is mended when that is unambiguous and the result fits the tool's schema (repair.py); a call
+  the model wrote as text (``<tool_call>…``, a fenced JSON object…) becomes a tool call (textcalls.py);
 * ``dangerous_commands`` — a shell-tool call whose command a rule refuses (``rm -rf /``, a force
   push to ``main``…) is replaced by a refusal the agent can read (commands.py; the rules are the
   ``command_rules`` setting);
@@ -33,7 +34,7 @@ from ..exchange.stages import scoped_problem
 
 #: Each guard, and what its switch does (the dashboard and the docs say it).
 GUARDS = {
-    "tool_repair": "mend broken tool-call arguments and tool names that differ only in case",
+    "tool_repair": "mend broken tool-call arguments, tool names that differ only in case, and calls written as text",
     "dangerous_commands": "refuse shell commands that command_rules matches",
     "context_window": "refuse a prompt over the model's window at once (or try a fallback that fits first)",
     "loop_breaking": "answer a model that keeps repeating itself with a steering message, not another call",

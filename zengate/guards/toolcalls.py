@@ -2,10 +2,13 @@
 
 In a stream (the form's events) a ``tool_use`` block is held from its start to its stop, then
 goes out whole: as it came, mended (``tool_repair``), or replaced by a text block that tells the
-agent why its command was refused (``dangerous_commands``). Every other event passes at once, so
-text is never held back. When every tool call of an answer was refused, its stop reason becomes
-``end_turn``: the agent reads the refusal instead of waiting for a tool result. A whole answer
-(not streamed) gets the same treatment in :meth:`ToolCallGuard.answer`.
+agent why its command was refused (``dangerous_commands``). With ``tool_repair`` a text block is
+also read for calls the model wrote as text (textcalls.py): text that cannot be part of one goes
+on at once, a call to an offered tool becomes a ``tool_use`` block of its own. Blocks are numbered
+anew as they go out, since a text block may become several. When every tool call of an answer
+was refused, its stop reason becomes ``end_turn`` (the agent reads the refusal instead of
+waiting for a tool result); when calls came out of its text, ``tool_use``. A whole answer (not
+streamed) gets the same treatment in :meth:`ToolCallGuard.answer`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..dialects.translate_common import new_id
 from ..exchange.form import FormEvent
 from .commands import Rule, command_of, compile_rules, is_shell_tool, refusal
-from .repair import repair_arguments, tool_named
+from .repair import repair_arguments, schema_problem, tool_named
+from .textcalls import Piece, TextCallScanner, calls_in
 
 #: Called with (guard, action, why) each time a guard acts: the request's record notes it.
 Note = Callable[[str, str, str], None]
@@ -32,8 +37,13 @@ class ToolCallGuard:
         self.rules = rules
         self.note = note
         self.held: tuple[dict, list[str]] | None = None  # a tool_use block's start, and its argument pieces
+        self.scanner: TextCallScanner | None = None  # reading a text block for written calls
+        self.text_open: int | None = None  # the index of the text block open on the way out
+        self.indices: dict[int, int] = {}  # an upstream block's index → its index on the way out
+        self.next_index = 0
         self.released = 0  # tool calls that went out as calls
         self.refused = 0
+        self.from_text = 0  # tool calls found in text
 
     # --- streams ---------------------------------------------------------------------------------
 
@@ -41,71 +51,172 @@ class ToolCallGuard:
         """The events to send on for these: a tool call's go out together once it is whole."""
         out: list[FormEvent] = []
         for name, data in events:
-            held = self.held
-            if held is not None:
-                index = held[0]["index"]
-                if name == "content_block_delta" and data.get("index") == index:
+            index = data.get("index")
+            if self.held is not None and index == self.held[0]["index"]:
+                if name == "content_block_delta":
                     piece = (data.get("delta") or {}).get("partial_json")
-                    held[1].append(piece if isinstance(piece, str) else "")
+                    self.held[1].append(piece if isinstance(piece, str) else "")
                     continue
+                if name == "content_block_stop":
+                    start, pieces = self.held
+                    self.held = None
+                    out.extend(self._release(start, "".join(pieces)))
+                    continue
+            if self.held is not None:  # cut off (an error): the call as it came, then what ended it
+                start, pieces = self.held
                 self.held = None
-                if name == "content_block_stop" and data.get("index") == index:
-                    out.extend(self._release(held[0], "".join(held[1])))
-                    continue
-                out.extend(_as_it_came(held[0], held[1]))  # cut off (an error): as it came, then the error
+                out.extend(self._as_it_came(start, pieces))
+            if self.scanner is not None and name in ("content_block_delta", "content_block_stop") \
+                    and index in self.indices and self.indices[index] < 0:
+                if name == "content_block_delta":
+                    text = (data.get("delta") or {}).get("text")
+                    out.extend(self._pieces(self.scanner.feed(text if isinstance(text, str) else "")))
+                else:
+                    out.extend(self._pieces(self.scanner.finish()))
+                    out.extend(self._close_text())
+                    self.scanner = None
+                continue
             if name == "content_block_start":
                 block = data.get("content_block") or {}
-                if block.get("type") == "tool_use" and block.get("name") in self._judged_names(block):
+                if block.get("type") == "tool_use" and self._judged(block):
                     self.held = (data, [])
                     continue
-            elif name == "message_delta" and self.refused and not self.released:
-                delta = data.get("delta") or {}
-                if delta.get("stop_reason") == "tool_use":
-                    data = {**data, "delta": {**delta, "stop_reason": "end_turn"}}
+                if block.get("type") == "text" and self.repair and self.offered and not block.get("text"):
+                    self.scanner, self.indices[index] = TextCallScanner(), -1  # opened when text goes out
+                    continue
+                self.indices[index] = self._claim()
+            elif name == "message_delta":
+                data = self._stop_reason(data)
+            if index is not None and index in self.indices:
+                data = {**data, "index": self.indices[index]}
             out.append((name, data))
         return out
 
-    def _judged_names(self, block: dict) -> Iterable[str]:
-        """Names of tool calls this guard holds: any, to mend a name; else only the offered ones."""
+    def _claim(self) -> int:
+        index, self.next_index = self.next_index, self.next_index + 1
+        return index
+
+    def _judged(self, block: dict) -> bool:
+        """Whether this guard holds a tool call: any, to mend a name; else only the offered ones."""
         name = block.get("name")
-        return (name,) if isinstance(name, str) and (self.repair or name in self.offered) else ()
+        return isinstance(name, str) and (self.repair or name in self.offered)
+
+    def _stop_reason(self, data: dict) -> dict:
+        delta = data.get("delta") or {}
+        reason = delta.get("stop_reason")
+        if reason == "tool_use" and self.refused and not self.released:
+            reason = "end_turn"
+        elif reason in ("end_turn", "stop_sequence") and self.from_text and self.released:
+            reason = "tool_use"
+        return data if reason == delta.get("stop_reason") else {**data, "delta": {**delta, "stop_reason": reason}}
+
+    def _pieces(self, pieces: list[Piece]) -> list[FormEvent]:
+        """A text block's scanned pieces on the way out: text into the open text block, calls as blocks."""
+        out: list[FormEvent] = []
+        for kind, value in pieces:
+            if kind == "candidate":
+                calls = calls_in(value[0], self._offered_call)
+                if calls is None:
+                    kind, value = "text", value[1]  # not a call after all: the text it was
+                else:
+                    out.extend(self._close_text())
+                    for tool, arguments in calls:
+                        self.from_text += 1
+                        self.note("tool_repair", "from_text", f"{tool} call written as text")
+                        block = {"type": "tool_use", "id": new_id("toolu_"), "name": tool, "input": arguments}
+                        out.extend(self._block(self._judge(block, None)))
+                    continue
+            if value:
+                if self.text_open is None:
+                    self.text_open = self._claim()
+                    out.append(("content_block_start", {"type": "content_block_start", "index": self.text_open,
+                                                        "content_block": {"type": "text", "text": ""}}))
+                out.append(("content_block_delta", {"type": "content_block_delta", "index": self.text_open,
+                                                    "delta": {"type": "text_delta", "text": value}}))
+        return out
+
+    def _close_text(self) -> list[FormEvent]:
+        if self.text_open is None:
+            return []
+        index, self.text_open = self.text_open, None
+        return [("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+    def _offered_call(self, name: str, arguments: dict) -> str | None:
+        """The offered tool a call written as text is for, when its arguments fit that tool's schema."""
+        tool = tool_named(name, self.offered)
+        return tool if tool is not None and schema_problem(arguments, self.offered[tool]) is None else None
 
     def _release(self, start: dict, raw: str) -> list[FormEvent]:
         block = start["content_block"]
         judged = self._judge(block, raw)
-        index = start["index"]
         if judged["type"] == "text":
-            return [("content_block_start", {"type": "content_block_start", "index": index,
-                                              "content_block": {"type": "text", "text": ""}}),
-                    ("content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": "text_delta", "text": judged["text"]}}),
-                    ("content_block_stop", {"type": "content_block_stop", "index": index})]
+            return self._block(judged)
         mended = judged.get("input") is not block.get("input")
-        arguments = json.dumps(judged["input"], ensure_ascii=False) if mended else raw
-        start = start if judged["name"] == block.get("name") else \
-            {**start, "content_block": {**block, "name": judged["name"]}}
-        return [("content_block_start", start),
-                ("content_block_delta", {"type": "content_block_delta", "index": index,
-                                          "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+        return self._block({**judged, "input": {}}, json.dumps(judged["input"], ensure_ascii=False) if mended else raw)
+
+    def _block(self, block: dict, arguments: str | None = None) -> list[FormEvent]:
+        """A whole block as the events that say it, under the next index on the way out."""
+        index = self._claim()
+        if block["type"] == "text":
+            opened, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+        else:
+            opened = {**block, "input": {}}
+            text = arguments if arguments is not None else json.dumps(block.get("input") or {}, ensure_ascii=False)
+            delta = {"type": "input_json_delta", "partial_json": text}
+        return [("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}),
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
                 ("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+    def _as_it_came(self, start: dict, pieces: list[str]) -> list[FormEvent]:
+        index = self._claim()
+        return [("content_block_start", {**start, "index": index}),
+                *(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                           "delta": {"type": "input_json_delta", "partial_json": p}}) for p in pieces)]
 
     # --- whole answers ---------------------------------------------------------------------------
 
     def answer(self, answer: dict) -> dict:
-        """A whole answer in the form, its tool calls judged."""
+        """A whole answer in the form, its tool calls judged (and, with repair, its text read for calls)."""
         content = answer.get("content")
-        if not isinstance(content, list) or not any(isinstance(b, dict) and b.get("type") == "tool_use"
-                                                    for b in content):
+        if not isinstance(content, list):
             return answer
-        judged = []
+        judged: list[Any] = []
         for block in content:
-            if isinstance(block, dict) and block.get("type") == "tool_use" and self._judged_names(block):
-                block = self._judge(block, _raw_arguments(block.get("input")))
-            judged.append(block)
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "tool_use" and self._judged(block):
+                judged.append(self._judge(block, _raw_arguments(block.get("input"))))
+            elif kind == "text" and self.repair and self.offered and isinstance(block.get("text"), str):
+                judged.extend(self._text_blocks(block))
+            else:
+                judged.append(block)
+        if not self.released and not self.refused:
+            return answer  # nothing judged, nothing found: the answer as it came
         out = {**answer, "content": judged}
-        if self.refused and not self.released and answer.get("stop_reason") == "tool_use":
-            out["stop_reason"] = "end_turn"
+        out["stop_reason"] = self._stop_reason({"delta": {"stop_reason": answer.get("stop_reason")}})["delta"][
+            "stop_reason"]
         return out
+
+    def _text_blocks(self, block: dict) -> list[dict]:
+        """A whole text block, read for calls: the blocks it becomes."""
+        scanner = TextCallScanner()
+        blocks: list[dict] = []
+        for kind, value in [*scanner.feed(block["text"]), *scanner.finish()]:
+            calls = calls_in(value[0], self._offered_call) if kind == "candidate" else None
+            if calls is None:
+                text = value if kind == "text" else value[1]
+                if blocks and blocks[-1]["type"] == "text":
+                    blocks[-1] = {**blocks[-1], "text": blocks[-1]["text"] + text}
+                elif text:
+                    blocks.append({**block, "text": text})
+                continue
+            for tool, arguments in calls:
+                self.from_text += 1
+                self.note("tool_repair", "from_text", f"{tool} call written as text")
+                blocks.append(self._judge({"type": "tool_use", "id": new_id("toolu_"), "name": tool,
+                                           "input": arguments}, None))
+        if len(blocks) == 1 and blocks[0].get("text") == block["text"]:
+            return [block]
+        return [b for b in blocks if b["type"] != "text" or b["text"].strip()] or [block]
 
     # --- the judgement ---------------------------------------------------------------------------
 
@@ -154,13 +265,6 @@ def _raw_arguments(value: Any) -> str | None:
     if isinstance(value, dict) and set(value) == {"raw_arguments"} and isinstance(value["raw_arguments"], str):
         return value["raw_arguments"]
     return None
-
-
-def _as_it_came(start: dict, pieces: list[str]) -> list[FormEvent]:
-    index = start["index"]
-    return [("content_block_start", start),
-            *(("content_block_delta", {"type": "content_block_delta", "index": index,
-                                       "delta": {"type": "input_json_delta", "partial_json": p}}) for p in pieces)]
 
 
 def guard_factory(active: frozenset[str], rules: Mapping[str, Mapping[str, Any]],
