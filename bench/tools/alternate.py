@@ -3,6 +3,7 @@
     .venv/bin/python bench/tools/alternate.py BEFORE AFTER [--concurrency 1,32,256] [--rounds 6]
                                               [--seconds 5] [--kind openai|anthropic]
                                               [--keys off|plain|limits[,…]] [--redis URL[,URL]]
+                                              [--guards off|on[,…]] [--tools]
 
 ``paired.py`` compares two versions one request at a time (concurrency 1). This compares them
 under load: it starts the bench upstream and one gateway per checkout (each as production starts
@@ -14,7 +15,8 @@ divided by its requests: steadier than requests/s on a noisy VM); then the media
 rounds. Give a checkout of an earlier commit as ``git worktree add /tmp/before REF`` with a
 ``.venv`` link to this one's. ``--keys`` and ``--redis`` measure a stage on one checkout: the
 same directory twice, ``--keys plain,limits --redis ,redis://…`` for the cost of per-key limits
-counted in Redis.
+counted in Redis, ``--guards off,on --tools`` for the agent guards' (every guard on, and a request
+that offers a tool, so that the tool-call guards read the answer).
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def one_run(loads: run.Loads, gw: run.Gateway, url: str, body: Path, connections
 NEVER_BINDING = {"rpm": 1_000_000, "requests_per_day": 1_000_000_000, "tokens_per_day": 10**15}
 
 
+#: Every agent guard switched on (docs/guards.md).
+ALL_GUARDS = {"tool_repair": True, "dangerous_commands": True, "context_window": True, "loop_breaking": True}
+#: A shell tool as an agent offers one, in each API's shape.
+ANTHROPIC_SHELL_TOOL = {"name": "Bash", "description": "Run a shell command",
+                        "input_schema": {"type": "object", "properties": {"command": {"type": "string"},
+                                                                          "description": {"type": "string"}},
+                                         "required": ["command"]}}
+SHELL_TOOL = {"type": "function", "function": {"name": "Bash", "description": "Run a shell command",
+                                               "parameters": ANTHROPIC_SHELL_TOOL["input_schema"]}}
+
+
 def _sides(value: str) -> dict[str, str]:
     """``X`` for both sides, or ``BEFORE,AFTER``."""
     parts = value.split(",")
@@ -66,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="off, plain (keys required: a key without limits) or limits (a key whose limits "
                              "never bind: every request is counted); one for both, or BEFORE,AFTER")
     parser.add_argument("--redis", default="", help="a REDIS_URL for both, or BEFORE,AFTER ('' for none)")
+    parser.add_argument("--guards", default="off", help="off or on (every agent guard); one for both, or BEFORE,AFTER")
+    parser.add_argument("--tools", action="store_true", help="the request offers a shell tool, as an agent's do")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
-    keys, redis = _sides(args.keys), _sides(args.redis)
+    keys, redis, guards = _sides(args.keys), _sides(args.redis), _sides(args.guards)
     if not set(keys.values()) <= {"off", "plain", "limits"}:
         parser.error("--keys: off, plain or limits")
+    if not set(guards.values()) <= {"off", "on"}:
+        parser.error("--guards: off or on")
     workdir = Path(tempfile.mkdtemp(prefix="zengate-alternate-"))
     up = run.Upstream(workdir, cpu=None, chunks=20, interval_ms=5.0, hold_max=10.0)
     gateways: dict[str, run.Gateway] = {}
@@ -81,12 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                                          env={"REDIS_URL": redis[name]} if redis[name] else None)
         loads = run.Loads(workdir, argparse.Namespace(wrk_cpu=None))
         openai = args.kind == "openai"
-        body = loads.body_file("body", run.OPENAI_BODY if openai else run.ANTHROPIC_BODY)
+        request = run.OPENAI_BODY if openai else run.ANTHROPIC_BODY
+        if args.tools:
+            request = {**request, "tools": [SHELL_TOOL if openai else ANTHROPIC_SHELL_TOOL]}
+        body = loads.body_file("body", request)
         path = "/v1/chat/completions" if openai else "/v1/messages"
         headers = {name: [] if openai else list(run.ANTHROPIC_HEADERS) for name in gateways}
         for name, gw in gateways.items():
             if keys[name] != "off":
                 headers[name].append(gw.client_key(**(NEVER_BINDING if keys[name] == "limits" else {})))
+        for name, gw in gateways.items():
+            if guards[name] == "on":
+                gw.admin("POST", "/_admin/settings", {"key": "guards", "value": ALL_GUARDS})
         for name, gw in gateways.items():  # warm-up, not counted
             for connections in levels:
                 loads.wrk(gw.url + path, body, connections, 2, headers[name])

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import PHONE, login
-from tests.support.fake_upstream import error, responses_text
+from tests.support.fake_upstream import error, openai_tool_calls, responses_text
 from tests.support.gateway import ADMIN_PASSWORD
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -306,6 +306,35 @@ def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream
     page.get_by_role("button", name="Reset").click()
     expect(rows).not_to_have_count(1)
     screenshot(page, "request-log")
+
+
+def test_a_request_a_guard_acted_on_shows_what_it_did(page, gw, upstream):
+    key = create_key_via_api(gw, "guarded")
+    gw.set_setting("guards", {"dangerous_commands": True})
+    try:
+        hostile = 'rm -rf ~ # <img src=x onerror="window.pwned=1">'
+        upstream.script("big-pickle", openai_tool_calls([("shell", {"command": hostile})]))
+        shell = {"type": "function", "function": {"name": "shell", "parameters": {
+            "type": "object", "properties": {"command": {"type": "string"}}}}}
+        answer = sdk(gw, key).chat.completions.create(model="big-pickle", tools=[shell],
+                                                      messages=[{"role": "user", "content": "free some space"}])
+        assert "rm-home" in answer.choices[0].message.content
+        gw.wait_for(lambda: logged(gw, key=key[:13]))
+    finally:
+        gw.set_setting("guards", {})
+
+    login(page, gw)
+    nav(page, "Request log")
+    page.get_by_label("Key prefix", exact=True).fill(key[:13])
+    page.get_by_role("button", name="Apply").click()
+    page.locator("#requests-table tbody tr").first.get_by_role("button").click()
+    dialog = page.get_by_role("dialog")
+    section = dialog.locator("section", has=page.get_by_role("heading", name="Agent guards"))
+    expect(section.locator("tbody tr")).to_have_count(1)
+    expect(section).to_contain_text("dangerous_commands")
+    expect(section).to_contain_text("refused")
+    expect(section).to_contain_text(f"shell: rm-home: {hostile}")  # shown as text, never as markup
+    assert dialog.locator("img").count() == 0 and page.evaluate("window.pwned") is None
 
 
 def test_the_overview_refreshes_itself_when_requests_arrive(open_page, gw, screenshot):

@@ -496,3 +496,14 @@ def test_a_whole_answer_with_a_call_in_its_text():
     assert out["content"][0]["text"] == "Checking.\n"
     plain = {"role": "assistant", "stop_reason": "end_turn", "content": [{"type": "text", "text": "All done."}]}
     assert ToolCallGuard(CLAUDE_TOOLS, repair=True, rules=RULES, note=print).answer(plain) is plain
+
+
+def test_a_short_conversation_is_not_read_to_look_for_a_loop():
+    from zengate.guards.loops import could_loop
+
+    assert not could_loop({"messages": [{"role": "user", "content": "hi"}]}, 3)
+    chat = {"messages": [{"role": "user"}, {"role": "assistant"}, {"role": "tool"}, {"role": "assistant"}]}
+    assert could_loop(chat, 2) and not could_loop(chat, 3)
+    assert could_loop({"input": [{"type": "function_call"}, {"type": "function_call_output"}] * 3}, 3)  # Responses
+    assert could_loop({"contents": [{"role": "model"}, {"role": "user"}] * 3}, 3)  # Gemini
+    assert not could_loop({"messages": "not a list", "input": "a prompt"}, 2)

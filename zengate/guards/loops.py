@@ -20,6 +20,21 @@ DEFAULT_MESSAGE = ("I have made the same move several times without getting anyw
                    "here instead of repeating it. Tell me how you want to go on, or what to try instead.")
 
 
+def could_loop(body: dict, repeats: int) -> bool:
+    """Whether a client's request (any API's body, unread) holds ``repeats`` turns of the model at all:
+    a conversation shorter than that is no loop, and is not read into the form to find out."""
+    turns = 0
+    for key in ("messages", "input", "contents"):  # chat and Messages, Responses, Gemini
+        items = body.get(key)
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and (item.get("role") in ("assistant", "model")
+                                           or item.get("type") in ("function_call", "custom_tool_call")):
+                turns += 1
+                if turns >= repeats:
+                    return True
+    return False
+
+
 def loop_of(form: dict, repeats: int) -> str | None:
     """What the conversation keeps doing, when its last ``repeats`` assistant turns are all the same
     move (see the module); None otherwise."""

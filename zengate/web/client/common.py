@@ -180,8 +180,9 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         return parsed[0]
 
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
-    if "loop_breaking" in active:
-        loop = loops.loop_of(form(), gw.settings.get("loop_repeats"))
+    repeats = gw.settings.get("loop_repeats")
+    if "loop_breaking" in active and loops.could_loop(body, repeats):
+        loop = loops.loop_of(form(), repeats)
         if loop is not None:
             record.note_guard("loop_breaking", "steered", loop)
             return answer_locally(dialect, form(), body, loops.steering_text(gw.settings.get("loop_message"), loop),

@@ -163,6 +163,13 @@ function detailView(r) {
           h("td", {}, String(a.model ?? "–")), h("td", {}, String(a.backend ?? "–")), h("td", {}, String(a.key ?? "–")),
           h("td", {}, a.status ? statusBadge(a.status) : "–"), h("td", {}, String(a.error ?? "")))))))));
   }
+  if (Array.isArray(r.guards) && r.guards.length) {
+    sections.push(h("section", { class: "detail-section" }, h("h3", {}, "Agent guards"),
+      h("div", { class: "table-wrap" }, h("table", { class: "table" },
+        h("thead", {}, h("tr", {}, ...["Guard", "Action", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, ...r.guards.map((n) => h("tr", {},
+          h("td", {}, String(n.guard ?? "–")), h("td", {}, String(n.action ?? "–")), h("td", {}, String(n.why ?? "")))))))));
+  }
   sections.push(h("section", { class: "detail-section", "aria-label": "Input messages" }, h("h3", {}, "Input messages"), ...inputView(r.input_messages)));
   sections.push(h("section", { class: "detail-section", "aria-label": "Output" }, h("h3", {}, "Output"),
     r.output_content ? h("div", { class: "message role-assistant" }, h("div", { class: "message-role" }, "assistant"), pre(r.output_content))
