@@ -1,11 +1,13 @@
-"""The agent guards in the real gateway (gunicorn, gevent workers), through the official OpenAI and
-Google SDKs: a broken tool call mended and a dangerous one refused, streamed; the log row and
+"""The agent guards in the real gateway (gunicorn, gevent workers), through the official OpenAI,
+Anthropic and Google SDKs: a broken tool call mended and a dangerous one refused, streamed; an
+oversized prompt refused in each SDK's own error; a repeating model steered; the log row and
 /metrics say what happened. (Claude Code's own run through them is in test_claude_code_e2e.py.)"""
 
 from __future__ import annotations
 
 import json
 
+import anthropic
 import openai
 import pytest
 from google import genai
@@ -22,7 +24,8 @@ ASK = [{"role": "user", "content": "tidy the repo"}]
 
 @pytest.fixture
 def guarded(gw):
-    gw.set_setting("guards", {"tool_repair": True, "dangerous_commands": True})
+    gw.set_setting("guards", {"tool_repair": True, "dangerous_commands": True, "context_window": True,
+                              "loop_breaking": True})
     yield gw
     gw.set_setting("guards", {})
 
@@ -74,3 +77,43 @@ def test_the_google_sdk_gets_a_refusal_from_an_anthropic_upstream(guarded, up):
     assert not answer.function_calls and "format-disk" in answer.text
     assert logged(gw, [{"guard": "dangerous_commands", "action": "refused",
                         "why": "run_shell_command: format-disk: mkfs.ext4 /dev/sdb1"}])
+
+
+HUGE = "word " * 180_000  # about 280,000 tokens by the local estimate: over big-pickle's 200,000
+
+
+def test_an_oversized_prompt_is_refused_in_each_sdks_own_error(guarded, up):
+    gw = guarded
+    with pytest.raises(openai.BadRequestError) as chat:
+        openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-zen-x", max_retries=0).chat.completions.create(
+            model="big-pickle", messages=[{"role": "user", "content": HUGE}])
+    assert chat.value.code == "context_length_exceeded"
+    with pytest.raises(anthropic.BadRequestError) as messages:
+        anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-x", max_retries=0).messages.create(
+            model="big-pickle", max_tokens=100, messages=[{"role": "user", "content": HUGE}])
+    assert messages.value.body["error"]["message"].startswith("prompt is too long: ")
+    assert up.requests == []  # neither went upstream
+
+
+def test_a_repeating_model_is_steered_through_both_sdks(guarded, up):
+    gw = guarded
+    turns: list[dict] = [{"role": "user", "content": "fix the build"}]
+    for i in range(3):
+        turns += [{"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{i}", "name": "Bash",
+                                                     "input": {"command": "make"}}]},
+                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}",
+                                                "content": "make: *** [all] Error 1"}]}]
+    client = anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-x", max_retries=0)
+    with client.messages.stream(model="big-pickle", max_tokens=100, messages=turns) as stream:
+        final = stream.get_final_message()
+    assert "Bash called 3 times in a row" in final.content[0].text and final.stop_reason == "end_turn"
+
+    calls: list[dict] = [{"role": "user", "content": "fix the build"}]
+    for i in range(3):
+        calls += [{"role": "assistant", "content": None, "tool_calls": [{"id": f"call_{i}", "type": "function",
+                   "function": {"name": "shell", "arguments": '{"command": "make"}'}}]},
+                  {"role": "tool", "tool_call_id": f"call_{i}", "content": "make: *** [all] Error 1"}]
+    answer = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-zen-x", max_retries=0).chat.completions.create(
+        model="big-pickle", messages=calls, tools=[SHELL])
+    assert "shell called 3 times in a row" in answer.choices[0].message.content
+    assert answer.choices[0].finish_reason == "stop" and up.requests == []

@@ -63,7 +63,8 @@ def test_a_bad_guards_setting_is_named(value, says):
 RULE_CASES = {
     "rm-root": (["rm -rf /", "sudo rm -rf / --no-preserve-root", "rm -fr /*", "rm -r -f /", "rm --recursive /"],
                 ["rm -rf /tmp/build", "echo rm -rf / is bad", "rm -f /etc/x.conf"]),
-    "rm-home": (["rm -rf ~", "rm -rf ~/", "rm -rf $HOME", 'rm -rf "$HOME"'], ["rm -rf ~/tmp/cache", "rm ~/notes.txt"]),
+    "rm-home": (["rm -rf ~", "rm -rf ~/", "rm -rf $HOME", 'rm -rf "$HOME"', "rm -rf ~ # free space"],
+                ["rm -rf ~/tmp/cache", "rm ~/notes.txt"]),
     "rm-worktree": (["cd repo && rm -rf .", "rm -rf ./*", "rm -rf *", "rm -rf $(git rev-parse --show-toplevel)"],
                     ["rm -rf ./build", "rm -rf *.pyc", "grep -r 'rm -rf' ."]),
     "git-force-push-protected": (["git push --force origin main", "git push -f origin master",

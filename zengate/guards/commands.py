@@ -25,7 +25,7 @@ COMMAND_FIELDS = ("command", "cmd", "commandLine", "script")
 _RM = (r"\brm\s+(?:-[a-zA-Z]*[rR][a-zA-Z]*\s+(?:-[a-zA-Z]+\s+)*"
        r"|-[a-zA-Z]+\s+(?:-[a-zA-Z]+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+"
        r"|--recursive\s+(?:-\S+\s+)*)(?:--\s+)?")
-_END = r"(?=\s*(?:$|[;&|)]|\s+-))"
+_END = r"(?=\s*(?:$|[;&|)#]|\s+-))"  # the path ends: the line, a separator, a comment or another flag
 _PROTECTED = r"(?:main|master|trunk|production|prod|release(?:/\S*)?|develop)(?=\s|$|[;&|])"
 
 DEFAULT_RULES: dict[str, dict[str, str]] = {

@@ -31,6 +31,8 @@ FENCE = "```"
 #: The start of a JSON object (or list of them) that names a tool.
 CALL_START = re.compile(r'\s*\[?\s*\{\s*"(?:name|tool|function|tool_name)"\s*:')
 _START_SO_FAR = re.compile(r'\s*(?:\[\s*)?(?:\{\s*(?:"([a-z_]*)("\s*)?)?)?$')
+#: Where a call may open inside a text: a marker's first character, or a backtick after a line break.
+OPENING = re.compile(r"[<\[]|(?<=\n)`")
 NAME_KEYS = ("name", "tool", "tool_name")
 ARGUMENT_KEYS = ("arguments", "parameters", "input", "args", "tool_input")
 
@@ -93,10 +95,10 @@ class TextCallScanner:
         text = self.pending
         if self._bare():
             return len(text) - len(text.lstrip())
-        for i, ch in enumerate(text):
-            if ch in "<[" or (ch == "`" and (text[i - 1] == "\n" if i else self.line_start)):
-                return i
-        return None
+        if self.line_start and text.startswith("`"):
+            return 0
+        found = OPENING.search(text)
+        return found.start() if found else None
 
     def _may_open(self) -> bool:
         """Whether ``pending`` (at an opening) may still become one with more text."""

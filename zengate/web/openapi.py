@@ -259,7 +259,7 @@ PATHS: dict[str, dict] = {
     "/_stats/requests": {"get": _admin_op("One page of the request log, newest first", params=[
         *STATS_FILTERS, _query("limit", INT), _query("offset", INT), _query("bodies", BOOL)])},
     "/_stats/requests/{request_id}": {"get": _admin_op(
-        "One request with its messages, output and attempts", extra=(404,),
+        "One request with its messages, output, attempts and what the guards did", extra=(404,),
         params=[{"name": "request_id", "in": "path", "required": True, "schema": INT}])},
     "/_stats/clear": {"post": _admin_op("Clear the request log", extra=())},
     "/metrics": {"get": _op("Prometheus metrics (text exposition format)",
