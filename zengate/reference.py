@@ -73,7 +73,8 @@ def settings_table() -> str:
             limits = f"at most {_number(spec.maximum)}"
         else:
             limits = ""
-        rows.append(f"| `{name}` | {TYPE_NAMES.get(spec.kind, spec.kind.__name__)} | {_cell(_value(spec.default))} "
+        default = spec.shown_default or _cell(_value(spec.default))
+        rows.append(f"| `{name}` | {TYPE_NAMES.get(spec.kind, spec.kind.__name__)} | {default} "
                     f"| {limits} | {_cell(spec.help)} |")
     return "\n".join(rows) + "\n"
 

@@ -99,6 +99,7 @@ class Spec:
     check: Callable[[Any], str | None] | None = None
     public: bool = True  # listed by GET /_admin/settings and settable through it
     masked: Masking | None = None  # holds credentials: shown masked everywhere (see Masking)
+    shown_default: str | None = None  # how docs/configuration.md words a default too long to print
 
     def coerce(self, name: str, value: Any) -> Any:
         """``value`` checked and converted to this setting's type; SettingError naming ``name`` otherwise.
@@ -288,7 +289,8 @@ SPECS: dict[str, Spec] = {
     "loop_message": Spec(str, loops.DEFAULT_MESSAGE, "The loop_breaking guard's answer; {loop} says what repeated.",
                          check=_steering_text),
     "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "
-                          "{id: {pattern: a regular expression, why}}.", check=check_rules),
+                          "{id: {pattern: a regular expression, why}}.", check=check_rules,
+                          shown_default="the ten rules in [Agent guards](guards.md#dangerous_commands)"),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",
