@@ -284,8 +284,8 @@ SPECS: dict[str, Spec] = {
                    "loop_breaking): {guard: bool, models: {model: {guard: bool}}, keys: {key prefix: {guard: bool}}} "
                    "(docs/guards.md).",
                    check=guards.check_setting),
-    "loop_repeats": Spec(int, 3, "The loop_breaking guard steers when this many assistant turns in a row made the "
-                         "same move.", 2, 100),
+    "loop_repeats": Spec(int, 3, "The loop_breaking guard steers when the model made its latest move this many "
+                         "times among its recent turns, with the same results.", 2, 100),
     "loop_message": Spec(str, loops.DEFAULT_MESSAGE, "The loop_breaking guard's answer; {loop} says what repeated.",
                          check=_steering_text),
     "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "

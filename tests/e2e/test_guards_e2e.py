@@ -106,7 +106,7 @@ def test_a_repeating_model_is_steered_through_both_sdks(guarded, up):
     client = anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-x", max_retries=0)
     with client.messages.stream(model="big-pickle", max_tokens=100, messages=turns) as stream:
         final = stream.get_final_message()
-    assert "Bash called 3 times in a row" in final.content[0].text and final.stop_reason == "end_turn"
+    assert "Bash called 3 times" in final.content[0].text and final.stop_reason == "end_turn"
 
     calls: list[dict] = [{"role": "user", "content": "fix the build"}]
     for i in range(3):
@@ -115,5 +115,5 @@ def test_a_repeating_model_is_steered_through_both_sdks(guarded, up):
                   {"role": "tool", "tool_call_id": f"call_{i}", "content": "make: *** [all] Error 1"}]
     answer = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-zen-x", max_retries=0).chat.completions.create(
         model="big-pickle", messages=calls, tools=[SHELL])
-    assert "shell called 3 times in a row" in answer.choices[0].message.content
+    assert "shell called 3 times" in answer.choices[0].message.content
     assert answer.choices[0].finish_reason == "stop" and up.requests == []

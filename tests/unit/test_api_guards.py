@@ -228,12 +228,12 @@ def test_a_model_that_keeps_reading_the_same_file_is_steered_without_an_upstream
         answer = r.get_json()
         assert answer["model"] == "big-pickle" and answer["role"] == "assistant"
         text, stop_reason = answer["content"][0]["text"], answer["stop_reason"]
-    assert "(Read called 3 times in a row with the same arguments and the same result)" in text
+    assert "(Read called 3 times with the same arguments and the same result)" in text
     assert stop_reason == "end_turn" and upstream.requests == []
     row = last_row(client, admin_headers)
     assert row["status"] == 200 and row["guards"] == [
         {"guard": "loop_breaking", "action": "steered",
-         "why": "Read called 3 times in a row with the same arguments and the same result"}]
+         "why": "Read called 3 times with the same arguments and the same result"}]
 
 
 def test_an_openai_client_is_steered_in_its_own_shape_with_the_configured_text(client, upstream, switch,
@@ -250,7 +250,7 @@ def test_an_openai_client_is_steered_in_its_own_shape_with_the_configured_text(c
     chunks = sse(client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": messages,
                                                            "tools": [BASH], "stream": True}).get_data())
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
-    assert text == "Stuck: bash called 2 times in a row with the same arguments and the same result. Ask the user."
+    assert text == "Stuck: bash called 2 times with the same arguments and the same result. Ask the user."
     assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices") and
             c["choices"][0].get("finish_reason")] == ["stop"]
     assert upstream.requests == []

@@ -357,7 +357,7 @@ def test_the_same_call_with_the_same_result_three_times_is_a_loop():
 
     assert loop_of({"messages": read_turns(2)}, 3) is None
     assert loop_of({"messages": read_turns(3)}, 3) == (
-        "Read called 3 times in a row with the same arguments and the same result")
+        "Read called 3 times with the same arguments and the same result")
     assert loop_of({"messages": read_turns(5)}, 5) is not None and loop_of({"messages": read_turns(4)}, 5) is None
     # polling something that changes is not a loop
     assert loop_of({"messages": read_turns(3, ["queued", "running", "running"])}, 3) is None
@@ -370,9 +370,27 @@ def test_a_steering_answer_ends_the_loop_until_it_repeats_again():
     steered = [*read_turns(3), {"role": "assistant", "content": steering_text(DEFAULT_MESSAGE, "Read")},
                {"role": "user", "content": "go on"}]
     assert loop_of({"messages": steered}, 3) is None
+    once_more = steered + read_turns(1)[1:]
+    assert loop_of({"messages": once_more}, 3) is None  # steered once: the earlier reads no longer count
     again = steered + read_turns(3)[1:]
     assert loop_of({"messages": again}, 3) is not None
     assert "(Read)" in steering_text(DEFAULT_MESSAGE, "Read")
+    custom = "Stuck on {loop}; ask me."
+    mine = [*read_turns(3), {"role": "assistant", "content": steering_text(custom, "x")}, *read_turns(1)[1:]]
+    assert loop_of({"messages": mine}, 3, custom) is None and loop_of({"messages": mine}, 3) is not None
+
+
+def test_two_moves_in_turn_are_a_loop_too():
+    from zengate.guards.loops import loop_of
+
+    messages: list[dict] = [{"role": "user", "content": "fix it"}]
+    for i in range(6):  # read a.py, read b.py, read a.py… each time the same content
+        path = "a.py" if i % 2 == 0 else "b.py"
+        messages += [{"role": "assistant", "content": [{"type": "tool_use", "id": f"t{i}", "name": "Read",
+                                                        "input": {"file_path": path}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": path}]}]
+    assert loop_of({"messages": messages[:9]}, 3) is None  # the latest, b.py, read twice only
+    assert loop_of({"messages": messages}, 3) == "Read called 3 times with the same arguments and the same result"
 
 
 def test_the_same_text_again_and_again_is_a_loop_but_short_replies_are_not():
@@ -385,7 +403,7 @@ def test_the_same_text_again_and_again_is_a_loop_but_short_replies_are_not():
         return {"messages": out}
 
     stuck = "I will now run the tests to check the fix."
-    assert loop_of(said(stuck, stuck, stuck), 3) == "the same answer given 3 times in a row"
+    assert loop_of(said(stuck, stuck, stuck), 3) == "the same answer given 3 times"
     assert loop_of(said("OK.", "OK.", "OK."), 3) is None
     assert loop_of(said(stuck, stuck + " Again.", stuck), 3) is None
     assert loop_of({"messages": "nonsense"}, 3) is None and loop_of({"messages": []}, 3) is None

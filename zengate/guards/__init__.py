@@ -11,9 +11,9 @@ client and the upstream speak.
   ``command_rules`` setting);
 * ``context_window`` — a prompt over the model's window gets the client's own prompt-too-long
   error at once, or goes to a fallback whose window holds it (context.py);
-* ``loop_breaking`` — when the last ``loop_repeats`` assistant turns made the same tool calls with
-  the same results (or said the same text), the gateway answers with ``loop_message`` itself
-  (loops.py).
+* ``loop_breaking`` — when the model's latest move (its tool calls, or its text) was made
+  ``loop_repeats`` times among its recent turns with the same results, the gateway answers with
+  ``loop_message`` itself, once per loop (loops.py).
 
 The first two hold each tool call of an answer until it is whole, and only tool calls: text
 streams on (toolcalls.py). Which guards run is the ``guards`` setting, a switch per guard, with switches per

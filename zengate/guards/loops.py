@@ -1,21 +1,24 @@
 """Loop breaking: an agent whose model keeps making the same move gets a short steering answer from
 the gateway instead of one more upstream call.
 
-A loop is the last N assistant turns of the conversation (N is ``loop_repeats``) making the same
-tool calls with the same arguments and getting the same results back, or saying the same text
-(of some length: "OK." twice is not a loop). Same results matter: a model polling a build whose
-status changes is not looping. The steering answer ends the loop once: it is an assistant turn
-itself, so the next request's last N turns are no longer all the same, and only N more repeats
-steer again.
+A loop is the model's latest move (its tool calls with their arguments, or its text of some
+length: "OK." twice is not a loop) made ``loop_repeats`` times among its recent turns (the last
+``RECENT`` times ``loop_repeats``), in a row or not (reading A, then B, then A again… is a loop
+too), each time with the same results. Same results matter: a model polling a build whose status
+changes is not looping. A loop is steered once: only the turns after the gateway's last steering
+answer count, so the model must repeat itself ``loop_repeats`` times more to be steered again.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 #: The shortest assistant text whose repetition counts as a loop.
 MIN_LOOP_TEXT = 16
+#: How many of the model's turns count as recent, per repeat looked for.
+RECENT = 3
 DEFAULT_MESSAGE = ("I have made the same move several times without getting anywhere ({loop}), so I have stopped "
                    "here instead of repeating it. Tell me how you want to go on, or what to try instead.")
 
@@ -35,31 +38,46 @@ def could_loop(body: dict, repeats: int) -> bool:
     return False
 
 
-def loop_of(form: dict, repeats: int) -> str | None:
-    """What the conversation keeps doing, when its last ``repeats`` assistant turns are all the same
-    move (see the module); None otherwise."""
+def loop_of(form: dict, repeats: int, template: str = DEFAULT_MESSAGE) -> str | None:
+    """What the conversation keeps doing, when its latest move was made ``repeats`` times among the
+    recent turns since the last steering answer (``template`` says what one looks like; see the
+    module), each time with the same results; None otherwise."""
     messages = form.get("messages")
     if not isinstance(messages, list) or repeats < 2:
         return None
-    results = _results(messages)
-    moves = []
-    for message in reversed(messages):
+    steered = _steering(template)
+    turns: list[Any] = []  # the model's turns since the last steering answer, oldest first
+    for message in messages:
         if isinstance(message, dict) and message.get("role") == "assistant":
-            moves.append(_move(message.get("content"), results))
-            if len(moves) == repeats:
-                break
-    if len(moves) < repeats or moves[0] is None or any(move != moves[0] for move in moves):
+            if steered.fullmatch(_text(message.get("content")).strip()):
+                turns = []
+            else:
+                turns.append(message.get("content"))
+    recent = turns[-RECENT * repeats:]
+    if len(recent) < repeats:
         return None
-    kind, what = moves[0][0], moves[0][1]
+    results = _results(messages)
+    latest = _move(recent[-1], {})
+    if latest is None:
+        return None
+    same = [_move(turn, results) for turn in recent if _move(turn, {}) == latest]
+    if len(same) < repeats or any(move != same[-1] for move in same[-repeats:]):
+        return None  # not made often enough, or it got different results: progress, not a loop
+    kind, what = latest
     if kind == "calls":
         names = ", ".join(sorted({name for name, _, _ in what}))
-        return f"{names} called {repeats} times in a row with the same arguments and the same result"
-    return f"the same answer given {repeats} times in a row"
+        return f"{names} called {repeats} times with the same arguments and the same result"
+    return f"the same answer given {repeats} times"
 
 
 def steering_text(template: str, loop: str) -> str:
     """The steering answer: the ``loop_message`` setting, its ``{loop}`` replaced by what repeats."""
     return template.replace("{loop}", loop)
+
+
+def _steering(template: str) -> re.Pattern:
+    """What a steering answer made from ``template`` looks like (its ``{loop}`` any text)."""
+    return re.compile(".*".join(re.escape(part) for part in template.strip().split("{loop}")), re.DOTALL)
 
 
 def _move(content: Any, results: dict[str, str]) -> tuple[str, Any] | None:
@@ -69,8 +87,15 @@ def _move(content: Any, results: dict[str, str]) -> tuple[str, Any] | None:
                          for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"))
     if calls:
         return "calls", calls
-    text = "".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text").strip()
+    text = _text(content).strip()
     return ("text", text) if len(text) >= MIN_LOOP_TEXT else None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    blocks = content if isinstance(content, list) else ()
+    return "".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text")
 
 
 def _results(messages: list) -> dict[str, str]:

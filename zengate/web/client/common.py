@@ -182,7 +182,7 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
     repeats = gw.settings.get("loop_repeats")
     if "loop_breaking" in active and loops.could_loop(body, repeats):
-        loop = loops.loop_of(form(), repeats)
+        loop = loops.loop_of(form(), repeats, gw.settings.get("loop_message"))
         if loop is not None:
             record.note_guard("loop_breaking", "steered", loop)
             return answer_locally(dialect, form(), body, loops.steering_text(gw.settings.get("loop_message"), loop),
