@@ -1,7 +1,8 @@
 """The agent guards in the real gateway (gunicorn, gevent workers), through the official OpenAI,
-Anthropic and Google SDKs: a broken tool call mended and a dangerous one refused, streamed; an
-oversized prompt refused in each SDK's own error; a repeating model steered; the log row and
-/metrics say what happened. (Claude Code's own run through them is in test_claude_code_e2e.py.)"""
+Anthropic and Google SDKs: a broken tool call mended, a call written as text made a tool call, a
+dangerous one refused; an oversized prompt refused in each SDK's own error; a repeating model
+steered; the log row and /metrics say what happened. (Claude Code's own run through them is in
+test_claude_code_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tests.support.fake_upstream import anthropic_tool_use, openai_tool_calls
+from tests.support.fake_upstream import anthropic_text, anthropic_tool_use, openai_text, openai_tool_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,25 @@ def test_the_openai_sdk_streams_a_mended_call_and_a_refusal(guarded, up):
     assert "zengate blocked this command" in text and "download-into-shell" in text
     assert not [c for chunk in chunks if chunk.choices for c in chunk.choices[0].delta.tool_calls or []]
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+
+
+def test_a_call_written_as_text_reaches_the_sdks_as_a_tool_call(guarded, up):
+    gw = guarded
+    written = 'Checking.\n<tool_call>{"name": "shell", "arguments": {"command": "git status"}}</tool_call>'
+    up.script("big-pickle", openai_text(written, chunks=10))
+    chunks = list(openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-zen-x", max_retries=0).chat.completions.create(
+        model="big-pickle", messages=ASK, tools=[SHELL], stream=True))
+    calls = [c for chunk in chunks if chunk.choices for c in chunk.choices[0].delta.tool_calls or []]
+    assert calls[0].function.name == "shell"
+    assert json.loads("".join(c.function.arguments or "" for c in calls)) == {"command": "git status"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Checking.\n"
+
+    up.script("minimax-m2.5-free", anthropic_text('```json\n{"name": "Bash", "input": {"command": "ls"}}\n```'))
+    bash = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
+    message = anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-x", max_retries=0).messages.create(
+        model="minimax-m2.5-free", max_tokens=100, tools=[bash], messages=ASK)
+    assert [b.type for b in message.content] == ["tool_use"] and message.content[0].input == {"command": "ls"}
+    assert message.stop_reason == "tool_use"
 
 
 def test_the_google_sdk_gets_a_refusal_from_an_anthropic_upstream(guarded, up):
