@@ -148,6 +148,7 @@ def test_python_m_zengate_gemini_replaces_a_google_sign_in_only_when_asked(gemin
     assert json.loads(settings.read_text()) == google  # untouched
     done, _ = launch(gw, tmp_path, "--trust-this-folder", "--switch-auth", "-p", "say hi", "-m", MODEL)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Hello from upstream" in done.stdout  # the answer came from the gateway's upstream
     assert "switched Gemini CLI from 'oauth-personal' to 'gemini-api-key'" in done.stderr
     assert json.loads(settings.read_text())["security"]["auth"]["selectedType"] == "gemini-api-key"
     assert len(up.requests) == 1

@@ -56,11 +56,11 @@ def loop_of(form: dict, repeats: int, template: str = DEFAULT_MESSAGE) -> str | 
     recent = turns[-RECENT * repeats:]
     if len(recent) < repeats:
         return None
-    results = _results(messages)
     latest = _move(recent[-1], {})
     if latest is None:
         return None
-    same = [_move(turn, results) for turn in recent if _move(turn, {}) == latest]
+    results = _results(messages)
+    same = [_move(turn, results) for turn in recent if _move(turn, {}) == latest]  # the move, then its results
     if len(same) < repeats or any(move != same[-1] for move in same[-repeats:]):
         return None  # not made often enough, or it got different results: progress, not a loop
     kind, what = latest

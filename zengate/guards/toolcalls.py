@@ -115,16 +115,13 @@ class ToolCallGuard:
         out: list[FormEvent] = []
         for kind, value in pieces:
             if kind == "candidate":
-                calls = calls_in(value[0], self._offered_call)
-                if calls is None:
+                blocks = self._written_calls(value[0])
+                if blocks is None:
                     kind, value = "text", value[1]  # not a call after all: the text it was
                 else:
                     out.extend(self._close_text())
-                    for tool, arguments in calls:
-                        self.from_text += 1
-                        self.note("tool_repair", "from_text", f"{tool} call written as text")
-                        block = {"type": "tool_use", "id": new_id("toolu_"), "name": tool, "input": arguments}
-                        out.extend(self._block(self._judge(block, None)))
+                    for block in blocks:
+                        out.extend(self._block(block))
                     continue
             if value:
                 if self.text_open is None:
@@ -146,13 +143,24 @@ class ToolCallGuard:
         tool = tool_named(name, self.offered)
         return tool if tool is not None and schema_problem(arguments, self.offered[tool]) is None else None
 
+    def _written_calls(self, candidate: tuple[str, str]) -> list[dict] | None:
+        """The blocks a call written as text becomes (tool calls, judged), or None when it is no call."""
+        calls = calls_in(candidate, self._offered_call)
+        if calls is None:
+            return None
+        blocks = []
+        for tool, arguments in calls:
+            self.from_text += 1
+            self.note("tool_repair", "from_text", f"{tool} call written as text")
+            blocks.append(self._judge({"type": "tool_use", "id": new_id("toolu_"), "name": tool, "input": arguments},
+                                      None))
+        return blocks
+
     def _release(self, start: dict, raw: str) -> list[FormEvent]:
+        """A held tool call, judged: its arguments go out as the model wrote them unless they were mended."""
         block = start["content_block"]
         judged = self._judge(block, raw)
-        if judged["type"] == "text":
-            return self._block(judged)
-        mended = judged.get("input") is not block.get("input")
-        return self._block({**judged, "input": {}}, json.dumps(judged["input"], ensure_ascii=False) if mended else raw)
+        return self._block(judged, raw if judged.get("input") is block.get("input") else None)
 
     def _block(self, block: dict, arguments: str | None = None) -> list[FormEvent]:
         """A whole block as the events that say it, under the next index on the way out."""
@@ -201,19 +209,15 @@ class ToolCallGuard:
         scanner = TextCallScanner()
         blocks: list[dict] = []
         for kind, value in [*scanner.feed(block["text"]), *scanner.finish()]:
-            calls = calls_in(value[0], self._offered_call) if kind == "candidate" else None
-            if calls is None:
-                text = value if kind == "text" else value[1]
-                if blocks and blocks[-1]["type"] == "text":
-                    blocks[-1] = {**blocks[-1], "text": blocks[-1]["text"] + text}
-                elif text:
-                    blocks.append({**block, "text": text})
+            calls = self._written_calls(value[0]) if kind == "candidate" else None
+            if calls is not None:
+                blocks.extend(calls)
                 continue
-            for tool, arguments in calls:
-                self.from_text += 1
-                self.note("tool_repair", "from_text", f"{tool} call written as text")
-                blocks.append(self._judge({"type": "tool_use", "id": new_id("toolu_"), "name": tool,
-                                           "input": arguments}, None))
+            text = value if kind == "text" else value[1]
+            if blocks and blocks[-1]["type"] == "text":
+                blocks[-1] = {**blocks[-1], "text": blocks[-1]["text"] + text}
+            elif text:
+                blocks.append({**block, "text": text})
         if len(blocks) == 1 and blocks[0].get("text") == block["text"]:
             return [block]
         return [b for b in blocks if b["type"] != "text" or b["text"].strip()] or [block]

@@ -180,8 +180,7 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         return parsed[0]
 
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
-    repeats = gw.settings.get("loop_repeats")
-    if "loop_breaking" in active and loops.could_loop(body, repeats):
+    if "loop_breaking" in active and loops.could_loop(body, repeats := gw.settings.get("loop_repeats")):
         loop = loops.loop_of(form(), repeats, gw.settings.get("loop_message"))
         if loop is not None:
             record.note_guard("loop_breaking", "steered", loop)
