@@ -225,6 +225,12 @@ def _stages_check(value: dict) -> str | None:
     return check_setting(value)
 
 
+def _forced_check(value: dict) -> str | None:
+    from .exchange.routing import check_forced
+
+    return check_forced(value)
+
+
 def _catalog_check(check) -> Callable[[Any], str | None]:
     """Adapt a catalog validator (raising ModelsFileError) to a setting check."""
     def run(value: Any) -> str | None:
@@ -291,6 +297,13 @@ SPECS: dict[str, Spec] = {
     "command_rules": Spec(dict, DEFAULT_RULES, "Shell commands the dangerous_commands guard refuses: "
                           "{id: {pattern: a regular expression, why}}.", check=check_rules,
                           shown_default="the ten rules in [Agent guards](guards.md#dangerous_commands)"),
+    "forced_model": Spec(dict, {}, "Send every request to this model whatever it asks for (the answer still names "
+                         "the client's): {default: model, keys: {key prefix: model}} (docs/steering.md).",
+                         check=_forced_check),
+    "chat_commands": Spec(bool, False, "Read in-chat commands (!/model(NAME), !/backend, !/oneoff, !/reset, !/status, "
+                          "!/help) in the latest user message (docs/steering.md)."),
+    "chat_command_days": Spec(int, 30, "Days a conversation's in-chat model choice is kept after its last change.",
+                              1, 3650),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",

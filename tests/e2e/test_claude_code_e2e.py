@@ -452,3 +452,39 @@ def test_guards_turn_a_bash_call_written_as_text_into_one_claude_code_runs(claud
     assert len(main) == 2
     [(_, output)] = tool_results(main[1].body)
     assert MARKER in output  # Claude Code ran the call the model had only written down
+
+
+# --------------------------------------------------------------------------- steering
+
+
+@pytest.fixture
+def chat_commands_on(gw):
+    gw.set_setting("chat_commands", True)
+    yield
+    gw.set_setting("chat_commands", False)
+
+
+def test_claude_code_switches_model_mid_session_with_a_chat_command(claude, tmp_path, gw, up, model_map,
+                                                                    chat_commands_on):
+    model_map(sonnet="glm-4.7-free")
+    script_conversation(up, "glm-4.7-free", Conversation(openai_text("glm answers")))
+    script_conversation(up, "big-pickle", Conversation(openai_text("big pickle answers")))
+
+    first = run_claude(claude, tmp_path, gw, "Say which model you are", "--model", "sonnet")
+    assert_success(first, gw, up)
+    assert "glm answers" in first["result"]
+    asked = len(up.requests)
+
+    switch = run_claude(claude, tmp_path, gw, "!/model(big-pickle)", "--model", "sonnet", "--continue")
+    assert_success(switch, gw, up)
+    assert switch["result"].startswith("[zengate] this conversation now uses big-pickle"), switch["result"]
+    assert not [r for r in up.requests[asked:] if is_main(r)]  # answered by the gateway
+
+    after = run_claude(claude, tmp_path, gw, "And now?", "--model", "sonnet", "--continue")
+    assert_success(after, gw, up)
+    assert "big pickle answers" in after["result"]
+    last = [r for r in up.requests if is_main(r)][-1]
+    assert last.model == "big-pickle"
+    sent = json.dumps(last.body["messages"])
+    assert "Say which model you are" in sent and "And now?" in sent  # the same conversation, went on
+    assert "!/model" not in sent and "[zengate]" not in sent  # the command turn never reached the model

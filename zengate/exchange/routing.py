@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config, numbered_keys
 from ..dialects import registry
@@ -303,8 +303,9 @@ def features(form: dict) -> Features:
                     tokens=estimate_anthropic_tokens(form))
 
 
-def conversation_key(body: dict, headers: Mapping[str, str]) -> str:
-    """A stable identity for a conversation: the client's session id, else its first turn."""
+def conversation_key(body: dict, headers: Mapping[str, str], form: Callable[[], dict] | None = None) -> str:
+    """A stable identity for a conversation: the client's session id, else its first turn (read from
+    the internal ``form`` when given, so that it works for every client API)."""
     for name in ("x-session-affinity", "x-session-id", "x-claude-code-session-id", "session-id"):
         if headers.get(name):
             return headers[name]
@@ -319,9 +320,41 @@ def conversation_key(body: dict, headers: Mapping[str, str]) -> str:
         return body["user"]
     if isinstance(body.get("prompt_cache_key"), str) and body["prompt_cache_key"]:
         return body["prompt_cache_key"]  # Codex: its session id
-    messages = body.get("messages") or []
+    source = form() if form is not None else body
+    messages = source.get("messages") or []
     first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
-    return hashlib.sha256(json.dumps([body.get("system"), first], sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([source.get("system"), first], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def forced_model(setting: Mapping[str, Any], key: str | None) -> str | None:
+    """The model the ``forced_model`` setting sends a request to, whatever it asked for: its key's
+    (by the prefix the dashboard shows), else the default; None: the request's own."""
+    if not setting:
+        return None
+    keys = setting.get("keys") or {}
+    if key is not None and key in keys:
+        return keys[key] or None
+    return setting.get("default") or None
+
+
+def check_forced(value: Any) -> str | None:
+    """What is wrong with a ``forced_model`` setting: ``{default: model, keys: {key prefix: model}}``."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    unknown = set(value) - {"default", "keys"}
+    if unknown:
+        return f"unknown parts {sorted(unknown)}; use default, keys"
+    if "default" in value and not isinstance(value["default"], str):
+        return "default: must be a model name (\"\" for none)"
+    keys = value.get("keys", {})
+    if not isinstance(keys, dict):
+        return "keys: must be an object of model names by key prefix (sk-zen-abcdef)"
+    for prefix, model in keys.items():
+        if not prefix.startswith("sk-zen-"):
+            return f"keys: {json.dumps(prefix)} is not a key prefix; use the prefix the dashboard shows (sk-zen-abcdef)"
+        if not isinstance(model, str) or not model.strip():
+            return f"keys.{prefix}: must be a model name"
+    return None
 
 
 def claude_family(model: str) -> str | None:
@@ -402,6 +435,12 @@ class Router:
             if all(c.model_id != candidate.model_id or c.backend != candidate.backend for c in candidates):
                 candidates.append(candidate)
         return Plan(model, candidates, chosen_by)
+
+    def on_backend(self, model: str, backend: str | None) -> str:
+        """``model`` sent to the named ``backend`` (any backend it named replaced); itself without one."""
+        if backend is None:
+            return model
+        return f"{backend}:{self._split_backend(model)[1]}"
 
     def _split_backend(self, name: str) -> tuple[str | None, str]:
         prefix, sep, rest = name.partition(":")

@@ -60,6 +60,36 @@ class AnswerGuard(adapters.EventGuard, Protocol):
 GuardFactory = Callable[[dict], "AnswerGuard | None"]
 
 
+class GuardChain:
+    """Several answer guards in a row: each gets what the one before it let through."""
+
+    def __init__(self, guards: Sequence[AnswerGuard]):
+        self.guards = guards
+
+    def feed(self, events):
+        for guard in self.guards:
+            events = guard.feed(events)
+        return events
+
+    def answer(self, answer: dict) -> dict:
+        for guard in self.guards:
+            answer = guard.answer(answer)
+        return answer
+
+
+def chain_guards(*factories: GuardFactory | None) -> GuardFactory | None:
+    """One factory making every given factory's guard (in order) for a request; None when none is given."""
+    present = [f for f in factories if f is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def make(form: dict) -> AnswerGuard | None:
+        made = [guard for guard in (f(form) for f in present) if guard is not None]
+        return made[0] if len(made) == 1 else (GuardChain(made) if made else None)
+
+    return make
+
+
 @dataclass(frozen=True)
 class Options:
     """Per-request choices the views pass down."""

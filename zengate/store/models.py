@@ -56,6 +56,18 @@ class KeyUsage(BaseModel):
         indexes = ((("key_id", "day"), True),)
 
 
+class ConversationChoice(BaseModel):
+    """The model or backend a conversation chose with an in-chat command (zengate/steering/commands.py)."""
+
+    conversation = peewee.CharField(max_length=64, primary_key=True)  # SHA-256 of the conversation's key
+    model = peewee.CharField(max_length=300, null=True)
+    backend = peewee.CharField(max_length=100, null=True)
+    updated_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "conversation_choices"
+
+
 class Setting(BaseModel):
     """A runtime setting, its value JSON-encoded."""
 

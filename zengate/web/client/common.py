@@ -28,10 +28,12 @@ from ...guards import context as window_guard
 from ...guards import loops
 from ...guards.toolcalls import guard_factory
 from ...keylimits import KeyPolicy
+from ...steering import commands
 from ...upstream.client import UpstreamError
 from .. import input_limits as limits
 from ..client_limits import ClientTooSlow
 from ..errors import DB_RETRY_AFTER, ApiError, to_api_error
+from . import conversation
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -170,14 +172,19 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
 
 
 def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
-    """Plan the routes for the body's model and run them (fallbacks, keys, cooldowns)."""
-    admit(gw, record, body["model"])
+    """Plan the routes for the body's model (or the one steering chose) and run them (fallbacks, keys, cooldowns)."""
     parsed: list[dict] = []  # the request in the internal form, when routing had to read it
 
     def form() -> dict:
         if not parsed:
             parsed.append(dialect.parse_request(body))
         return parsed[0]
+
+    steering = conversation.steer(gw, body, form, record.key_prefix, request.headers)
+    admit(gw, record, steering.model)
+    if steering.local_text is not None:
+        record.note_guard("chat_commands", "answered", steering.local_text)
+        return answer_locally(dialect, form(), body, steering.local_text, record)
 
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
     if "loop_breaking" in active and loops.could_loop(body, repeats := gw.settings.get("loop_repeats")):
@@ -186,7 +193,8 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
             record.note_guard("loop_breaking", "steered", loop)
             return answer_locally(dialect, form(), body, loops.steering_text(gw.settings.get("loop_message"), loop),
                                   record)
-    plan = gw.plan(body["model"], form)
+    plan = gw.plan(steering.model, form)
+    plan.client_model = body["model"]  # answers name the model the client asked for
     if "context_window" in active:
         fit_window(plan, form, record)
     headers = request.headers
@@ -201,9 +209,20 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     if active and body.get("tools"):  # every client API names its tools "tools"
         options = replace(options, guard=guard_factory(active, gw.settings.get("command_rules"), record.note_guard))
     chosen = stages.chosen(gw.settings.get("stages"), model=body["model"], key=record.key_prefix)
+    if steering.strip:
+        chosen = (*chosen, strip_commands)
+    if steering.confirmation is not None:
+        record.note_guard("chat_commands", "switched", steering.confirmation)
+        options = replace(options, guard=exchange.chain_guards(
+            lambda _form: commands.Confirmation(steering.confirmation), options.guard))
     context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,
                           form=parsed[0] if parsed else None, chosen_stages=chosen, stage_context=context)
+
+
+def strip_commands(form: dict, _context: stages.StageContext) -> dict | None:
+    """The stage that removes in-chat commands and the gateway's answers to them (zengate/steering/commands.py)."""
+    return commands.strip(form)
 
 
 def fit_window(plan: routing.Plan, form: Callable[[], dict], record: RequestRecord) -> None:

@@ -1,0 +1,226 @@
+"""The forced model and in-chat commands through the app (the Flask test client) in front of the fake
+upstream, for Anthropic, OpenAI and Gemini clients, streamed and not: what the upstream received,
+what the client got, what the log says; and the settings' bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.fake_upstream import anthropic_text, openai_text
+from tests.unit.test_api_guards import last_row, sse
+from zengate.steering.commands import MARK
+
+ANTHROPIC = {"anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture
+def setting(client, admin_headers):
+    def put(key: str, value) -> None:
+        r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
+        assert r.status_code == 200, r.get_json()
+    return put
+
+
+def anthropic_ask(client, text: str, *, session: str = "ses-1", stream: bool = False, history=(),
+                  model: str = "claude-sonnet-4-5"):
+    messages = [*history, {"role": "user", "content": [{"type": "text", "text": text}]}]
+    return client.post("/v1/messages", json={"model": model, "max_tokens": 100, "messages": messages,
+                                             "stream": stream},
+                       headers={**ANTHROPIC, "x-claude-code-session-id": session})
+
+
+def generations(upstream) -> list:
+    """What the upstream was asked besides its model list."""
+    return [q for q in upstream.received() if not q.path.endswith("/models")]
+
+
+def anthropic_text_of(r, stream: bool) -> str:
+    if stream:
+        return "".join(e["delta"].get("text", "") for e in sse(r.get_data()) if e["type"] == "content_block_delta")
+    return "".join(b["text"] for b in r.get_json()["content"] if b["type"] == "text")
+
+
+# --- forced model -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_forced_model_answers_whatever_the_client_asked_for(client, upstream, setting, stream):
+    setting("forced_model", {"default": "glm-4.7-free"})
+    upstream.script("glm-4.7-free", openai_text("from glm"))
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+                                                  "stream": stream})
+    assert r.status_code == 200, r.get_data()
+    if stream:
+        chunks = sse(r.get_data())
+        assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "from glm"
+        assert {c["model"] for c in chunks} == {"gpt-4o"}
+    else:
+        assert r.get_json()["choices"][0]["message"]["content"] == "from glm"
+        assert r.get_json()["model"] == "gpt-4o"  # the client's name echoed
+    assert [q.model for q in upstream.received("/chat/completions")] == ["glm-4.7-free"]
+    assert r.headers["x-zengate-model"] == "glm-4.7-free"
+
+
+def test_a_keys_forced_model_wins_over_the_default(client, upstream, setting, admin_headers):
+    made = client.post("/_admin/api-keys", json={"name": "fixed"}, headers=admin_headers).get_json()
+    setting("forced_model", {"default": "glm-4.7-free", "keys": {made["key"][:13]: "big-pickle"}})
+    for key, expected in ((made["key"], "big-pickle"), (None, "glm-4.7-free")):
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user",
+                                                                                        "content": "hi"}]},
+                        headers=headers)
+        assert r.status_code == 200, r.get_data()
+        assert upstream.received("/chat/completions")[-1].model == expected
+
+
+@pytest.mark.parametrize("value, says", [
+    ("glm", "must be an object"),
+    ({"model": "x"}, "unknown parts"),
+    ({"default": 3}, "default: must be a model name"),
+    ({"keys": {"abc": "x"}}, "is not a key prefix"),
+    ({"keys": {"sk-zen-abcdef": ""}}, "must be a model name"),
+    ({"keys": []}, "keys: must be an object"),
+])
+def test_bad_forced_models_are_refused_and_nothing_changes(client, admin_headers, value, says):
+    r = client.post("/_admin/settings", json={"key": "forced_model", "value": value}, headers=admin_headers)
+    assert r.status_code == 400
+    assert says in json.dumps(r.get_json())
+    shown = client.get("/_admin/settings", headers=admin_headers).get_json()
+    assert json.dumps(shown).count('"forced_model"') >= 1
+    assert client.get("/_admin/settings", headers=admin_headers).status_code == 200
+
+
+# --- in-chat commands ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_command_alone_is_answered_here_and_steers_the_next_turns(client, upstream, setting,
+                                                                          admin_headers, stream):
+    setting("chat_commands", True)
+    r = anthropic_ask(client, "!/model(glm-4.7-free)", stream=stream)
+    assert r.status_code == 200, r.get_data()
+    said = anthropic_text_of(r, stream)
+    assert said == f"{MARK} this conversation now uses glm-4.7-free"
+    assert generations(upstream) == []  # no upstream call
+    row = last_row(client, admin_headers)
+    assert row["guards"][0]["guard"] == "chat_commands" and row["guards"][0]["action"] == "answered"
+
+    upstream.script("glm-4.7-free", openai_text("glm here"))
+    history = [{"role": "user", "content": [{"type": "text", "text": "!/model(glm-4.7-free)"}]},
+               {"role": "assistant", "content": [{"type": "text", "text": said}]}]
+    r = anthropic_ask(client, "what is 2+2?", stream=stream, history=history)
+    assert anthropic_text_of(r, stream) == "glm here"
+    [sent] = upstream.received("/chat/completions")
+    assert sent.model == "glm-4.7-free"
+    assert [m["content"] for m in sent.body["messages"]] == ["what is 2+2?"]  # the command turn never goes up
+    if not stream:
+        assert r.get_json()["model"] == "claude-sonnet-4-5"
+
+    r = anthropic_ask(client, "another conversation", session="ses-2")  # its own choice: none
+    assert upstream.received()[-1].model != "glm-4.7-free"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_oneoff_with_a_message_is_forwarded_and_confirmed_once(client, upstream, setting, stream):
+    setting("chat_commands", True)
+    upstream.script("big-pickle", openai_text("pickled"))
+    r = client.post("/v1/chat/completions", json={
+        "model": "glm-4.7-free", "stream": stream,
+        "messages": [{"role": "user", "content": "!/oneoff(big-pickle) say something"}]},
+        headers={"x-session-id": "oc-1"})
+    assert r.status_code == 200, r.get_data()
+    if stream:
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in sse(r.get_data()) if c["choices"])
+    else:
+        text = r.get_json()["choices"][0]["message"]["content"]
+    assert text == f"{MARK} this turn goes to big-pickle\n\npickled"
+    [sent] = upstream.received("/chat/completions")
+    assert sent.model == "big-pickle"
+    assert sent.body["messages"] == [{"role": "user", "content": "say something"}]
+    # the next turn is the conversation's own model again, the gateway's note gone from its history
+    client.post("/v1/chat/completions", json={"model": "glm-4.7-free", "messages": [
+        {"role": "user", "content": "!/oneoff(big-pickle) say something"},
+        {"role": "assistant", "content": text}, {"role": "user", "content": "and?"}]},
+        headers={"x-session-id": "oc-1"})
+    last = upstream.received("/chat/completions")[-1]
+    assert last.model == "glm-4.7-free"
+    assert [m["content"] for m in last.body["messages"]] == ["say something", "pickled", "and?"]
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("!/frobnicate", "!/frobnicate is not a command."),
+    ("!/help", "In-chat commands"),
+    ("!/model", "!/model needs an argument"),
+    ("!/status please", "this conversation uses claude-sonnet-4-5"),
+    ("!/model(no-such-model-anywhere)", "the gateway does not know that model"),
+    ("!/backend(nowhere)", "there is no backend named 'nowhere'"),
+    ("!/oneoff(big-pickle)", "applies to the message written after it"),
+])
+def test_help_status_and_mistakes_are_answered_here_without_an_upstream_call(client, upstream, setting, text,
+                                                                              expect):
+    setting("chat_commands", True)
+    setting("model_map", {"sonnet": "claude-sonnet-4-5"})
+    r = anthropic_ask(client, text)
+    assert r.status_code == 200, r.get_data()
+    said = anthropic_text_of(r, False)
+    assert said.startswith(MARK) and expect in said, said
+    assert generations(upstream) == []
+
+
+def test_status_tells_the_chosen_model_and_reset_forgets_it(client, upstream, setting):
+    setting("chat_commands", True)
+    anthropic_ask(client, "!/model(big-pickle)")
+    said = anthropic_text_of(anthropic_ask(client, "!/status"), False)
+    assert "big-pickle on the zen backend (chosen in this chat; the client asked for claude-sonnet-4-5)" in said
+    assert "no API key" in said
+    assert "uses claude-sonnet-4-5 again" in anthropic_text_of(anthropic_ask(client, "!/reset"), False)
+    assert "chosen in this chat" not in anthropic_text_of(anthropic_ask(client, "!/status"), False)
+    assert generations(upstream) == []
+
+
+def test_a_gemini_conversation_is_known_by_its_first_turn(client, upstream, setting):
+    setting("chat_commands", True)
+    setting("model_map", {"gemini": "glm-4.7-free"})
+    first = {"role": "user", "parts": [{"text": "!/model(big-pickle)"}]}
+    r = client.post("/v1beta/models/gemini-2.5-flash:generateContent", json={"contents": [first]})
+    assert r.status_code == 200, r.get_data()
+    assert r.get_json()["candidates"][0]["content"]["parts"][0]["text"].startswith(f"{MARK} this conversation")
+    upstream.script("big-pickle", openai_text("gemini via pickle"))
+    said = r.get_json()["candidates"][0]["content"]["parts"][0]["text"]
+    r = client.post("/v1beta/models/gemini-2.5-flash:generateContent", json={"contents": [
+        first, {"role": "model", "parts": [{"text": said}]}, {"role": "user", "parts": [{"text": "go on"}]}]})
+    assert r.get_json()["candidates"][0]["content"]["parts"][0]["text"] == "gemini via pickle"
+    assert upstream.received()[-1].model == "big-pickle"
+    other = client.post("/v1beta/models/gemini-2.5-flash:generateContent",
+                        json={"contents": [{"role": "user", "parts": [{"text": "a new chat"}]}]})
+    assert other.status_code == 200
+    assert upstream.received()[-1].model == "glm-4.7-free"
+
+
+def test_commands_are_plain_text_while_the_setting_is_off(client, upstream):
+    upstream.script("*", anthropic_text("as text"))
+    r = anthropic_ask(client, "!/model(big-pickle) hi", model="minimax-m2.5-free")
+    assert anthropic_text_of(r, False) == "as text"
+    assert "!/model(big-pickle) hi" in json.dumps(upstream.received()[-1].body)
+
+
+def test_a_key_may_not_switch_to_a_model_it_may_not_use(client, upstream, setting, admin_headers):
+    setting("chat_commands", True)
+    made = client.post("/_admin/api-keys", json={"name": "narrow", "models": ["claude-sonnet-4-5", "glm-4.7-free"]},
+                       headers=admin_headers).get_json()
+    setting("require_auth", True)
+    r = client.post("/v1/messages", json={"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "!/model(big-pickle)"}]}, headers={**ANTHROPIC, "x-api-key": made["key"]})
+    said = anthropic_text_of(r, False)
+    assert "API key 'narrow' may not use it; the model was not changed" in said
+    assert generations(upstream) == []
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("chat_commands", "maybe", "chat_commands"),
+    ("chat_command_days", 0, "chat_command_days"),
+])
+def test_bad_command_settings_are_refused(client, admin_headers, key, value, says):
+    r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
+    assert r.status_code == 400
+    assert says in json.dumps(r.get_json())
