@@ -83,6 +83,20 @@ def proxy_status(gw) -> dict:
     return r.json()
 
 
+def every_worker(gw, check) -> bool:
+    """Whether ``check(status)`` came to hold on every worker (each status call is a new connection,
+    answered by whichever worker accepts it; ``worker`` says which)."""
+    seen: set[int] = set()
+
+    def all_seen() -> bool:
+        status = proxy_status(gw)
+        if check(status):
+            seen.add(status["worker"])
+        return len(seen) >= gw.workers
+
+    return bool(gw.wait_for(all_seen, timeout=30))
+
+
 def proxied(up, everything=False) -> list[bool]:
     """For each client request (``everything``: model lists too) the upstream got: through a local proxy?"""
     return [(req.header("via") or "").startswith("1.1 local-proxy") for req in up.requests
@@ -334,7 +348,9 @@ def test_geonode_pool_refresh_and_admin_api(pgw, up, geonode, make_proxy):
     assert set(proxies_logged(pgw, 6, since)) <= {p.label for p in good}
     assert sum(p.carried for p in good) == 6 and all(proxied(up))
 
-    # A failing Geonode keeps the pool.
+    # A failing Geonode keeps the pool: every worker's, once each has fetched it (the other workers
+    # refresh in their background loop, within a second of being asked).
+    assert every_worker(pgw, lambda status: status["geonode"] == 2)
     geonode.reply = 503
     body = pgw.admin("POST", "/_admin/proxy/refresh").json()
     assert body["refresh"]["ok"] is False and body["refresh"]["error"] == "Geonode answered HTTP 503"
