@@ -110,6 +110,15 @@ def admin_headers(client):
 
 
 @pytest.fixture
+def setting(client, admin_headers):
+    """``setting(key, value)`` stores a setting through the admin API (the test fails if it is refused)."""
+    def put(key: str, value) -> None:
+        r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
+        assert r.status_code == 200, r.get_json()
+    return put
+
+
+@pytest.fixture
 def redis_server(tmp_path):
     """A redis-server of the test's own on a free loopback port (stop and start it to see Redis away)."""
     from tests.support.redis_server import RedisServer

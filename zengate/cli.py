@@ -1,4 +1,4 @@
-"""``python -m zengate``: serve, migrate, keys, admin, version, claude, codex, gemini."""
+"""``python -m zengate``: serve, migrate, keys, admin, version, claude, codex, gemini, replay."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from . import __version__
 from .launch.claude import cmd_claude
 from .launch.codex import CODEX_DEFAULT_MODEL, CODEX_KEY_VARIABLE, CODEX_PROVIDER, cmd_codex
 from .launch.gemini import cmd_gemini
+from .launch.replay import cmd_replay
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     gemini.add_argument("--switch-auth", action="store_true",
                         help="select the API-key sign-in in ~/.gemini/settings.json even when another (a Google "
                              "account) is selected there; /auth in Gemini CLI switches back")
+    replay = sub.add_parser(
+        "replay", help="send a wire-captured request to the gateway again",
+        usage="python -m zengate replay FILE [--line N | --request-id ID] [--url URL] [--key KEY]",
+        description="Send a client request from a wire-capture file (the wire_capture setting; download the files "
+                    "from the dashboard or GET /_admin/capture) to a running gateway again, and print the status "
+                    "and the answer as it comes. The line is --line N or --request-id ID, else the last one. The "
+                    "gateway is found as for `claude`; the capture masked the client's key, so --key (else "
+                    "$ZENGATE_API_KEY) is sent in its place.")
+    replay.add_argument("file", help="a capture-*.jsonl file")
+    which = replay.add_mutually_exclusive_group()
+    which.add_argument("--line", type=int, help="the line's number in the file (1 is the first)")
+    which.add_argument("--request-id", help="the request id of the line to replay (req_…)")
+    replay.add_argument("--url", help="the gateway's base URL, e.g. http://127.0.0.1:8462 (default: $ZENGATE_URL)")
+    replay.add_argument("--key", help="the sk-zen key to send (default: $ZENGATE_API_KEY)")
+    replay.set_defaults(func=cmd_replay)
     sub.add_parser("preflight", help="migrate and report the first-start state (gunicorn runs this)").set_defaults(
         func=cmd_preflight)
     return parser

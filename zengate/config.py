@@ -71,6 +71,8 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("ZENGATE_CLIENT_TIMEOUT", "30", "Seconds a client has to send a request's body (its head: gunicorn's keep-alive, "
      "5 s, or this if shorter); a slower one gets a 408 and is disconnected. Answers are never cut by it."),
     ("ZENGATE_MAX_HEADER_BYTES", "32768", "Largest request head (request line and headers) in bytes; larger → 431."),
+    ("ZENGATE_CAPTURE_DIR", "$ZENGATE_DATA_DIR/capture", "Where wire capture (the `wire_capture` setting) writes "
+     "its JSON-lines files, one per worker at a time."),
     ("PROMETHEUS_MULTIPROC_DIR", "(a fresh temporary directory)", "Where the workers share metric values; emptied at "
      "start."),
 ]
@@ -116,6 +118,12 @@ class Config:
     max_header_bytes: int = 32768  # ZENGATE_MAX_HEADER_BYTES: request line and headers together
     allow_public_without_keys: bool = False  # ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS: /v1 open beyond loopback
     redis_url: str | None = None  # REDIS_URL: instances share rests and settings changes through it
+    capture_dir: Path | None = None  # ZENGATE_CAPTURE_DIR: wire capture's files (default: data_dir/capture)
+
+    @property
+    def wire_capture_dir(self) -> Path:
+        """Where wire capture writes (``ZENGATE_CAPTURE_DIR``, else ``capture/`` in the data directory)."""
+        return self.capture_dir if self.capture_dir is not None else self.data_dir / "capture"
 
     @property
     def spill_dir(self) -> Path:
@@ -153,6 +161,7 @@ class Config:
             log_queue_max=max(1, int(_env("ZENGATE_LOG_QUEUE_MAX", "5000"))),
             client_timeout=max(0.1, float(_env("ZENGATE_CLIENT_TIMEOUT", "30"))),
             redis_url=_env("REDIS_URL"),
+            capture_dir=Path(capture) if (capture := _env("ZENGATE_CAPTURE_DIR")) else None,
             max_header_bytes=max(1024, int(_env("ZENGATE_MAX_HEADER_BYTES", "32768"))),
             allow_public_without_keys=_flag(_env("ZENGATE_ALLOW_PUBLIC_WITHOUT_KEYS", "")),
         )

@@ -14,6 +14,7 @@ from .config import DEFAULT_ADMIN_PASSWORD, Config
 from .exchange import routing
 from .exchange.catalog import ModelCatalog, load_models_file
 from .exchange.records import RequestRecord
+from .runtime.capture import CaptureWriter
 from .runtime.exposure import Access
 from .runtime.generation import Generation
 from .settings import Settings
@@ -37,6 +38,7 @@ class Gateway:
         self.upstream.egress = self.egress  # relay.send goes direct or through proxies by proxy_mode
         self.request_log = RequestLogWriter(cleared_before=self._log_cleared_at, max_queued=config.log_queue_max,
                                             spill_dir=config.spill_dir)
+        self.capture = CaptureWriter(config.wire_capture_dir, self.settings)  # files only once wire_capture is on
         # keys the database accepted: not asked again until a change or the settings TTL; kept while it is down
         self.key_cache = auth.KeyCache(fresh_seconds=config.settings_ttl)
         self.catalog = ModelCatalog(load_models_file(config.models_file))

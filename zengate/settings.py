@@ -231,6 +231,18 @@ def _forced_check(value: dict) -> str | None:
     return check_forced(value)
 
 
+def _rewrite_check(value: dict) -> str | None:
+    from .steering.rewrite import check_setting
+
+    return check_setting(value)
+
+
+def _quota_savers_check(value: dict) -> str | None:
+    from .steering.housekeeping import check_setting
+
+    return check_setting(value)
+
+
 def _catalog_check(check) -> Callable[[Any], str | None]:
     """Adapt a catalog validator (raising ModelsFileError) to a setting check."""
     def run(value: Any) -> str | None:
@@ -304,6 +316,14 @@ SPECS: dict[str, Spec] = {
                           "!/help) in the latest user message (docs/steering.md)."),
     "chat_command_days": Spec(int, 30, "Days a conversation's in-chat model choice is kept after its last change.",
                               1, 3650),
+    "quota_savers": Spec(dict, {}, "Answer agents' housekeeping calls (quota probe, titles, suggestions, "
+                         "command-prefix, router, next-speaker and loop checks) locally: {all: bool, kind: bool} "
+                         "(docs/steering.md).", check=_quota_savers_check),
+    "rewrite_rules": Spec(dict, {}, "Rewriting rules by id: {where: system|user|assistant, action: replace|prepend|"
+                          "append, match: literal|regex, pattern, text or file, models, keys} (docs/steering.md).",
+                          check=_rewrite_check),
+    "prompt_redaction": Spec(bool, False, "Mask API-key-like strings (provider keys, sk-zen keys, bearer tokens, "
+                             "private keys) in prompts and tool results before they go upstream (docs/steering.md)."),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",
@@ -343,6 +363,14 @@ SPECS: dict[str, Spec] = {
                                0, 1_000_000_000),
     "log_retention_due": Spec(float, 0.0, "When the next retention pass is due (epoch s; shared by instances).", 0,
                               public=False),
+    "wire_capture": Spec(bool, False, "Write every client exchange (headers, bodies, upstream attempts, timings; "
+                         "secrets masked) to JSON-lines files in ZENGATE_CAPTURE_DIR, for debugging."),
+    "capture_body_bytes": Spec(int, 1_000_000, "Wire capture keeps at most this many bytes of each body and "
+                               "stream.", 0, 100_000_000),
+    "capture_max_bytes": Spec(int, 50_000_000, "Wire capture starts a worker's next file past this size (bytes).",
+                              10_000, 10_000_000_000),
+    "capture_max_files": Spec(int, 20, "Wire capture keeps at most this many files (all workers'), deleting the "
+                              "oldest.", 1, 10_000),
     "metrics_token_hash": Spec(str, "", "SHA-256 of the bearer token GET /metrics accepts (set by the admin API).",
                                public=False),
     "admin_session_hours": Spec(float, 24.0, "Lifetime of an admin login (hours).", 0.01, 24 * 90),

@@ -4,6 +4,7 @@
                                               [--seconds 5] [--kind openai|anthropic]
                                               [--keys off|plain|limits[,…]] [--redis URL[,URL]]
                                               [--guards off|on[,…]] [--tools]
+                                              [--settings FILE[,FILE]]
 
 ``paired.py`` compares two versions one request at a time (concurrency 1). This compares them
 under load: it starts the bench upstream and one gateway per checkout (each as production starts
@@ -16,12 +17,15 @@ rounds. Give a checkout of an earlier commit as ``git worktree add /tmp/before R
 ``.venv`` link to this one's. ``--keys`` and ``--redis`` measure a stage on one checkout: the
 same directory twice, ``--keys plain,limits --redis ,redis://…`` for the cost of per-key limits
 counted in Redis, ``--guards off,on --tools`` for the agent guards' (every guard on, and a request
-that offers a tool, so that the tool-call guards read the answer).
+that offers a tool, so that the tool-call guards read the answer). ``--settings ,FILE`` stores the
+settings of a JSON file (``{"key": value, …}``) on one side: the cost of any other stage
+(``bench/settings/`` holds the ones docs/performance.md cites).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -81,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="", help="a REDIS_URL for both, or BEFORE,AFTER ('' for none)")
     parser.add_argument("--guards", default="off", help="off or on (every agent guard); one for both, or BEFORE,AFTER")
     parser.add_argument("--tools", action="store_true", help="the request offers a shell tool, as an agent's do")
+    parser.add_argument("--settings", default="", help="a JSON file of settings: one for both, or BEFORE,AFTER")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     keys, redis, guards = _sides(args.keys), _sides(args.redis), _sides(args.guards)
+    stored = {name: json.loads(Path(file).read_text()) if file else {} for name, file in _sides(args.settings).items()}
     if not set(keys.values()) <= {"off", "plain", "limits"}:
         parser.error("--keys: off, plain or limits")
     if not set(guards.values()) <= {"off", "on"}:
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, gw in gateways.items():
             if guards[name] == "on":
                 gw.admin("POST", "/_admin/settings", {"key": "guards", "value": ALL_GUARDS})
+            for key, value in stored[name].items():
+                gw.admin("POST", "/_admin/settings", {"key": key, "value": value})
         for name, gw in gateways.items():  # warm-up, not counted
             for connections in levels:
                 loads.wrk(gw.url + path, body, connections, 2, headers[name])

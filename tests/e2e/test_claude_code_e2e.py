@@ -136,6 +136,41 @@ def run_claude(claude: str, tmp_path: Path, gw, prompt: str, *args: str, **env: 
     return result
 
 
+def control_session(claude: str, tmp_path: Path, gw, requests: list[dict], *args: str) -> dict[str, dict]:
+    """Claude Code as an SDK host drives it (``--input-format stream-json``): ``requests`` sent as control
+    requests (after ``initialize``); each one's response by its request id."""
+    home, tmp, work = tmp_path / "home", tmp_path / "tmp", tmp_path / "work"
+    for d in (home, tmp, work):
+        d.mkdir(exist_ok=True)
+    env = {**isolated_environment(home, tmp), "ANTHROPIC_BASE_URL": gw.url, "ANTHROPIC_AUTH_TOKEN": CLIENT_TOKEN,
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
+           "DISABLE_ERROR_REPORTING": "1", "CLAUDE_CODE_MAX_RETRIES": "2"}
+    sent = [{"type": "control_request", "request_id": "init", "request": {"subtype": "initialize"}},
+            *({"type": "control_request", "request_id": f"r{i}", "request": r} for i, r in enumerate(requests))]
+    with subprocess.Popen([claude, "-p", "--input-format", "stream-json", "--output-format", "stream-json",
+                           "--verbose", *args], cwd=work, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        answers: dict[str, dict] = {}
+        try:
+            for line in sent:
+                process.stdin.write(json.dumps(line) + "\n")
+            process.stdin.flush()
+            for line in process.stdout:  # ends with the process; RUN_TIMEOUT below bounds it
+                event = json.loads(line)
+                if event.get("type") == "control_response":
+                    answers[event["response"]["request_id"]] = event["response"]
+                if len(answers) == len(sent):
+                    break
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(RUN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        assert len(answers) == len(sent), (answers, process.stderr.read()[-4000:], gw.log()[-4000:])
+    return answers
+
+
 def assert_success(result: dict, gw, up) -> None:
     brief = {k: result.get(k) for k in ("is_error", "subtype", "api_error_status", "result", "_exit_code",
                                         "_stderr", "num_turns")}
@@ -455,6 +490,31 @@ def test_guards_turn_a_bash_call_written_as_text_into_one_claude_code_runs(claud
 
 
 # --------------------------------------------------------------------------- steering
+
+
+@pytest.mark.parametrize("savers", [{"all": True}, {}])
+def test_claude_codes_session_title_is_answered_by_the_gateway(claude, tmp_path, gw, up, model_map, savers):
+    model_map(sonnet="glm-4.7-free", haiku="glm-4.7-free")
+    gw.set_setting("quota_savers", savers)
+    script_conversation(up, "glm-4.7-free", Conversation(openai_text('{"title": "Upstream title"}')))
+    since = now()
+    try:
+        answers = control_session(claude, tmp_path, gw, [{
+            "subtype": "generate_session_title", "persist": False,
+            "description": "Fix the flaky login test in the auth module"}], "--model", "sonnet")
+    finally:
+        gw.set_setting("quota_savers", {})
+    assert answers["r0"]["subtype"] == "success", answers
+    titled = [r for r in up.requests if r.method == "POST" and "naming a coding session" in json.dumps(r.body)]
+    if savers:
+        assert answers["r0"]["response"] == {"title": "Flaky login test"}
+        assert titled == []  # no upstream call
+        [row] = log_rows_since(gw, since, want=1)
+        assert row["guards"] == [{"guard": "quota_saver", "action": "answered",
+                                  "why": "title: Claude Code session title"}]
+        assert row["upstream_model"] in (None, "zengate")
+    else:  # the same call goes upstream: the test would see a saver that does nothing
+        assert len(titled) == 1 and answers["r0"]["response"] != {"title": "Flaky login test"}
 
 
 @pytest.fixture

@@ -15,14 +15,6 @@ from zengate.steering.commands import MARK
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 
-@pytest.fixture
-def setting(client, admin_headers):
-    def put(key: str, value) -> None:
-        r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
-        assert r.status_code == 200, r.get_json()
-    return put
-
-
 def anthropic_ask(client, text: str, *, session: str = "ses-1", stream: bool = False, history=(),
                   model: str = "claude-sonnet-4-5"):
     messages = [*history, {"role": "user", "content": [{"type": "text", "text": text}]}]
@@ -224,3 +216,24 @@ def test_bad_command_settings_are_refused(client, admin_headers, key, value, say
     r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
     assert r.status_code == 400
     assert says in json.dumps(r.get_json())
+
+
+def test_a_codex_conversation_is_known_by_its_prompt_cache_key(client, upstream, setting):
+    setting("chat_commands", True)
+    ask = {"model": "gpt-5-nano", "prompt_cache_key": "codex-session-1",
+           "input": [{"type": "message", "role": "user", "content": [{"type": "input_text",
+                                                                      "text": "!/model(big-pickle)"}]}]}
+    r = client.post("/v1/responses", json=ask)
+    assert r.status_code == 200, r.get_data()
+    [item] = r.get_json()["output"]
+    assert item["content"][0]["text"] == f"{MARK} this conversation now uses big-pickle"
+    assert generations(upstream) == []
+    upstream.script("big-pickle", openai_text("codex via pickle"))
+    r = client.post("/v1/responses", json={**ask, "input": [
+        *ask["input"], {"type": "message", "role": "assistant",
+                        "content": [{"type": "output_text", "text": item["content"][0]["text"]}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list files"}]}]})
+    assert r.get_json()["output"][0]["content"][0]["text"] == "codex via pickle"
+    sent = upstream.received("/chat/completions")[-1]
+    assert sent.model == "big-pickle"
+    assert [m["content"] for m in sent.body["messages"] if m["role"] != "system"] == ["list files"]

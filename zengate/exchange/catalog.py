@@ -159,6 +159,7 @@ class ModelsFile:
     auto: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     anthropic_betas: tuple[str, ...] = ()  # added to ANTHROPIC_BETAS
+    rewrite_rules: dict[str, dict] = field(default_factory=dict)  # zengate/steering/rewrite.py; the setting's win
 
 
 class ModelsFileError(ValueError):
@@ -211,7 +212,7 @@ def check_auto(auto: Any, where: str) -> dict[str, dict[str, list[str]]]:
     return auto
 
 
-_SECTIONS = ("backends", "models", "auto", "aliases", "anthropic_betas")
+_SECTIONS = ("backends", "models", "auto", "aliases", "anthropic_betas", "rewrite_rules")
 
 
 def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
@@ -255,7 +256,20 @@ def parse_models_file(text: str, source: str = "models file") -> ModelsFile:
         raise ModelsFileError("aliases: must map names to model names")
     betas = data.get("anthropic_betas")
     betas = () if betas is None else check_betas(betas, "anthropic_betas")
-    return ModelsFile(backends, models, check_auto(data.get("auto") or {}, "auto"), dict(aliases), betas)
+    return ModelsFile(backends, models, check_auto(data.get("auto") or {}, "auto"), dict(aliases), betas,
+                      _rewrite_rules(data.get("rewrite_rules")))
+
+
+def _rewrite_rules(value: Any) -> dict[str, dict]:
+    """The models file's ``rewrite_rules:`` section, checked as the setting is."""
+    from ..steering.rewrite import check_setting
+
+    if value is None:
+        return {}
+    problem = check_setting(value)
+    if problem:
+        raise ModelsFileError(f"rewrite_rules: {problem}")
+    return dict(value)
 
 
 def load_models_file(path: str | None) -> ModelsFile:

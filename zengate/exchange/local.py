@@ -15,19 +15,21 @@ from .serve import Answer, Result
 LOCAL_MODEL = "zengate"
 
 
-def text_answer(model: str, text: str) -> dict:
+def text_answer(model: str, text: str, stop_reason: str = "end_turn") -> dict:
     """A finished answer in the form that says ``text``."""
     return {"id": new_id("msg_"), "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "content": [{"type": "text", "text": text}], "stop_reason": stop_reason, "stop_sequence": None,
             "usage": {"input_tokens": 0, "output_tokens": 0}}
 
 
-def answer_locally(dialect: Dialect, form: dict, body: dict, text: str, record: RequestRecord) -> Result:
-    """``text`` as the answer to the client's request, in its API; a stream when it asked for one."""
+def answer_locally(dialect: Dialect, form: dict, body: dict, text: str, record: RequestRecord,
+                   stop_reason: str = "end_turn") -> Result:
+    """``text`` as the answer to the client's request, in its API; a stream when it asked for one
+    (``stop_reason`` in the form's words: ``max_tokens`` for an answer cut at a ``max_tokens: 1``)."""
     model = body.get("model") or LOCAL_MODEL
     context = Context(model, LOCAL_MODEL, request=form,
                       include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
-    answer = text_answer(model, text)
+    answer = text_answer(model, text, stop_reason)
     record.add_output(text)
     record.first_byte()
     if not body.get("stream"):

@@ -62,6 +62,7 @@ class RequestRecord:
     output_parts: list[str] = field(default_factory=list)
     attempts: list[dict] = field(default_factory=list)
     guards: list[dict] = field(default_factory=list)  # what the agent guards did: {"guard", "action", "why"}
+    capture: Any = None  # runtime/capture.WireCapture while the wire_capture setting is on
     done: bool = False
     stream_open: bool = False  # counted in zengate_open_streams until finish()
 
@@ -191,6 +192,11 @@ class RequestRecord:
                                     self.key_prefix if self.key_id is not None else None)
         except Exception:
             log.exception("could not update the metrics")
+        if self.capture is not None:
+            try:
+                self.capture.finish(self, status, error, ended)
+            except Exception:
+                log.exception("could not capture the exchange")
         if log.isEnabledFor(logging.INFO):
             ttfb = round(self.ttfb_ms, 1) if self.ttfb_ms is not None else None
             fields = {"request_id": self.request_id, "method": self.method, "path": self.path, "model": self.model,

@@ -54,6 +54,21 @@ def send(client: UpstreamClient, route: Route, body: dict, *, stream: bool, reco
     """POST the upstream request; a 2xx response or UpstreamError (its head within ``deadline``)."""
     record.upstream_model = route.upstream_model
     payload = dumps(body)
+    capture = record.capture  # runtime/capture.py, while wire_capture is on
+    if capture is None:
+        return _post(client, route, payload, stream, record, extra_headers, deadline)
+    attempt = capture.sending(route.url(), payload, route)
+    try:
+        response = _post(client, route, payload, stream, record, extra_headers, deadline)
+    except UpstreamError as err:
+        capture.failed(attempt, err, record.proxy)
+        raise
+    capture.sent(attempt, response, record.proxy)
+    return response
+
+
+def _post(client: UpstreamClient, route: Route, payload: bytes, stream: bool, record: RequestRecord,
+          extra_headers: dict[str, str] | None, deadline: FirstByteDeadline | None) -> requests.Response:
     within = {"deadline": deadline} if deadline is not None else {}
     egress = getattr(client, "egress", None)  # proxy rotation (upstream/egress.py): direct or via proxies
     if egress is not None:
@@ -401,6 +416,7 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
     sent = False  # client bytes were yielded: failures now become the adapter's error event
     awaited = deadline  # the first-byte deadline, until the first client bytes are out
     handed_over = False  # a failure before any client byte was raised to the caller, with the record
+    tap = record.capture.chunk if record.capture is not None else None  # wire capture's copy of the bytes
     if finish_record:
         record.stream_opened()  # counted in zengate_open_streams until the record is finished
     try:
@@ -419,6 +435,8 @@ def _pump(response: requests.Response, adapter: StreamAdapter, record: RequestRe
                     continue
                 if record.ttfb_ms is None:
                     record.first_byte()
+                if tap is not None:
+                    tap(chunk)
                 events = parser.feed(chunk)
                 for event in events:
                     out = adapter.on_event(event)

@@ -80,6 +80,7 @@ class UpstreamError(Exception):
     error_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     detail: str | None = None  # for the request log and log lines only: what the client may not see (proxies)
+    response: Any = field(default=None, repr=False, compare=False)  # the HTTP error answer, read (wire capture)
 
     def __str__(self) -> str:
         return f"{self.status} {self.kind}: {self.message}"
@@ -414,7 +415,7 @@ class UpstreamClient:
         message, error_type = parse_error_body(response.status_code, content)
         retry_after = response.headers.get("retry-after")
         raise UpstreamError(response.status_code, message, "http", error_type,
-                            {"retry-after": retry_after} if retry_after else {})
+                            {"retry-after": retry_after} if retry_after else {}, response=response)
 
     def read_json(self, response: requests.Response) -> Any:
         """The whole body of a non-streaming answer as JSON (502 when it is not JSON)."""

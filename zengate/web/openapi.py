@@ -88,6 +88,8 @@ GEMINI_VERSION = {"name": "version", "in": "path", "required": True, "schema": {
 
 
 KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": INT}
+CAPTURE_FILE = {"name": "name", "in": "path", "required": True, "schema": STRING,
+                "description": "A file's name as GET /_admin/capture lists it"}
 KEY_LIMITS = {
     "rpm": {"type": ["integer", "null"], "minimum": 1, "description": "Requests per minute (sliding)"},
     "requests_per_day": {"type": ["integer", "null"], "minimum": 1, "description": "Requests per UTC day"},
@@ -242,6 +244,16 @@ PATHS: dict[str, dict] = {
     "/_admin/proxy/refresh": {"post": _admin_op("Refresh the proxy pool now", params=PROXY_STATUS)},
     "/_admin/proxy/settings": {"post": _admin_op("Set proxy settings (short or full names; enabled: proxy_enabled)",
                                                  body={"type": "object"}, params=PROXY_STATUS)},
+    "/_admin/capture": {
+        "get": _admin_op("Wire capture: whether it is on, its files (every worker's) with their sizes", extra=()),
+        "delete": _admin_op("Delete every wire-capture file", extra=()),
+    },
+    "/_admin/capture/{name}": {
+        "get": _op("Download one wire-capture file (JSON lines, secrets masked)",
+                   {"200": {"description": "The file", "content": {"application/x-ndjson": {}}},
+                    **_errors(OPENAI_ERROR, 401, 403, 404)}, security=ADMIN, params=[CAPTURE_FILE], tags=("admin",)),
+        "delete": _admin_op("Delete one wire-capture file", params=[CAPTURE_FILE], extra=(404,)),
+    },
     "/_admin/ui": {"get": _op("The dashboard page", {"200": {"description": "HTML", "content": {"text/html": {}}}},
                               security=[], tags=("dashboard",))},
     "/_admin/ui/": {"get": _op("The dashboard page", {"200": {"description": "HTML", "content": {"text/html": {}}}},

@@ -47,6 +47,14 @@ def render_error(err: ApiError):
     return jsonify(openai_proto.error_body(err.status, err.message, param=err.param)), err.status, err.headers
 
 
+def admin_blueprint(name: str, url_prefix: str) -> Blueprint:
+    """A blueprint of admin calls: every one needs an admin session, errors in the admin API's shape."""
+    bp = Blueprint(name, __name__, url_prefix=url_prefix)
+    bp.register_error_handler(ApiError, render_error)
+    bp.before_request(require_admin)
+    return bp
+
+
 def _bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":

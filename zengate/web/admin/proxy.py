@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 
 from ...gateway import current_gateway
 from ...settings import ALIASES, SPECS, SettingError
@@ -18,23 +18,13 @@ from ...upstream.egress import NEXT_MODE
 from ..errors import ApiError
 from . import admin
 
-bp = Blueprint("proxy", __name__, url_prefix="/_admin/proxy")
+bp = admin.admin_blueprint("proxy", "/_admin/proxy")
 
 PREFIX = "proxy_"
 #: What POST /_admin/proxy/settings accepts, by short name (``min_uptime``) → settings key.
 SETTINGS = {name[len(PREFIX):]: name for name, spec in SPECS.items() if name.startswith(PREFIX) and spec.public}
 #: Aliases it accepts too (``enabled`` → ``proxy_enabled``, which sets proxy_mode); applied after the rest.
 ALIAS_SETTINGS = {name[len(PREFIX):]: name for name in ALIASES if name.startswith(PREFIX)}
-
-@bp.errorhandler(ApiError)
-def _api_error(err: ApiError):
-    return admin.render_error(err)
-
-
-@bp.before_request
-def _guard():
-    admin.require_admin()
-
 
 def _status(**extra):
     gw = current_gateway()

@@ -224,6 +224,13 @@ def _numbers(total, errors, avg_latency, tokens_in, tokens_out) -> dict:
             "input_tokens": int(tokens_in), "output_tokens": int(tokens_out)}
 
 
+def _saved_calls(clauses: list) -> int:
+    """Requests a quota saver answered without an upstream call (zengate/steering/housekeeping.py):
+    rows whose ``guards`` note names it (a LIKE, on SQLite and PostgreSQL alike)."""
+    query = RequestLog.select().where(RequestLog.guards ** '%"quota_saver"%')
+    return _where(query, clauses).count()
+
+
 def _latency_sample(clauses: list, *columns) -> list[tuple]:
     """``(latency_ms, *columns)`` of the most recent ``P95_SAMPLE`` rows in scope."""
     query = RequestLog.select(RequestLog.latency_ms, *columns).order_by(RequestLog.id.desc()).limit(P95_SAMPLE)
@@ -271,6 +278,7 @@ def summary():
         "p95_sample": len(sample),
         "input_tokens": int(tokens_in),
         "output_tokens": int(tokens_out),
+        "saved_calls": _saved_calls([]),
         "uptime_seconds": round(time.time() - gw.started_at, 1),
         "models": _by_model([], sample),
         "keys": _by_key([]),
@@ -330,7 +338,7 @@ def timeseries():
         "until": auth.iso(now),
         "p95_sample": len(sample),
         "totals": {**_numbers(*RequestLog.select(*_aggregates()).where(*clauses).tuples().get()),
-                   "p95_latency_ms": _ms(percentile([s[0] for s in sample]))},
+                   "p95_latency_ms": _ms(percentile([s[0] for s in sample])), "saved_calls": _saved_calls(clauses)},
         "buckets": buckets,
         "models": _by_model(clauses, sample),
         "keys": _by_key(clauses),

@@ -28,12 +28,12 @@ from ...guards import context as window_guard
 from ...guards import loops
 from ...guards.toolcalls import guard_factory
 from ...keylimits import KeyPolicy
-from ...steering import commands
+from ...steering import commands, housekeeping
 from ...upstream.client import UpstreamError
 from .. import input_limits as limits
 from ..client_limits import ClientTooSlow
 from ..errors import DB_RETRY_AFTER, ApiError, to_api_error
-from . import conversation
+from . import conversation, rewriting
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -43,6 +43,8 @@ def begin(fmt: str) -> tuple[Gateway, RequestRecord]:
     gw = current_gateway()
     record = gw.new_record(request.method, request.path, fmt)
     g.record = record
+    if gw.settings.get("wire_capture"):  # off, capture costs this lookup and `record.capture is None` checks
+        record.capture = gw.capture.begin(request.environ, record.started)
     return gw, record
 
 
@@ -161,6 +163,11 @@ def respond(result: Answer | Iterator[bytes], record: RequestRecord):
     # The proxy that carried the request (record.proxy) stays out of the answer: a client has no
     # business knowing the operator's proxies. The request log and the log line keep it.
     headers = {"x-zengate-model": header_value(record.upstream_model)} if record.upstream_model else {}
+    if record.capture is not None:  # wire capture: the client's answer too
+        if isinstance(result, Answer):
+            record.capture.answered(result.body)
+        else:
+            result = record.capture.streamed(result)
     if isinstance(result, Answer):
         response = Response(dumps(result.body), status=200, mimetype="application/json", headers=headers)
         response.call_on_close(partial(record.finish_later, 200, ended=time.perf_counter()))
@@ -193,6 +200,11 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
             record.note_guard("loop_breaking", "steered", loop)
             return answer_locally(dialect, form(), body, loops.steering_text(gw.settings.get("loop_message"), loop),
                                   record)
+    if (savers := gw.settings.get("quota_savers")) and housekeeping.worth_a_look(body):  # quota savers
+        chore = housekeeping.recognise(form(), request.headers)
+        if chore is not None and housekeeping.switched_on(savers, chore.kind):
+            record.note_guard("quota_saver", "answered", f"{chore.kind}: {chore.what}")
+            return answer_locally(dialect, form(), body, chore.text, record, stop_reason=chore.stop_reason)
     plan = gw.plan(steering.model, form)
     plan.client_model = body["model"]  # answers name the model the client asked for
     if "context_window" in active:
@@ -215,6 +227,11 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         record.note_guard("chat_commands", "switched", steering.confirmation)
         options = replace(options, guard=exchange.chain_guards(
             lambda _form: commands.Confirmation(steering.confirmation), options.guard))
+    rewriting_stages, rewriter = rewriting.for_request(gw, record, (body["model"], steering.model))
+    if rewriting_stages:  # rewriting rules and prompt redaction (zengate/steering), after the others
+        chosen = (*chosen, *rewriting_stages)
+    if rewriter is not None:  # the model's own text, before the gateway's notes and tool-call guards
+        options = replace(options, guard=exchange.chain_guards(rewriter, options.guard))
     context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None
     return exchange.serve(gw.upstream, routes, body, record, gw.cooldowns, dialect=dialect, options=options,
                           form=parsed[0] if parsed else None, chosen_stages=chosen, stage_context=context)

@@ -58,6 +58,7 @@ async function load() {
     setStat("p95", fmtMs(summary.p95_latency_ms), `${fmtMs(w.p95_latency_ms)} in the ${name}`);
     setStat("tokens-in", fmtCompact(summary.input_tokens), `${fmtCompact(w.input_tokens)} in the ${name}`, summary.input_tokens);
     setStat("tokens-out", fmtCompact(summary.output_tokens), `${fmtCompact(w.output_tokens)} in the ${name}`, summary.output_tokens);
+    setStat("saved", fmtInt(summary.saved_calls), `${fmtInt(w.saved_calls)} in the ${name}`);
     setStat("uptime", fmtDuration(summary.uptime_seconds));
     requestsChart($("#chart-requests"), series.buckets);
     latencyChart($("#chart-latency"), series.buckets);

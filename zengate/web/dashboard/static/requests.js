@@ -2,6 +2,7 @@
 // Bodies are whatever clients sent: they are only ever rendered as text.
 
 import { api, confirmAction, setFieldError, toast, toastError } from "./api.js";
+import { initCapture, loadCapture } from "./capture.js";
 import { $, fmtDateTime, fmtInt, fmtMs, fmtWhen, h, replace, statusBadge, timeEl } from "./dom.js";
 import { loadModels } from "./settings.js";
 
@@ -55,6 +56,7 @@ function showFilterCount() {
 
 export async function loadRequests() {
   loadModels();
+  loadCapture();
   showFilterCount();
   const limit = Number($("#requests-page-size").value);
   const seq = ++state.seq;
@@ -191,6 +193,7 @@ export async function openRequest(id) {
 }
 
 export function initRequests() {
+  initCapture();
   if (window.matchMedia("(max-width: 760px)").matches) $("#filters-details").open = false; // room for the log
   $("#requests-filters").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -45,6 +45,7 @@ const LABELS = {
   command_rules: "Refused shell commands",
   loop_repeats: "Repeats that make a loop",
   loop_message: "Steering answer",
+  quota_savers: "Quota savers (answered locally)",
   stream_ping_seconds: "Ping after silence (seconds)",
   models_refresh_seconds: "Model list refresh (seconds)",
 };

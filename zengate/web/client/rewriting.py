@@ -1,0 +1,45 @@
+"""A request's rewriting rules and prompt redaction (zengate/steering/rewrite.py, redact.py) as the
+exchange's stages and answer guard, each noting on the request's record what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+from ...exchange.records import RequestRecord
+from ...exchange.serve import GuardFactory
+from ...exchange.stages import Stage, StageContext
+from ...gateway import Gateway
+from ...steering import redact, rewrite
+
+
+def for_request(gw: Gateway, record: RequestRecord, models: Iterable[str]) -> tuple[tuple[Stage, ...],
+                                                                                   GuardFactory | None]:
+    """The stages (rewriting, then redaction) and the answer guard for a request for ``models`` (the
+    client's and the one it is sent to); nothing when the rules are empty and redaction is off."""
+    stages: list[Stage] = []
+    guard = None
+    setting, from_file = gw.settings.get("rewrite_rules"), gw.catalog.file.rewrite_rules
+    if setting or from_file:
+        rules = rewrite.rules_for(setting, from_file, models=models, key=record.key_prefix)
+        request_rules = tuple(r for r in rules if r.where != "assistant")
+        if request_rules:
+            stages.append(partial(_rewrite, request_rules, record))
+        guard = rewrite.output_guard(rules, record.note_guard)
+    if gw.settings.get("prompt_redaction"):
+        stages.append(partial(_redact, record))
+    return tuple(stages), guard
+
+
+def _rewrite(rules: tuple[rewrite.Rule, ...], record: RequestRecord, form: dict, _context: StageContext) -> dict | None:
+    changed, fired = rewrite.rewrite_request(form, rules)
+    if fired:
+        record.note_guard("rewrite", "fired", ", ".join(fired))
+    return changed
+
+
+def _redact(record: RequestRecord, form: dict, _context: StageContext) -> dict | None:
+    changed, found = redact.redact_request(form)
+    if changed is not None:
+        record.note_guard("prompt_redaction", "masked", redact.summary(found))
+    return changed
