@@ -19,6 +19,7 @@ from .runtime.exposure import Access
 from .runtime.generation import Generation
 from .settings import Settings
 from .store import counters
+from .store.conversations import Choices
 from .store.instance import RestBoard
 from .store.requestlog import RequestLogWriter
 from .upstream.client import UpstreamClient
@@ -41,6 +42,7 @@ class Gateway:
         self.capture = CaptureWriter(config.wire_capture_dir, self.settings)  # files only once wire_capture is on
         # keys the database accepted: not asked again until a change or the settings TTL; kept while it is down
         self.key_cache = auth.KeyCache(fresh_seconds=config.settings_ttl)
+        self.conversations = Choices(Generation.for_instance("conversations"), config.settings_ttl)
         self.catalog = ModelCatalog(load_models_file(config.models_file))
         self.router = routing.Router(config, self.catalog)
         self.cooldowns = routing.Cooldowns(board=board)

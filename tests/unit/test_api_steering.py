@@ -237,3 +237,24 @@ def test_a_codex_conversation_is_known_by_its_prompt_cache_key(client, upstream,
     sent = upstream.received("/chat/completions")[-1]
     assert sent.model == "big-pickle"
     assert [m["content"] for m in sent.body["messages"] if m["role"] != "system"] == ["list files"]
+
+
+def test_each_worker_caches_choices_and_a_write_anywhere_empties_every_cache(gateway, monkeypatch):
+    from zengate.store import conversations
+    from zengate.store.conversations import Choice, Choices
+
+    reads = []
+    real_read = conversations.read
+    monkeypatch.setattr(conversations, "read", lambda key, days: reads.append(key) or real_read(key, days))
+    this, other = gateway.conversations, Choices(gateway.conversations.generation, fresh_seconds=60)
+    assert other.read("conv-a", 30) is None and other.read("conv-a", 30) is None
+    assert reads == ["conv-a"]  # no choice is cached too
+    this.write("conv-a", Choice("glm-4.7-free"), 30)  # another worker's write: the shared generation moves
+    assert other.read("conv-a", 30) == Choice("glm-4.7-free")
+    assert reads == ["conv-a", "conv-a"]
+    stale = Choices(gateway.conversations.generation, fresh_seconds=0)  # nothing stays fresh
+    stale.read("conv-a", 30)
+    stale.read("conv-a", 30)
+    assert len(reads) == 4
+    this.write("conv-a", None, 30)
+    assert other.read("conv-a", 30) is None

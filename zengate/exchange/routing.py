@@ -305,7 +305,7 @@ def features(form: dict) -> Features:
 
 def conversation_key(body: dict, headers: Mapping[str, str], form: Callable[[], dict] | None = None) -> str:
     """A stable identity for a conversation: the client's session id, else its first turn (read from
-    the internal ``form`` when given, so that it works for every client API)."""
+    the internal ``form`` when given and the body has no ``messages``: every client API's turns)."""
     for name in ("x-session-affinity", "x-session-id", "x-claude-code-session-id", "session-id"):
         if headers.get(name):
             return headers[name]
@@ -320,7 +320,7 @@ def conversation_key(body: dict, headers: Mapping[str, str], form: Callable[[], 
         return body["user"]
     if isinstance(body.get("prompt_cache_key"), str) and body["prompt_cache_key"]:
         return body["prompt_cache_key"]  # Codex: its session id
-    source = form() if form is not None else body
+    source = form() if form is not None and "messages" not in body else body  # the form: Gemini's, Responses'
     messages = source.get("messages") or []
     first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
     return hashlib.sha256(json.dumps([source.get("system"), first], sort_keys=True, default=str).encode()).hexdigest()

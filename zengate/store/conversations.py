@@ -3,14 +3,21 @@
 A conversation is kept by the SHA-256 of its key (zengate/exchange/routing.py ``conversation_key``):
 the client's session id never reaches the database as it is. A choice not renewed for
 ``days`` days is forgotten: it is not read, and the next write deletes it.
+
+Every request of a conversation asks for its choice, so each worker keeps what it read
+(:class:`Choices`), no choice included, for at most the settings' cache time; a write through
+any worker of the instance empties every worker's cache at once (an instance
+:class:`~zengate.runtime.generation.Generation`), other instances see it within that time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from dataclasses import dataclass
 
+from ..runtime.generation import Generation
 from .db import database
 from .models import ConversationChoice, utcnow
 
@@ -49,3 +56,34 @@ def write(key: str, choice: Choice | None, days: int) -> None:
                       update={ConversationChoice.model: choice.model, ConversationChoice.backend: choice.backend,
                               ConversationChoice.updated_at: now})
          .execute())
+
+
+class Choices:
+    """The conversations' choices as one worker reads them: :func:`read` behind a cache (see the module)."""
+
+    def __init__(self, generation: Generation, fresh_seconds: float, size: int = 10_000):
+        self.generation = generation
+        self.fresh_seconds = fresh_seconds
+        self.size = size
+        self._seen = generation.read()
+        self._cache: dict[str, tuple[Choice | None, float]] = {}
+
+    def read(self, key: str, days: int) -> Choice | None:
+        now = time.monotonic()
+        seen = self.generation.read()
+        if seen != self._seen:
+            self._cache.clear()
+            self._seen = seen
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[1] < self.fresh_seconds:
+            return cached[0]
+        choice = read(key, days)
+        if len(self._cache) >= self.size:
+            self._cache.clear()  # a worker sees few conversations at once: start afresh rather than track age
+        self._cache[key] = (choice, now)
+        return choice
+
+    def write(self, key: str, choice: Choice | None, days: int) -> None:
+        write(key, choice, days)
+        self._seen = self.generation.bump()
+        self._cache.clear()

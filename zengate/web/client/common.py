@@ -125,6 +125,7 @@ def read_json_body(gw: Gateway) -> Any:
         raise ApiError(413, f"request body exceeds the limit of {limit} bytes", kind="input")
     if not data.strip():
         raise ApiError(400, "request body is empty; send a JSON object", kind="input")
+    g.raw_body = data  # what a quick look for in-chat commands reads (conversation.steer)
     try:
         body = loads(data)
     except RecursionError:  # the fallback parser on a very deep body

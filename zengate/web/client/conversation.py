@@ -20,7 +20,6 @@ from ...exchange.routing import RoutingError
 from ...gateway import Gateway
 from ...steering import commands
 from ...steering.commands import MARK, Command
-from ...store import conversations
 from ...store.conversations import Choice
 
 log = logging.getLogger(__name__)
@@ -47,18 +46,21 @@ def steer(gw: Gateway, body: dict, form: Callable[[], dict], key: str | None,
         return Steering(base, "forced" if forced else None)
     days = gw.settings.get("chat_command_days")
     conversation = routing.conversation_key(body, headers, form)
-    choice = _read(conversation, days)
+    choice = _read(gw, conversation, days)
     chosen = _apply(gw, choice, base) if choice is not None else base
     reason = "chosen in chat" if choice is not None else ("forced" if forced else None)
+    raw = g.get("raw_body")
+    if raw is not None and b"!/" not in raw and commands.MARK.encode() not in raw:
+        return Steering(chosen, reason)  # no command, nothing of the gateway's to strip: the body is not read
     turn = commands.read(form())
     if turn is None:
         return Steering(chosen, reason, strip=True)
     return _run(gw, turn, conversation, choice, base, requested, key, days)
 
 
-def _read(conversation: str, days: int) -> Choice | None:
+def _read(gw: Gateway, conversation: str, days: int) -> Choice | None:
     try:
-        return conversations.read(conversation, days)
+        return gw.conversations.read(conversation, days)
     except peewee.DatabaseError as exc:  # the conversation goes on with the model it asked for
         log.warning("in-chat commands: the conversation's choice could not be read: %s", type(exc).__name__)
         return None
@@ -105,7 +107,7 @@ def _run(gw: Gateway, turn: commands.Turn, conversation: str, choice: Choice | N
                 notes.append(f"this turn goes to {target}")
     if current != (choice or Choice()):
         try:
-            conversations.write(conversation, current, days)
+            gw.conversations.write(conversation, current, days)
         except peewee.DatabaseError as exc:
             log.warning("in-chat commands: the conversation's choice could not be saved: %s", type(exc).__name__)
             notes.append("the choice could not be saved (the gateway's database is unavailable); it is not in effect")
