@@ -7,7 +7,9 @@ or in docs/screenshots/ (the README's pictures) with ZENGATE_UPDATE_SCREENSHOTS=
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import openai
 import pytest
@@ -445,6 +447,19 @@ def test_settings_are_validated_and_require_auth_stops_keyless_calls(open_page, 
     assert requests.post(gw.url + "/v1/chat/completions", json={"model": "big-pickle", "messages": HELLO},
                          timeout=30).status_code == 200
 
+    # steering: its own section; in-chat commands switched on here answer !/help in the chat
+    steering = page.locator("section", has=page.get_by_role("heading", name="Steering"))
+    steering.get_by_role("switch", name="In-chat commands (!/model…)").check()
+    save.click()
+    expect(page.locator("#settings-status")).to_have_text("Saved 1 setting.")
+    helped = requests.post(gw.url + "/v1/chat/completions", json={"model": "big-pickle", "messages": [
+        {"role": "user", "content": "!/help"}]}, timeout=30).json()
+    assert helped["choices"][0]["message"]["content"].startswith("[zengate] In-chat commands")
+    steering.get_by_role("switch", name="In-chat commands (!/model…)").uncheck()
+    save.click()
+    expect(page.locator("#settings-status")).to_have_text("Saved 1 setting.")
+    assert gw.admin("GET", "/_admin/settings").json()["settings"]["chat_commands"] is False
+
 
 # --- the proxy pool -------------------------------------------------------------------------------------------
 
@@ -612,3 +627,39 @@ def test_an_unreachable_redis_is_shown_on_the_dashboard(browser, upstream, tmp_p
     finally:
         context.close()
         lonely.stop()
+
+
+# --- wire capture ---------------------------------------------------------------------------------------------
+
+def test_wire_capture_is_switched_on_downloaded_and_deleted_in_the_request_log(page, gw, upstream):
+    login(page, gw)
+    page.goto(gw.url + "/_admin/ui#requests")
+    card = page.locator("#capture-card")
+    switch = card.get_by_role("switch", name="Capture exchanges")
+    expect(switch).not_to_be_checked()
+    switch.check()
+    expect(page.get_by_text("Wire capture is on")).to_be_visible()
+    assert gw.admin("GET", "/_admin/settings").json()["settings"]["wire_capture"] is True
+    try:
+        key = create_key_via_api(gw, "captured")
+        asked = "capture this exchange please"
+        assert sdk(gw, key).chat.completions.create(model="big-pickle", messages=[
+            {"role": "user", "content": asked}]).choices
+        gw.wait_for(lambda: gw.admin("GET", "/_admin/capture").json()["files"])
+        nav(page, "Overview")
+        nav(page, "Request log")  # the list is read as the page opens
+        link = card.locator("#capture-table tbody a").first
+        expect(link).to_be_visible()
+        with page.expect_download() as download:
+            link.click()
+        text = Path(download.value.path()).read_text()
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert any(asked in json.dumps(line) for line in lines)
+        assert key not in text  # the client's key masked
+        card.get_by_role("button", name="Delete all files…").click()
+        page.get_by_role("dialog").get_by_role("button", name="Delete all").click()
+        expect(card.locator("#capture-empty")).to_be_visible()
+        assert gw.admin("GET", "/_admin/capture").json()["files"] == []
+    finally:
+        switch.uncheck()
+        expect(page.get_by_text("Wire capture is off.")).to_be_visible()
