@@ -106,6 +106,10 @@ def test_a_file_is_read_again_when_it_changes_and_its_last_text_kept_when_it_goe
     assert rewrite_request(form, rule)[0]["system"] == "second, longer"
     prompt.unlink()
     assert rewrite_request(form, rule)[0]["system"] == "second, longer"
+    # the setting still passes its check (as when the settings reload): the other rules go on too
+    assert check_setting({"house": {"where": "system", "action": "replace", "file": str(prompt)}}) is None
+    never = str(tmp_path / "never-there.md")
+    assert "cannot be read" in check_setting({"typo": {"where": "system", "action": "replace", "file": never}})
 
 
 def test_a_system_prompt_is_made_when_the_client_sent_none_and_mid_conversation_ones_are_rewritten():

@@ -197,7 +197,8 @@ def compile_rule(rule_id: str, spec: Any) -> Rule:
         try:
             read_file(path)
         except OSError as exc:
-            raise RuleError(f"{rule_id}: file {path} cannot be read ({exc.strerror or exc})") from None
+            if path not in _FILES:  # a file read before and gone since keeps its last text (file_text)
+                raise RuleError(f"{rule_id}: file {path} cannot be read ({exc.strerror or exc})") from None
         except ValueError as exc:
             raise RuleError(f"{rule_id}: file {path} is not usable ({exc})") from None
     regex = None
