@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.support.fake_upstream import anthropic_text, openai_text
+from tests.support.gateway import ADMIN_PASSWORD
 from tests.unit.test_api_guards import last_row, sse
 from zengate.steering.commands import MARK
 
@@ -258,3 +259,24 @@ def test_each_worker_caches_choices_and_a_write_anywhere_empties_every_cache(gat
     assert len(reads) == 4
     this.write("conv-a", None, 30)
     assert other.read("conv-a", 30) is None
+
+
+def test_a_backend_command_sends_the_conversation_to_a_named_backend(make_app, upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCAL_BACKEND_KEY", "lk-test-123")
+    models = tmp_path / "models.yaml"
+    models.write_text(f"backends:\n  local:\n    base_url: {upstream.url}\n    protocol: openai\n"
+                      "    key_env: LOCAL_BACKEND_KEY\n")
+    client = make_app(models_file=str(models)).test_client()
+    token = client.post("/_admin/login", json={"password": ADMIN_PASSWORD}).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/_admin/settings", json={"key": "chat_commands", "value": True},
+                       headers=headers).status_code == 200
+    said = anthropic_text_of(anthropic_ask(client, "!/backend(local)", session="ses-b"), False)
+    assert said == f"{MARK} this conversation now goes to the local backend"
+    upstream.script("big-pickle", openai_text("from the local backend"))
+    r = anthropic_ask(client, "hello", session="ses-b", model="big-pickle")
+    assert anthropic_text_of(r, False) == "from the local backend"
+    sent = generations(upstream)[-1]
+    assert sent.model == "big-pickle" and sent.headers["authorization"] == "Bearer lk-test-123"
+    status = anthropic_text_of(anthropic_ask(client, "!/status", session="ses-b", model="big-pickle"), False)
+    assert "big-pickle on the local backend (chosen in this chat" in status
