@@ -225,6 +225,13 @@ def _stages_check(value: dict) -> str | None:
     return check_setting(value)
 
 
+def _trimming_check(value: dict) -> str | None:
+    from .exchange.stages import check_switches
+    from .steering.trim import STEPS
+
+    return check_switches(value, STEPS, "trimming step")
+
+
 def _forced_check(value: dict) -> str | None:
     from .exchange.routing import check_forced
 
@@ -324,6 +331,13 @@ SPECS: dict[str, Spec] = {
                           check=_rewrite_check),
     "prompt_redaction": Spec(bool, False, "Mask API-key-like strings (provider keys, sk-zen keys, bearer tokens, "
                              "private keys) in prompts and tool results before they go upstream (docs/steering.md)."),
+    "trimming": Spec(dict, {}, "Context trimming steps switched on (thinking, tool_results, repeats, reminders): "
+                     "{step: bool, models: {model: {step: bool}}, keys: {key prefix: {step: bool}}} "
+                     "(docs/steering.md#context-trimming).", check=_trimming_check),
+    "trim_keep_turns": Spec(int, 4, "Trimming leaves the latest turns alone: between this many and twice as many.",
+                            1, 1000),
+    "trim_max_result_chars": Spec(int, 2_000, "Trimming shortens old tool results longer than this (characters).",
+                                  200, 10_000_000),
     "fallbacks": Spec(dict, {}, "Fallback chains: model → [models tried next on 429, 5xx, timeouts].",
                       check=_catalog_check(_check_fallbacks)),
     "model_overrides": Spec(dict, {}, "Per-model knowledge: protocol, max_output, context, tier, fallbacks….",

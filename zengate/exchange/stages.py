@@ -16,7 +16,7 @@ With no stage chosen the exchange does no work for them at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,39 @@ def scoped_problem(value: dict, check: Callable[[str, Any], str | None], what: s
             if problem:
                 return problem
     return None
+
+
+def check_switches(value: Any, names: Mapping[str, str], what: str) -> str | None:
+    """What is wrong with a setting of switches by name (as ``guards`` and ``trimming`` are:
+    ``{name: bool, models: {model: {name: bool}}, keys: {key prefix: {name: bool}}}``), or None."""
+    if not isinstance(value, dict):
+        return "must be an object"
+
+    def switches_problem(where: str, switches: Any) -> str | None:
+        if not isinstance(switches, dict):
+            return f"{where}: must be an object of {what} switches"
+        prefix = f"{where}." if where else ""
+        for name, on in switches.items():
+            if name not in names:
+                return f"{prefix}{name}: unknown {what}; known: {', '.join(names)}"
+            if not isinstance(on, bool):
+                return f"{prefix}{name}: must be true or false"
+        return None
+
+    own = {k: v for k, v in value.items() if k not in ("models", "keys")}
+    return switches_problem("", own) or scoped_problem(value, switches_problem, f"{what} switches")
+
+
+def switched_on(setting: dict, names: Mapping[str, str], *, model: str, key: str | None) -> frozenset[str]:
+    """The names a setting of switches turns on for a request: its own switches, then the model's,
+    then the key's (each wins over the one before)."""
+    if not setting:
+        return frozenset()
+    switches = {name: on for name, on in setting.items() if name in names}
+    switches.update((setting.get("models") or {}).get(model) or {})
+    if key is not None:
+        switches.update((setting.get("keys") or {}).get(key) or {})
+    return frozenset(name for name, on in switches.items() if on is True)
 
 
 def chosen(setting: dict, *, model: str, key: str | None) -> Sequence[Stage]:

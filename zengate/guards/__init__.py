@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exchange.stages import scoped_problem
+from ..exchange.stages import check_switches, switched_on
 
 #: Each guard, and what its switch does (the dashboard and the docs say it).
 GUARDS = {
@@ -43,30 +43,9 @@ GUARDS = {
 
 def check_setting(value: Any) -> str | None:
     """What is wrong with a ``guards`` setting, or None."""
-    if not isinstance(value, dict):
-        return "must be an object"
-
-    def switches_problem(where: str, switches: Any) -> str | None:
-        if not isinstance(switches, dict):
-            return f"{where}: must be an object of guard switches"
-        prefix = f"{where}." if where else ""
-        for name, on in switches.items():
-            if name not in GUARDS:
-                return f"{prefix}{name}: unknown guard; known: {', '.join(GUARDS)}"
-            if not isinstance(on, bool):
-                return f"{prefix}{name}: must be true or false"
-        return None
-
-    own = {k: v for k, v in value.items() if k not in ("models", "keys")}
-    return switches_problem("", own) or scoped_problem(value, switches_problem, "guard switches")
+    return check_switches(value, GUARDS, "guard")
 
 
 def active(setting: dict, *, model: str, key: str | None) -> frozenset[str]:
     """The guards switched on for a request: the global switches, then the model's, then the key's."""
-    if not setting:
-        return frozenset()
-    switches = {name: on for name, on in setting.items() if name in GUARDS}
-    switches.update((setting.get("models") or {}).get(model) or {})
-    if key is not None:
-        switches.update((setting.get("keys") or {}).get(key) or {})
-    return frozenset(name for name, on in switches.items() if on is True)
+    return switched_on(setting, GUARDS, model=model, key=key)

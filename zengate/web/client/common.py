@@ -33,7 +33,7 @@ from ...upstream.client import UpstreamError
 from .. import input_limits as limits
 from ..client_limits import ClientTooSlow
 from ..errors import DB_RETRY_AFTER, ApiError, to_api_error
-from . import conversation, rewriting
+from . import conversation, steering
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -188,11 +188,11 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
             parsed.append(dialect.parse_request(body))
         return parsed[0]
 
-    steering = conversation.steer(gw, body, form, record.key_prefix, request.headers)
-    admit(gw, record, steering.model)
-    if steering.local_text is not None:
-        record.note_guard("chat_commands", "answered", steering.local_text)
-        return answer_locally(dialect, form(), body, steering.local_text, record)
+    steered = conversation.steer(gw, body, form, record.key_prefix, request.headers)
+    admit(gw, record, steered.model)
+    if steered.local_text is not None:
+        record.note_guard("chat_commands", "answered", steered.local_text)
+        return answer_locally(dialect, form(), body, steered.local_text, record)
 
     active = guards.active(gw.settings.get("guards"), model=body["model"], key=record.key_prefix)
     if "loop_breaking" in active and loops.could_loop(body, repeats := gw.settings.get("loop_repeats")):
@@ -206,7 +206,7 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         if chore is not None and housekeeping.switched_on(savers, chore.kind):
             record.note_guard("quota_saver", "answered", f"{chore.kind}: {chore.what}")
             return answer_locally(dialect, form(), body, chore.text, record, stop_reason=chore.stop_reason)
-    plan = gw.plan(steering.model, form)
+    plan = gw.plan(steered.model, form)
     plan.client_model = body["model"]  # answers name the model the client asked for
     if "context_window" in active:
         fit_window(plan, form, record)
@@ -222,15 +222,15 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     if active and body.get("tools"):  # every client API names its tools "tools"
         options = replace(options, guard=guard_factory(active, gw.settings.get("command_rules"), record.note_guard))
     chosen = stages.chosen(gw.settings.get("stages"), model=body["model"], key=record.key_prefix)
-    if steering.strip:
+    if steered.strip:
         chosen = (*chosen, strip_commands)
-    if steering.confirmation is not None:
-        record.note_guard("chat_commands", "switched", steering.confirmation)
+    if steered.confirmation is not None:
+        record.note_guard("chat_commands", "switched", steered.confirmation)
         options = replace(options, guard=exchange.chain_guards(
-            lambda _form: commands.Confirmation(steering.confirmation), options.guard))
-    rewriting_stages, rewriter = rewriting.for_request(gw, record, (body["model"], steering.model))
-    if rewriting_stages:  # rewriting rules and prompt redaction (zengate/steering), after the others
-        chosen = (*chosen, *rewriting_stages)
+            lambda _form: commands.Confirmation(steered.confirmation), options.guard))
+    steering_stages, rewriter = steering.for_request(gw, record, (body["model"], steered.model))
+    if steering_stages:  # trimming, rewriting rules and prompt redaction (zengate/steering), after the others
+        chosen = (*chosen, *steering_stages)
     if rewriter is not None:  # the model's own text, before the gateway's notes and tool-call guards
         options = replace(options, guard=exchange.chain_guards(rewriter, options.guard))
     context = stages.StageContext(dialect.name, body["model"], record.key_prefix) if chosen else None

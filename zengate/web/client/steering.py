@@ -1,5 +1,5 @@
-"""A request's rewriting rules and prompt redaction (zengate/steering/rewrite.py, redact.py) as the
-exchange's stages and answer guard, each noting on the request's record what it did."""
+"""A request's trimming, rewriting rules and prompt redaction (zengate/steering/trim.py, rewrite.py,
+redact.py) as the exchange's stages and answer guard, each noting on the request's record what it did."""
 
 from __future__ import annotations
 
@@ -8,17 +8,24 @@ from functools import partial
 
 from ...exchange.records import RequestRecord
 from ...exchange.serve import GuardFactory
-from ...exchange.stages import Stage, StageContext
+from ...exchange.stages import Stage, StageContext, switched_on
 from ...gateway import Gateway
-from ...steering import redact, rewrite
+from ...steering import redact, rewrite, trim
 
 
 def for_request(gw: Gateway, record: RequestRecord, models: Iterable[str]) -> tuple[tuple[Stage, ...],
                                                                                    GuardFactory | None]:
-    """The stages (rewriting, then redaction) and the answer guard for a request for ``models`` (the
-    client's and the one it is sent to); nothing when the rules are empty and redaction is off."""
+    """The stages (trimming, rewriting, then redaction) and the answer guard for a request for
+    ``models`` (the client's and the one it is sent to); nothing when all three are off."""
     stages: list[Stage] = []
     guard = None
+    client_model, *_ = models
+    steps = switched_on(gw.settings.get("trimming"), trim.STEPS, model=client_model, key=record.key_prefix)
+    if steps:
+        options = trim.TrimOptions(**{name: name in steps for name in trim.STEPS},
+                                   keep_turns=gw.settings.get("trim_keep_turns"),
+                                   max_result_chars=gw.settings.get("trim_max_result_chars"))
+        stages.append(partial(_trim, options, record))
     setting, from_file = gw.settings.get("rewrite_rules"), gw.catalog.file.rewrite_rules
     if setting or from_file:
         rules = rewrite.rules_for(setting, from_file, models=models, key=record.key_prefix)
@@ -29,6 +36,13 @@ def for_request(gw: Gateway, record: RequestRecord, models: Iterable[str]) -> tu
     if gw.settings.get("prompt_redaction"):
         stages.append(partial(_redact, record))
     return tuple(stages), guard
+
+
+def _trim(options: trim.TrimOptions, record: RequestRecord, form: dict, _context: StageContext) -> dict | None:
+    changed, report = trim.trim(form, options)
+    if changed is not None:
+        record.note_guard("trimming", "trimmed", report.summary())
+    return changed
 
 
 def _rewrite(rules: tuple[rewrite.Rule, ...], record: RequestRecord, form: dict, _context: StageContext) -> dict | None:
