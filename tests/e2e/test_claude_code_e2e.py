@@ -11,6 +11,7 @@ or other non-essential traffic, few retries, and a hard timeout.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -548,3 +549,54 @@ def test_claude_code_switches_model_mid_session_with_a_chat_command(claude, tmp_
     sent = json.dumps(last.body["messages"])
     assert "Say which model you are" in sent and "And now?" in sent  # the same conversation, went on
     assert "!/model" not in sent and "[zengate]" not in sent  # the command turn never reached the model
+
+
+class ToolLoop(Reply):
+    """A model that runs ``rounds`` Bash calls one after another (each printing a long output), then
+    answers ``final``; side calls get a short text."""
+
+    def __init__(self, rounds: int, command: str, final: str):
+        self.rounds, self.command, self.final = rounds, command, final
+
+    def send(self, ex) -> None:
+        req: Recorded = ex.req
+        if not is_main(req):
+            reply = openai_text("side answer")
+        elif len(tool_results(req.body)) < self.rounds:
+            n = len(tool_results(req.body))
+            reply = openai_tool_calls([("Bash", {"command": self.command, "description": f"Step {n}"},
+                                        f"call_zg_{n}")])
+        else:
+            reply = openai_text(self.final)
+        reply.send(ex)
+
+
+def test_claude_codes_old_tool_results_are_trimmed_in_a_long_session(claude, tmp_path, gw, up, model_map):
+    model_map(sonnet="glm-4.7-free")
+    gw.set_setting("trimming", {"tool_results": True, "repeats": True, "reminders": True, "thinking": True})
+    gw.set_setting("trim_keep_turns", 2)
+    rounds, final = 7, "All seven steps ran."
+    up.script("glm-4.7-free", *([ToolLoop(rounds, "seq 1 4000", final)] * 30))
+    try:
+        result = run_claude(claude, tmp_path, gw, "Run the steps", "--model", "sonnet", "--allowedTools", "Bash")
+    finally:
+        gw.set_setting("trimming", {})
+        gw.set_setting("trim_keep_turns", 4)
+    assert_success(result, gw, up)
+    assert final in result["result"]
+    main = [r for r in up.requests if is_main(r)]
+    assert len(main) == rounds + 1
+    outputs = [tool_results(r.body) for r in main]
+    assert [len(o) for o in outputs] == list(range(rounds + 1))
+    last = outputs[-1]
+    # with 7 turns and 2 kept, the first 4 are old (the old part grows 2 turns at a time): the first
+    # output is shortened, the same output again refers to it; the latest results came whole
+    assert "[zengate trimmed" in last[0][1] and "4000" in last[0][1]
+    assert all("the same output as the earlier Bash result (call_zg_0)" in text for _, text in last[1:4])
+    assert all("[zengate" not in text and text.rstrip().endswith("4000") for _, text in last[4:])
+    assert [call_id for call_id, _ in last] == [f"call_zg_{n}" for n in range(rounds)]  # every call kept its result
+    # prefix-stable: a result, once trimmed, reads the same in every later request
+    for earlier, later in itertools.pairwise(outputs):
+        for (call_id, text), (same_id, again) in zip(earlier, later, strict=False):
+            if "[zengate" in text:
+                assert (same_id, again) == (call_id, text)
