@@ -339,6 +339,37 @@ def test_a_request_a_guard_acted_on_shows_what_it_did(page, gw, upstream):
     assert dialog.locator("img").count() == 0 and page.evaluate("window.pwned") is None
 
 
+def test_a_trimmed_request_shows_its_tokens_before_and_after_and_the_overview_the_total(page, gw, upstream):
+    from tests.support.fake_upstream import anthropic_text
+    from tests.unit.test_trim import session
+
+    key = create_key_via_api(gw, "trimmed")
+    gw.set_setting("trimming", {"thinking": True, "tool_results": True, "repeats": True, "reminders": True})
+    try:
+        upstream.script("minimax-m2.5-free", anthropic_text("done"))
+        r = requests.post(gw.url + "/v1/messages", json={**session(16)[-1], "model": "minimax-m2.5-free"},
+                          headers={"x-api-key": key, "anthropic-version": "2023-06-01"}, timeout=30)
+        assert r.status_code == 200 and r.json()["content"][0]["text"] == "done"
+        [row] = gw.wait_for(lambda: logged(gw, key=key[:13]))
+    finally:
+        gw.set_setting("trimming", {})
+    before, after = row["trim_tokens_before"], row["trim_tokens_after"]
+    assert before > after > 0
+
+    login(page, gw)
+    expect(page.locator('[data-stat="trimmed"]')).not_to_have_text("–")
+    total = gw.admin("GET", "/_stats").json()["tokens_saved"]
+    assert total >= before - after
+    assert int(page.locator('[data-stat="trimmed"]').get_attribute("title").replace(",", "")) == total
+    nav(page, "Request log")
+    page.get_by_label("Key prefix", exact=True).fill(key[:13])
+    page.get_by_role("button", name="Apply").click()
+    page.locator("#requests-table tbody tr").first.get_by_role("button").click()
+    dialog = page.get_by_role("dialog")
+    item = dialog.locator("dl.meta > div").filter(has=page.locator("dt", has_text=re.compile(r"^Trimmed$")))
+    expect(item.locator("dd")).to_have_text(f"{before:,} → {after:,} tokens (estimated)")
+
+
 def test_the_overview_refreshes_itself_when_requests_arrive(open_page, gw, screenshot):
     page, _ = open_page()
     login(page, gw)

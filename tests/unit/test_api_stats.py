@@ -70,7 +70,8 @@ def test_timeseries_buckets_and_models(client, admin_headers):
     assert all(b - a == dt.timedelta(seconds=300) for a, b in itertools.pairwise(starts))
     assert all(s.timestamp() % 300 == 0 for s in starts)
     assert body["totals"] == {"requests": 3, "errors": 1, "avg_latency_ms": 150.0, "input_tokens": 30,
-                              "output_tokens": 15, "p95_latency_ms": 300.0, "saved_calls": 0}
+                              "output_tokens": 15, "p95_latency_ms": 300.0, "saved_calls": 0,
+                              "tokens_saved": 0}
     busy = [b for b in body["buckets"] if b["requests"]]
     assert sum(b["requests"] for b in busy) == 3 and sum(b["errors"] for b in busy) == 1
     five = next(b for b in busy if b["requests"] == 2)

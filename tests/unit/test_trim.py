@@ -176,6 +176,38 @@ def test_an_anthropic_clients_old_turns_reach_the_upstream_trimmed(client, upstr
     assert "repeats 3" in note["why"] and "thinking 12" in note["why"]
 
 
+def test_the_log_row_keeps_the_trimmed_requests_tokens_before_and_after(client, upstream, setting, admin_headers):
+    from tests.support.fake_upstream import anthropic_text
+    from tests.unit.test_api_guards import last_row
+
+    setting("trimming", {"thinking": True, "tool_results": True, "repeats": True, "reminders": True})
+    upstream.script("minimax-m2.5-free", anthropic_text("done"), anthropic_text("short"))
+    request = {**session(16)[-1], "model": "minimax-m2.5-free"}
+    r = client.post("/v1/messages", json=request, headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 200 and r.get_json()["content"][0]["text"] == "done"
+    row = last_row(client, admin_headers)
+    before, after = estimate_anthropic_tokens(request), estimate_anthropic_tokens(trim(request, TrimOptions())[0])
+    assert (row["trim_tokens_before"], row["trim_tokens_after"]) == (before, after)
+    assert before > 2 * after  # the old file listings and thinking were most of it
+    detail = client.get(f"/_stats/requests/{row['id']}", headers=admin_headers).get_json()
+    assert (detail["trim_tokens_before"], detail["trim_tokens_after"]) == (before, after)
+
+    short = {**session(3)[-1], "model": "minimax-m2.5-free"}  # too few turns: nothing to trim
+    r = client.post("/v1/messages", json=short, headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 200 and r.get_json()["content"][0]["text"] == "short"
+    row = last_row(client, admin_headers)
+    assert (row["trim_tokens_before"], row["trim_tokens_after"], row.get("guards")) == (None, None, None)
+
+
+def test_the_estimates_count_only_the_messages_trimming_replaced():
+    from zengate.steering.trim import estimated_tokens
+
+    for request in session(24)[8::5]:
+        trimmed = trim(request, TrimOptions())[0]
+        assert estimated_tokens(request, trimmed) == (estimate_anthropic_tokens(request),
+                                                      estimate_anthropic_tokens(trimmed))
+
+
 def test_an_openai_clients_old_tool_results_are_shortened_per_model(client, upstream, setting):
     from tests.support.fake_upstream import openai_text
 

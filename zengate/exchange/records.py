@@ -62,6 +62,8 @@ class RequestRecord:
     output_parts: list[str] = field(default_factory=list)
     attempts: list[dict] = field(default_factory=list)
     guards: list[dict] = field(default_factory=list)  # what the agent guards did: {"guard", "action", "why"}
+    trim_tokens_before: int | None = None  # trimming's estimate of the input tokens, when it changed the request
+    trim_tokens_after: int | None = None
     capture: Any = None  # runtime/capture.WireCapture while the wire_capture setting is on
     done: bool = False
     stream_open: bool = False  # counted in zengate_open_streams until finish()
@@ -105,6 +107,15 @@ class RequestRecord:
         """An agent guard acted on this request (zengate/guards): logged on the row, counted in /metrics."""
         self.guards.append({"guard": guard, "action": action, "why": why[:500]})
         metrics.guard_acted(guard, action)
+
+    def note_trim(self, before: int, after: int) -> None:
+        """Trimming shortened this request from about ``before`` to ``after`` input tokens (estimates):
+        kept on the row, the difference counted in /metrics."""
+        self.trim_tokens_before, self.trim_tokens_after = int(before), int(after)
+        try:
+            metrics.tokens_trimmed(before - after)
+        except Exception:
+            log.exception("could not count the trimmed tokens")
 
     def upstream_cost(self, cost: float) -> None:
         """The cost the upstream reported, as the stream's rest came in (after the record may
@@ -178,6 +189,8 @@ class RequestRecord:
                 "error": redact(error[:2000]) if error else None,
                 "attempts": self.attempts or None,
                 "guards": self.guards or None,
+                "trim_tokens_before": self.trim_tokens_before,
+                "trim_tokens_after": self.trim_tokens_after,
                 "cost": self.cost,
             })
         except Exception:

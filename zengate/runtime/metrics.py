@@ -68,6 +68,8 @@ KEY_TOKENS = Counter("zengate_key_tokens", "Tokens by API key (its shown prefix)
                      ["key", "direction"])
 GUARD_ACTIONS = Counter("zengate_guard_actions", "What the agent guards did, by guard and action (repaired, renamed, "
                         "refused).", ["guard", "action"])
+TRIM_TOKENS_SAVED = Counter("zengate_trim_tokens_saved", "Input tokens context trimming removed from requests "
+                            "(estimated: before minus after).")
 OPEN_STREAMS = Gauge("zengate_open_streams", "Client streams open now (all workers).", multiprocess_mode="livesum")
 LOG_QUEUE = Gauge("zengate_request_log_queue_depth", "Request-log rows queued, not yet written (all workers).",
                   multiprocess_mode="livesum")
@@ -176,6 +178,12 @@ def upstream_error(kind: str | None, status: int | None) -> None:
 def guard_acted(guard: str, action: str) -> None:
     """An agent guard acted on a request (zengate/guards); both labels are the guards' own words."""
     _child(GUARD_ACTIONS, guard, action).inc()
+
+
+def tokens_trimmed(count: int) -> None:
+    """Context trimming removed about ``count`` input tokens from a request (zengate/steering/trim.py)."""
+    if count > 0:
+        TRIM_TOKENS_SAVED.inc(count)
 
 
 def stream_opened() -> None:

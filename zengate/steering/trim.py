@@ -28,6 +28,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dialects.tokens import estimate_anthropic_tokens
+
 #: What the markers say; a model reads them in place of the text that was cut.
 CUT_MARKER = "\n[zengate trimmed {cut} characters of this old tool result; {head} kept before, {tail} after]\n"
 REPEAT_MARKER = "[zengate: the same output as the earlier {name} result ({id}); {chars} characters not repeated]"
@@ -217,3 +219,16 @@ def _reminders(text: str, trimmable: bool, seen: set[str], report: TrimReport) -
             report.chars_saved += len(match.group(0))
         seen.add(reminder)
     return out
+
+
+def estimated_tokens(form: dict, trimmed: dict) -> tuple[int, int]:
+    """The estimated input tokens of ``form`` and of ``trimmed`` (what :func:`trim` made of it).
+
+    One pass over ``form``; only the messages trimming replaced are estimated again (the
+    estimate is a sum over the messages, and :func:`trim` keeps every other message as it was).
+    """
+    before = estimate_anthropic_tokens(form)
+    saved = sum(estimate_anthropic_tokens({"messages": [old]}) - estimate_anthropic_tokens({"messages": [new]})
+                for old, new in zip(form.get("messages") or (), trimmed.get("messages") or (), strict=False)
+                if old is not new)
+    return before, before - saved

@@ -114,6 +114,9 @@ class RequestLog(BaseModel):
     attempts = peewee.TextField(null=True)  # JSON: [{"model", "backend", "key", "status", "error"}]
     cost = peewee.DoubleField(null=True)  # what the upstream said the request cost, when it said
     guards = peewee.TextField(null=True)  # JSON: [{"guard", "action", "why"}], what the agent guards did
+    # trimming's estimate of the input tokens before and after it (null when it changed nothing)
+    trim_tokens_before = peewee.IntegerField(null=True)
+    trim_tokens_after = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "request_log"

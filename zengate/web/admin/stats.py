@@ -185,6 +185,8 @@ def _row(r: RequestLog, *, bodies: bool) -> dict:
         "cost": r.cost,
         "proxy": r.proxy,
         "error": r.error,
+        "trim_tokens_before": r.trim_tokens_before,  # trimming's estimates (null when it changed nothing)
+        "trim_tokens_after": r.trim_tokens_after,
     }
     for name in ("attempts", "guards"):  # upstream attempts, what the guards did: where the schema has them
         value = getattr(r, name, None)
@@ -229,6 +231,14 @@ def _saved_calls(clauses: list) -> int:
     rows whose ``guards`` note names it (a LIKE, on SQLite and PostgreSQL alike)."""
     query = RequestLog.select().where(RequestLog.guards ** '%"quota_saver"%')
     return _where(query, clauses).count()
+
+
+def _tokens_saved(clauses: list) -> int:
+    """Input tokens context trimming removed (zengate/steering/trim.py): the sum of its estimates'
+    before minus after over the rows in scope."""
+    saved = peewee.fn.SUM(RequestLog.trim_tokens_before - RequestLog.trim_tokens_after)
+    query = RequestLog.select(peewee.fn.COALESCE(saved, 0)).where(RequestLog.trim_tokens_before.is_null(False))
+    return int(_where(query, clauses).scalar() or 0)
 
 
 def _latency_sample(clauses: list, *columns) -> list[tuple]:
@@ -279,6 +289,7 @@ def summary():
         "input_tokens": int(tokens_in),
         "output_tokens": int(tokens_out),
         "saved_calls": _saved_calls([]),
+        "tokens_saved": _tokens_saved([]),
         "uptime_seconds": round(time.time() - gw.started_at, 1),
         "models": _by_model([], sample),
         "keys": _by_key([]),
@@ -338,7 +349,8 @@ def timeseries():
         "until": auth.iso(now),
         "p95_sample": len(sample),
         "totals": {**_numbers(*RequestLog.select(*_aggregates()).where(*clauses).tuples().get()),
-                   "p95_latency_ms": _ms(percentile([s[0] for s in sample])), "saved_calls": _saved_calls(clauses)},
+                   "p95_latency_ms": _ms(percentile([s[0] for s in sample])), "saved_calls": _saved_calls(clauses),
+                   "tokens_saved": _tokens_saved(clauses)},
         "buckets": buckets,
         "models": _by_model(clauses, sample),
         "keys": _by_key(clauses),

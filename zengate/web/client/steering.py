@@ -42,6 +42,7 @@ def _trim(options: trim.TrimOptions, record: RequestRecord, form: dict, _context
     changed, report = trim.trim(form, options)
     if changed is not None:
         record.note_guard("trimming", "trimmed", report.summary())
+        record.note_trim(*trim.estimated_tokens(form, changed))
     return changed
 
 

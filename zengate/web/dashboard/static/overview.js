@@ -59,6 +59,7 @@ async function load() {
     setStat("tokens-in", fmtCompact(summary.input_tokens), `${fmtCompact(w.input_tokens)} in the ${name}`, summary.input_tokens);
     setStat("tokens-out", fmtCompact(summary.output_tokens), `${fmtCompact(w.output_tokens)} in the ${name}`, summary.output_tokens);
     setStat("saved", fmtInt(summary.saved_calls), `${fmtInt(w.saved_calls)} in the ${name}`);
+    setStat("trimmed", fmtCompact(summary.tokens_saved), `${fmtCompact(w.tokens_saved)} in the ${name}`, summary.tokens_saved);
     setStat("uptime", fmtDuration(summary.uptime_seconds));
     requestsChart($("#chart-requests"), series.buckets);
     latencyChart($("#chart-latency"), series.buckets);

@@ -152,6 +152,8 @@ function detailView(r) {
     metaItem("Latency", fmtMs(r.latency_ms)),
     metaItem("First byte", fmtMs(r.ttfb_ms)),
     metaItem("Tokens in / out", `${fmtInt(r.input_tokens)} / ${fmtInt(r.output_tokens)}`),
+    ...(r.trim_tokens_before === null || r.trim_tokens_before === undefined ? [] : [metaItem("Trimmed",
+      `${fmtInt(r.trim_tokens_before)} → ${fmtInt(r.trim_tokens_after)} tokens (estimated)`)]),
     metaItem("Key", r.key_prefix || "–"),
     metaItem("Proxy", r.proxy || "direct"),
     metaItem("Request id", h("span", { class: "mono" }, r.request_id)));
