@@ -234,3 +234,13 @@ def test_bad_trimming_settings_are_refused(client, admin_headers, key, value, sa
     r = client.post("/_admin/settings", json={"key": key, "value": value}, headers=admin_headers)
     assert r.status_code == 400
     assert says in r.get_data(as_text=True)
+
+
+def test_an_old_failure_is_shortened_like_any_result_keeping_its_end():
+    request = session(8)[-1]
+    failing = request["messages"][2]["content"][0]
+    failing["is_error"] = True
+    failing["content"] = pytest_output(0) + "\nFAILED tests/test_mod0.py::test_7 - AssertionError: 3 != 4"
+    shortened = trim(request, TrimOptions())[0]["messages"][2]["content"][0]
+    assert shortened["is_error"] is True and "[zengate trimmed" in shortened["content"]
+    assert shortened["content"].endswith("AssertionError: 3 != 4")

@@ -172,7 +172,7 @@ def _tool_result(block: dict, trimmable: bool, options: TrimOptions, names: dict
     first = seen_results.get(digest)
     if first is None:
         seen_results[digest] = (call_id, names.get(call_id, "tool"))
-    if not trimmable or block.get("is_error"):
+    if not trimmable:
         return block
     if first is not None and options.repeats and len(text) > len(REPEAT_MARKER) + 40:
         marker = REPEAT_MARKER.format(name=first[1], id=first[0], chars=len(text))
