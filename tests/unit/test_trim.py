@@ -244,3 +244,16 @@ def test_an_old_failure_is_shortened_like_any_result_keeping_its_end():
     shortened = trim(request, TrimOptions())[0]["messages"][2]["content"][0]
     assert shortened["is_error"] is True and "[zengate trimmed" in shortened["content"]
     assert shortened["content"].endswith("AssertionError: 3 != 4")
+
+
+def test_a_body_too_short_to_have_old_turns_is_not_read():
+    from zengate.steering.trim import could_trim
+
+    assert not could_trim({"messages": [{"role": "user", "content": "hi"}]}, 4)
+    assert could_trim(session(8)[-1], 4) and not could_trim(session(3)[-1], 4)
+    assert could_trim({"input": [{}] * 8}, 4) and could_trim({"contents": [{}] * 9}, 4)
+    assert not could_trim({"contents": "text"}, 4)
+    for n in range(12):  # never says no where trim would act
+        request = session(n)[-1]
+        if trim(request, TrimOptions())[0] is not None:
+            assert could_trim(request, 4)

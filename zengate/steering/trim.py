@@ -80,6 +80,14 @@ def old_turns(messages: list, keep_turns: int) -> int:
     return max(0, (assistants - keep_turns) // keep_turns * keep_turns)
 
 
+def could_trim(body: dict, keep_turns: int) -> bool:
+    """Whether a client's body (any API) may hold enough turns for :func:`trim` to act: a cheap
+    test before the body is read into the form (old turns need 2 × ``keep_turns`` assistant
+    messages, and every API lists each message or item on its own)."""
+    items = body.get("messages") or body.get("input") or body.get("contents")
+    return isinstance(items, list) and len(items) >= 2 * keep_turns
+
+
 def trim(form: dict, options: TrimOptions) -> tuple[dict | None, TrimReport]:
     """The form with its old turns trimmed (a new dict; ``form`` is shared and left alone), or None
     when nothing changed; and what was done."""

@@ -228,7 +228,7 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
         record.note_guard("chat_commands", "switched", steered.confirmation)
         options = replace(options, guard=exchange.chain_guards(
             lambda _form: commands.Confirmation(steered.confirmation), options.guard))
-    steering_stages, rewriter = steering.for_request(gw, record, (body["model"], steered.model))
+    steering_stages, rewriter = steering.for_request(gw, record, body, (body["model"], steered.model))
     if steering_stages:  # trimming, rewriting rules and prompt redaction (zengate/steering), after the others
         chosen = (*chosen, *steering_stages)
     if rewriter is not None:  # the model's own text, before the gateway's notes and tool-call guards

@@ -13,17 +13,17 @@ from ...gateway import Gateway
 from ...steering import redact, rewrite, trim
 
 
-def for_request(gw: Gateway, record: RequestRecord, models: Iterable[str]) -> tuple[tuple[Stage, ...],
-                                                                                   GuardFactory | None]:
-    """The stages (trimming, rewriting, then redaction) and the answer guard for a request for
-    ``models`` (the client's and the one it is sent to); nothing when all three are off."""
+def for_request(gw: Gateway, record: RequestRecord, body: dict,
+                models: Iterable[str]) -> tuple[tuple[Stage, ...], GuardFactory | None]:
+    """The stages (trimming, rewriting, then redaction) and the answer guard for the client's
+    ``body`` sent for ``models`` (the client's and the one it goes to); nothing when all are off.
+    Trimming is left out of a conversation too short to have old turns (its body is not read)."""
     stages: list[Stage] = []
     guard = None
     client_model, *_ = models
     steps = switched_on(gw.settings.get("trimming"), trim.STEPS, model=client_model, key=record.key_prefix)
-    if steps:
-        options = trim.TrimOptions(**{name: name in steps for name in trim.STEPS},
-                                   keep_turns=gw.settings.get("trim_keep_turns"),
+    if steps and trim.could_trim(body, keep_turns := gw.settings.get("trim_keep_turns")):
+        options = trim.TrimOptions(**{name: name in steps for name in trim.STEPS}, keep_turns=keep_turns,
                                    max_result_chars=gw.settings.get("trim_max_result_chars"))
         stages.append(partial(_trim, options, record))
     setting, from_file = gw.settings.get("rewrite_rules"), gw.catalog.file.rewrite_rules
