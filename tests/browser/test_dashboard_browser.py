@@ -538,17 +538,28 @@ def test_the_proxy_mode_switch_and_pool(page, gw, screenshot):
 # --- a phone --------------------------------------------------------------------------------------------------
 
 def test_every_page_fits_a_phone(open_page, gw, screenshot):
+    create_key_via_api(gw, "a phone's key with a long name")
     page, _ = open_page(viewport=PHONE, scale=2)
     login(page, gw)
     views = ["overview", "requests", "keys", "settings", "account"]
     if page.locator("#nav-proxy").is_visible():
         views.append("proxy")
     for view in views:
-        page.locator(f'[data-nav="{view}"]').click()
+        page.goto(f"{gw.url}/_admin/ui#{view}")  # as a link or a bookmark would: the tab may start out of sight
         expect(page.locator(f"#view-{view}")).to_be_visible()
         expect(page.locator(f"#view-{view} h1")).to_be_in_viewport()
+        expect(page.locator(f'[data-nav="{view}"]')).to_be_in_viewport(ratio=0.9)  # the current tab is shown
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{view} is wider than the phone by {overflow}px"
+        nav_bottom = page.locator(".sidebar").bounding_box()
+        heading = page.locator(f"#view-{view} h1").bounding_box()
+        gap = heading["y"] - (nav_bottom["y"] + nav_bottom["height"])
+        assert gap < 40, f"{view}: {gap:.0f}px of empty space between the navigation and the content"
+        if view == "keys":  # the table's actions in sight, nothing to scroll sideways
+            expect(page.locator("#keys-table tbody tr").first.get_by_role("button", name=re.compile("^Revoke"))
+                   ).to_be_in_viewport(ratio=1)
+            assert page.evaluate("(() => { const w = document.querySelector('#keys-table').closest('.table-wrap');"
+                                 " return w.scrollWidth - w.clientWidth; })()") <= 0
         if view == "overview":
             expect(page.locator("#chart-requests svg")).to_have_count(1)
             screenshot(page, "phone-overview")

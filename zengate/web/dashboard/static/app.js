@@ -24,6 +24,22 @@ const VIEWS = {
 let currentView = null;
 let signedIn = false;
 
+/** On a phone the navigation is one row that scrolls sideways: bring the current tab into it,
+ *  and fade the edge that has more tabs beyond it. */
+function revealInNav(link) {
+  const nav = link.closest(".nav");
+  if (!nav || nav.scrollWidth <= nav.clientWidth) return;
+  const bar = nav.getBoundingClientRect(), tab = link.getBoundingClientRect();
+  if (tab.left < bar.left) nav.scrollLeft -= bar.left - tab.left + 16;
+  else if (tab.right > bar.right) nav.scrollLeft += tab.right - bar.right + 16;
+  markNavEdges(nav);
+}
+
+function markNavEdges(nav) {
+  nav.classList.toggle("more-before", nav.scrollLeft > 1);
+  nav.classList.toggle("more-after", nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1);
+}
+
 function route({ focus = true } = {}) {
   if (!signedIn) return;
   let name = window.location.hash.replace(/^#/, "") || "overview";
@@ -31,8 +47,10 @@ function route({ focus = true } = {}) {
   if (currentView && currentView !== name && VIEWS[currentView].hide) VIEWS[currentView].hide();
   for (const section of $$(".view")) section.hidden = section.id !== `view-${name}`;
   for (const link of $$("[data-nav]")) {
-    if (link.dataset.nav === name) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
+    if (link.dataset.nav === name) {
+      link.setAttribute("aria-current", "page");
+      revealInNav(link);
+    } else link.removeAttribute("aria-current");
   }
   document.title = `${VIEWS[name].title} · zengate`;
   const changed = currentView !== name;
@@ -150,6 +168,7 @@ function init() {
   $("#logout-button-side").addEventListener("click", logout);
   $("#password-form").addEventListener("submit", changePassword);
   window.addEventListener("hashchange", () => route());
+  for (const nav of $$(".nav")) nav.addEventListener("scroll", () => markNavEdges(nav), { passive: true });
   initOverview();
   initRequests();
   initKeys();

@@ -60,11 +60,12 @@ function todayCell(key) {
 function keyRow(key) {
   const label = keyLabel(key);
   return h("tr", { class: key.active ? "" : "inactive", dataset: { prefix: key.prefix } },
-    h("td", { class: "truncate", title: label }, label,
-      h("span", { class: "only-sm mono muted prefix-sm" }, `${key.prefix}…`)), // the prefix's column is hidden there
+    h("td", { class: "truncate", title: label }, label, // the prefix's and last use's columns are hidden there
+      h("span", { class: "only-sm mono muted prefix-sm" }, `${key.prefix}…`),
+      h("span", { class: "only-sm muted prefix-sm" }, key.last_used_at ? `used ${fmtAgo(key.last_used_at)}` : "never used")),
     h("td", { class: "mono nowrap hide-sm" }, `${key.prefix}…`),
     h("td", { class: "hide-lg nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
-    h("td", { class: "nowrap" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
+    h("td", { class: "nowrap hide-sm" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
     limitsCell(key),
     todayCell(key),
     h("td", { class: "hide-sm" }, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
