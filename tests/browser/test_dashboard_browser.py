@@ -681,6 +681,9 @@ def test_wire_capture_is_switched_on_downloaded_and_deleted_in_the_request_log(p
     expect(switch).not_to_be_checked()
     switch.check()
     expect(page.get_by_text("Wire capture is on")).to_be_visible()
+    nav(page, "Overview")  # a toast does not follow the user to the next page
+    expect(page.locator("#toasts .toast")).to_have_count(0, timeout=1000)  # (it would last 3.5 s)
+    nav(page, "Request log")
     assert gw.admin("GET", "/_admin/settings").json()["settings"]["wire_capture"] is True
     try:
         key = create_key_via_api(gw, "captured")

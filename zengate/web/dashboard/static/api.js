@@ -62,6 +62,11 @@ export function toast(message, { bad = false, ms = 3500 } = {}) {
   setTimeout(() => el.remove(), bad ? ms * 2 : ms);
 }
 
+/** Remove every toast: what a page said does not follow the user to the next one. */
+export function clearToasts() {
+  $("#toasts").replaceChildren();
+}
+
 /** Show an error from a failed call, unless the login form is taking over. */
 export function toastError(err, prefix = "") {
   if (err instanceof ApiError && err.status === 401) return;

@@ -2,7 +2,7 @@
 // The session is an HttpOnly SameSite=Strict cookie set by POST /_admin/login {"cookie": true}:
 // scripts never see the token, and nothing is kept in web storage.
 
-import { api, ApiError, setFieldError, setUnauthorizedHandler, toast, toastError } from "./api.js";
+import { api, ApiError, clearToasts, setFieldError, setUnauthorizedHandler, toast, toastError } from "./api.js";
 import { $, $$ } from "./dom.js";
 import { initKeys, leaveKeys, loadKeys } from "./keys.js";
 import { hideOverview, initOverview, showOverview } from "./overview.js";
@@ -54,6 +54,7 @@ function route({ focus = true } = {}) {
   }
   document.title = `${VIEWS[name].title} · zengate`;
   const changed = currentView !== name;
+  if (changed) clearToasts();
   currentView = name;
   VIEWS[name].show();
   if (changed && focus) $("#main").focus({ preventScroll: true });
