@@ -137,6 +137,11 @@ class Gateway:
             redact_secrets=self.settings.get("redact_stored_secrets"),
         )
 
+    def refresh_models_if_due(self) -> None:
+        """Fetch the live model lists now when this worker has none yet or the background refresh is late."""
+        if self.catalog.due(self.settings.get("models_refresh_seconds")):
+            self.refresh_models()
+
     def refresh_models(self) -> bool:
         """Fetch the live model lists of both tiers (no key needed); True when Zen's answered."""
         self.catalog.refresh(lambda: self.upstream.get_json(self.config.go_upstream_url + "/models", 5.0), "go")

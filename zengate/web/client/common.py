@@ -100,8 +100,7 @@ def admit(gw: Gateway, record: RequestRecord, model: str) -> None:
 
 def listed_models(gw: Gateway) -> list[dict]:
     """The catalog's models a client may see (a key limited to some models sees only those)."""
-    if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
-        gw.refresh_models()  # first call in this worker, or the background refresh is late
+    gw.refresh_models_if_due()
     entries = gw.catalog.entries()
     policy = g.get("key_policy")
     if policy is not None and policy.models:
@@ -211,7 +210,7 @@ def serve(gw: Gateway, body: dict, record: RequestRecord, dialect: Dialect):
     if "context_window" in active:
         fit_window(plan, form, record)
     headers = request.headers
-    routes = plan.routes(gw.cooldowns, lambda: routing.conversation_key(body, headers),
+    routes = plan.routes(gw.cooldowns, steered.conversation or (lambda: routing.conversation_key(body, headers, form)),
                          max_attempts=gw.settings.get("max_attempts"))
     options = exchange.Options(
         passed_headers=dialect.passed_headers(headers, gw.catalog),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import peewee
 from flask import g
@@ -34,6 +34,7 @@ class Steering:
     local_text: str | None = None  # answer this instead of asking an upstream
     confirmation: str | None = None  # the gateway's note before the model's answer
     strip: bool = False  # commands may be in the conversation: remove them before it goes upstream
+    conversation: str | None = None  # the conversation's key, when steering had to work it out
 
 
 def steer(gw: Gateway, body: dict, form: Callable[[], dict], key: str | None,
@@ -51,11 +52,11 @@ def steer(gw: Gateway, body: dict, form: Callable[[], dict], key: str | None,
     reason = "chosen in chat" if choice is not None else ("forced" if forced else None)
     raw = g.get("raw_body")
     if raw is not None and b"!/" not in raw and commands.MARK.encode() not in raw:
-        return Steering(chosen, reason)  # no command, nothing of the gateway's to strip: the body is not read
+        return Steering(chosen, reason, conversation=conversation)  # no command, nothing to strip: body not read
     turn = commands.read(form())
     if turn is None:
-        return Steering(chosen, reason, strip=True)
-    return _run(gw, turn, conversation, choice, base, requested, key, days)
+        return Steering(chosen, reason, strip=True, conversation=conversation)
+    return replace(_run(gw, turn, conversation, choice, base, requested, key, days), conversation=conversation)
 
 
 def _read(gw: Gateway, conversation: str, days: int) -> Choice | None:
@@ -128,8 +129,7 @@ def _problem(gw: Gateway, model: str) -> str | None:
     except RoutingError as exc:
         return f"{model} cannot be used: {exc.message}"
     first = plan.candidates[0]
-    if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
-        gw.refresh_models()  # the live lists say which models exist
+    gw.refresh_models_if_due()  # the live lists say which models exist
     if first.backend.name in ("zen", "go") and not gw.catalog.known(first.model_id, gw.settings.get("model_overrides")):
         return f"{model} cannot be used: the gateway does not know that model (GET /v1/models lists them)"
     policy = g.get("key_policy")

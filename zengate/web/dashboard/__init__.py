@@ -75,8 +75,7 @@ def models():
     require_admin()
     gw = current_gateway()
     try:
-        if gw.catalog.due(gw.settings.get("models_refresh_seconds")):
-            gw.refresh_models()
+        gw.refresh_models_if_due()
         entries = gw.catalog.entries()
     except Exception:
         log.warning("dashboard: the model list is unavailable", exc_info=True)
