@@ -274,6 +274,45 @@ def test_a_keys_details_show_its_usage_today_and_a_chart_of_30_days(open_page, g
     screenshot(phone, "phone-key-details", full_page=True)
 
 
+def test_the_keys_table_shows_each_keys_usage_today_and_this_month_with_its_errors(open_page, gw, upstream):
+    key = create_key_via_api(gw, "busy key")
+    prefix = key[:13]
+    gw.set_setting("require_auth", True)  # keys are told apart, and counted, only while they are required
+    client = sdk(gw, key)
+    for _ in range(2):
+        client.chat.completions.create(model="big-pickle", messages=HELLO)
+    upstream.script("big-pickle", error(500, message="upstream fell over"))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="big-pickle", messages=HELLO)
+    usage = gw.wait_for(lambda: (lambda u: u if u["today"]["requests"] >= 3 else None)(key_record(gw, prefix)["usage"]))
+    assert usage["today"]["errors"] == 1 and usage["month"] == usage["today"], usage
+    tokens = usage["today"]["input_tokens"] + usage["today"]["output_tokens"]
+    assert 0 < tokens < 1_000_000  # shown whole, not compacted
+
+    page, _ = open_page()
+    login(page, gw)
+    nav(page, "API keys")
+    row = page.locator("#keys-table tbody tr", has_text="busy key")
+    for period in ("today", "this-month"):
+        cell = row.locator(f'td[data-period="{period}"]')
+        expect(cell).to_have_text(f"3 req · {tokens:,} tok1 error")
+        expect(cell.locator(".usage-errors")).to_have_text("1 error")
+    expect(page.locator("#keys-table thead")).to_contain_text("This month")
+    create_key_via_api(gw, "idle key")
+    page.reload()
+    idle = page.locator("#keys-table tbody tr", has_text="idle key")
+    expect(idle.locator("td.num.muted")).to_have_text(["–", "–"])  # no requests today, none this month
+
+    phone, _ = open_page(viewport=PHONE, scale=2)
+    login(phone, gw)
+    nav(phone, "API keys")
+    row = phone.locator("#keys-table tbody tr", has_text="busy key")
+    expect(row.locator('td[data-period="today"]')).to_be_hidden()
+    expect(row).to_contain_text(f"today 3 req · {tokens:,} tok · 1 err")
+    expect(row.get_by_role("button", name=re.compile("^Revoke"))).to_be_in_viewport(ratio=1)
+    assert table_overflow(phone, "#keys-table") <= 0
+
+
 # --- the request log and the overview ----------------------------------------------------------------------
 
 def test_a_request_shows_in_the_log_with_its_messages_escaped(page, gw, upstream, screenshot):

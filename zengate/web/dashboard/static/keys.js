@@ -48,13 +48,23 @@ function limitsCell(key) {
     parts.flatMap((part, i) => [i ? " · " : null, h("span", { class: "nowrap" }, part)]));
 }
 
-function todayCell(key) {
-  const t = key.usage.today;
-  if (!t.requests) return h("td", { class: "num hide-sm muted", title: "No requests today (UTC)" }, "–");
+/** "12 req · 3.4K tok" and, under it, "2 errors": a key's sums for one period (today or this month). */
+function usageCell(sums, period, { hide = "hide-sm" } = {}) {
+  if (!sums.requests) return h("td", { class: `num ${hide} muted`, title: `No requests ${period} (UTC)` }, "–");
   return h("td", {
-    class: "num hide-sm",
-    title: `Today (UTC): ${fmtInt(t.requests)} requests, ${fmtInt(t.errors)} errors, ${fmtInt(t.input_tokens)} tokens in, ${fmtInt(t.output_tokens)} out`,
-  }, `${fmtInt(t.requests)} req · ${fmtCompact(t.input_tokens + t.output_tokens)} tok`);
+    class: `num ${hide} usage`, dataset: { period: period.replace(/ /g, "-") },
+    title: `${period[0].toUpperCase()}${period.slice(1)} (UTC): ${fmtInt(sums.requests)} requests, ${fmtInt(sums.errors)} errors, ` +
+      `${fmtInt(sums.input_tokens)} tokens in, ${fmtInt(sums.output_tokens)} out`,
+  }, h("span", { class: "nowrap" }, `${fmtInt(sums.requests)} req · ${fmtCompact(sums.input_tokens + sums.output_tokens)} tok`),
+  sums.errors ? h("span", { class: "usage-errors" }, sums.errors === 1 ? "1 error" : `${fmtInt(sums.errors)} errors`) : null);
+}
+
+/** On a phone the usage columns are hidden: one line under the name says today's. */
+function usageLine(key) {
+  const t = key.usage.today;
+  if (!t.requests) return h("span", { class: "only-sm muted prefix-sm" }, "no requests today");
+  return h("span", { class: "only-sm muted prefix-sm" }, `today ${fmtInt(t.requests)} req · ${fmtCompact(t.input_tokens + t.output_tokens)} tok` +
+    (t.errors ? ` · ${fmtInt(t.errors)} err` : ""));
 }
 
 function keyRow(key) {
@@ -62,12 +72,14 @@ function keyRow(key) {
   return h("tr", { class: key.active ? "" : "inactive", dataset: { prefix: key.prefix } },
     h("td", { class: "truncate", title: label }, label, // the prefix's and last use's columns are hidden there
       h("span", { class: "only-sm mono muted prefix-sm" }, `${key.prefix}…`),
-      h("span", { class: "only-sm muted prefix-sm" }, key.last_used_at ? `used ${fmtAgo(key.last_used_at)}` : "never used")),
+      h("span", { class: "only-sm muted prefix-sm" }, key.last_used_at ? `used ${fmtAgo(key.last_used_at)}` : "never used"),
+      usageLine(key)),
     h("td", { class: "mono nowrap hide-sm" }, `${key.prefix}…`),
     h("td", { class: "hide-lg nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
     h("td", { class: "nowrap hide-sm" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
     limitsCell(key),
-    todayCell(key),
+    usageCell(key.usage.today, "today"),
+    usageCell(key.usage.month, "this month", { hide: "hide-md" }),
     h("td", { class: "hide-sm" }, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
     h("td", { class: "num" }, key.active
       ? h("span", { class: "row-actions" },
