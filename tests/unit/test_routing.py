@@ -36,6 +36,7 @@ models:
     fallbacks: [glm-4.7-free, "go:glm-5"]
 aliases:
   fast: gpt-5-nano
+  house: "zai:glm-4.6"
 auto:
   free:
     tools: [kimi-k2.5-free, big-pickle]
@@ -151,6 +152,12 @@ def test_claude_names_map_by_family_and_aliases():
     assert (haiku.tier, haiku.upstream_model, haiku.client_model) == ("zai", "glm-4.6", "claude-haiku-4-5-20251001")
     assert first(r.plan("claude-sonnet-5", settings)).upstream_model == "big-pickle"
     assert first(r.plan("fast", settings)).upstream_model == "gpt-5-nano"
+
+
+def test_an_alias_naming_a_backend_goes_to_that_backend():
+    route = first(router().plan("house", RoutingSettings()))
+    assert (route.tier, route.upstream_model, route.client_model) == ("zai", "glm-4.6", "house")
+    assert route.url() == "https://api.z.ai/api/coding/paas/v4/chat/completions"
 
 
 def test_protocol_override_and_model_overrides():

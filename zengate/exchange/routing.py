@@ -417,7 +417,9 @@ class Router:
         if name in AUTO_TOKENS and backend_name is None:
             tier = AUTO_TOKENS[name]
             name, chosen_by = self._auto(tier, settings, request_features or Features(), cooldowns, now)
-        name = self.catalog.file.aliases.get(name, name)
+        aliased = self.catalog.file.aliases.get(name)
+        if aliased is not None:  # an alias may name a backend too (fast: "zai:glm-4.6")
+            backend_name, name = self._split_backend(aliased) if backend_name is None else (backend_name, aliased)
         family = model_family(name)
         if family and not self.catalog.known(name, settings.model_overrides):
             name = settings.model_map.get(family) or settings.model_map.get("default") or name
