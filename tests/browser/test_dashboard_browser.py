@@ -618,7 +618,7 @@ def test_request_log_filters_and_clearing_it(page, gw, upstream):
     login(page, gw)
     page.goto(gw.url + "/_admin/ui#requests")
     rows = page.locator("#requests-table tbody tr")
-    page.get_by_label("Model", exact=True).fill("glm-4.7-free")
+    page.get_by_label("Model asked for", exact=True).fill("glm-4.7-free")
     page.get_by_label("Status", exact=True).select_option("5xx")
     page.get_by_role("button", name="Apply").click()
     expect(rows).to_have_count(len(logged(gw, model="glm-4.7-free", status="5xx")))

@@ -106,6 +106,10 @@ STATS_FILTERS = [
     _query("key", STRING, "key prefix"), _query("since", {"type": "string", "format": "date-time"}),
     _query("until", {"type": "string", "format": "date-time"}),
 ]
+LOG_FILTERS = [
+    *STATS_FILTERS, _query("upstream_model", STRING, "the model that answered"),
+    _query("key_name", STRING, "a stored key's name (case-insensitive)"),
+]
 PROXY_STATUS = [_query("proxies", INT, "how many top proxies to list")]
 SETTING_VALUE = {"description": "The setting's JSON value. A boolean may also be the string \"true\"/\"false\", "
                  "\"1\"/\"0\" or \"on\"/\"off\", a number a numeric string; a masked value (*** for a password) "
@@ -269,7 +273,14 @@ PATHS: dict[str, dict] = {
     "/_stats/timeseries": {"get": _admin_op("Per-bucket requests, errors, latency and tokens", params=[
         *STATS_FILTERS, _query("minutes", INT), _query("bucket", INT, "seconds")])},
     "/_stats/requests": {"get": _admin_op("One page of the request log, newest first", params=[
-        *STATS_FILTERS, _query("limit", INT), _query("offset", INT), _query("bodies", BOOL)])},
+        *LOG_FILTERS, _query("limit", INT), _query("offset", INT), _query("bodies", BOOL)])},
+    "/_stats/requests/export": {"get": _op(
+        "The filtered request log as a streamed download, newest first (JSON Lines or CSV)",
+        {"200": {"description": "The rows, one per line (CSV: a header row first)",
+                 "content": {"application/x-ndjson": {}, "text/csv": {}}},
+         **_errors(OPENAI_ERROR, 400, 401, 403)}, security=ADMIN, tags=("admin",), params=[
+            *LOG_FILTERS, _query("format", {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}),
+            _query("bodies", BOOL, "include input_messages and output_content (default false)")])},
     "/_stats/requests/{request_id}": {"get": _admin_op(
         "One request with its messages, output, attempts and what the guards did", extra=(404,),
         params=[{"name": "request_id", "in": "path", "required": True, "schema": INT}])},

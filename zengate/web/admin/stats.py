@@ -1,4 +1,5 @@
-"""Stats over the request log: totals, a time series, one page of the log, one request, clearing it. Admin only.
+"""Stats over the request log: totals, a time series, one page of the log, its export, one request, clearing it.
+Admin only.
 
 Counts, averages and token sums are computed by the database over every row in scope. The 95th
 percentile latency is computed in Python over the most recent ``P95_SAMPLE`` rows in scope (one
@@ -12,10 +13,11 @@ import json
 import math
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from ... import auth
 from ...gateway import current_gateway
+from ...store import export
 from ...store.db import is_postgres, peewee  # peewee as the store imports it (store/__init__.py)
 from ...store.models import ApiKey, RequestLog, utcnow
 from ..errors import ApiError
@@ -52,7 +54,7 @@ def _bad(name: str, message: str) -> ApiError:
     return ApiError(400, f"{name}: {message}", param=name, kind="input")
 
 
-def _int_arg(name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+def int_arg(name: str, default: int | None, minimum: int, maximum: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
@@ -101,14 +103,14 @@ def _text_arg(name: str, maximum: int = 200) -> str | None:
     return raw.strip()
 
 
-def _is_error():
+def is_error():
     return (RequestLog.status >= 400) | RequestLog.error.is_null(False)
 
 
 def _status_filter(raw: str):
     value = raw.strip().lower()
     if value == "error":
-        return _is_error()
+        return is_error()
     if value == "ok":
         return (RequestLog.status < 400) & RequestLog.error.is_null(True)
     if value in STATUS_CLASSES:
@@ -119,13 +121,27 @@ def _status_filter(raw: str):
     raise _bad("status", "must be a status code (e.g. 429), a class (2xx, 4xx, 5xx), ok or error")
 
 
+def _key_name_filter(name: str):
+    """Rows made with a stored key named ``name`` (case-insensitive; several keys may share a name,
+    and a name no key has matches nothing). The log keeps prefixes only: names are looked up here."""
+    wanted = name.casefold()
+    prefixes = sorted({prefix for prefix, key_name in ApiKey.select(ApiKey.prefix, ApiKey.name).tuples()
+                       if (key_name or "").strip().casefold() == wanted})
+    return RequestLog.key_prefix.in_(prefixes)  # none: an always-false clause
+
+
 def _log_filters() -> tuple[list, dict]:
-    """The WHERE clauses asked for by ``model``, ``status``, ``key``, ``since`` and ``until``."""
+    """The WHERE clauses asked for by ``model`` (asked for), ``upstream_model`` (the model that
+    answered), ``status``, ``key`` (a prefix), ``key_name``, ``since`` and ``until``."""
     clauses, applied = [], {}
     model = _text_arg("model")
     if model is not None:
         clauses.append(RequestLog.model == model)
         applied["model"] = model
+    answered = _text_arg("upstream_model")
+    if answered is not None:
+        clauses.append(RequestLog.upstream_model == answered)
+        applied["upstream_model"] = answered
     status = _text_arg("status", 20)
     if status is not None:
         clauses.append(_status_filter(status))
@@ -136,6 +152,10 @@ def _log_filters() -> tuple[list, dict]:
             key = key[:auth.SHOWN_PREFIX_CHARS]  # a whole key was pasted: only its prefix is logged
         clauses.append(peewee.fn.SUBSTR(RequestLog.key_prefix, 1, len(key)) == key)
         applied["key"] = key
+    key_name = _text_arg("key_name", 200)
+    if key_name is not None:
+        clauses.append(_key_name_filter(key_name))
+        applied["key_name"] = key_name
     since, until = _time_arg("since"), _time_arg("until")
     if since is not None:
         clauses.append(RequestLog.created_at >= since)
@@ -214,7 +234,7 @@ def _aggregates():
     fn = peewee.fn
     return (
         fn.COUNT(RequestLog.id),
-        fn.COALESCE(fn.SUM(peewee.Case(None, [(_is_error(), 1)], 0)), 0),
+        fn.COALESCE(fn.SUM(peewee.Case(None, [(is_error(), 1)], 0)), 0),
         fn.AVG(RequestLog.latency_ms),
         fn.COALESCE(fn.SUM(RequestLog.input_tokens), 0),
         fn.COALESCE(fn.SUM(RequestLog.output_tokens), 0),
@@ -316,8 +336,8 @@ def _default_bucket(minutes: int) -> int:
 @bp.get("/timeseries")
 def timeseries():
     """Per-bucket requests, errors, latency (avg, p95) and tokens over the last ``minutes``, and per model."""
-    minutes = _int_arg("minutes", 60, 1, MAX_WINDOW_MINUTES)
-    bucket = _int_arg("bucket", None, 10, 86_400) or _default_bucket(minutes)
+    minutes = int_arg("minutes", 60, 1, MAX_WINDOW_MINUTES)
+    bucket = int_arg("bucket", None, 10, 86_400) or _default_bucket(minutes)
     now = utcnow()
     first = math.floor((_epoch(now) - minutes * 60) / bucket)
     last = math.floor(_epoch(now) / bucket)
@@ -359,15 +379,34 @@ def timeseries():
 
 @bp.get("/requests")
 def requests_page():
-    """One page of the log, newest first, filtered by model, status, key, since and until."""
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    """One page of the log, newest first, filtered by model, upstream_model, status, key, key_name, since and until."""
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10**9)
     bodies = _bool_arg("bodies", True)
     clauses, applied = _log_filters()
     total = _where(RequestLog.select(), clauses).count()
     rows = _where(RequestLog.select(), clauses).order_by(*NEWEST_FIRST).limit(limit).offset(offset)
     return jsonify({"total": total, "limit": limit, "offset": offset, "filters": applied,
                     "requests": [_row(r, bodies=bodies) for r in rows]})
+
+
+@bp.get("/requests/export")
+def export_requests():
+    """The whole filtered log, newest first, as a JSON Lines or CSV download, streamed: read in
+    batches (zengate/store/export.py), so neither the worker nor the database holds all of it."""
+    fmt = (request.args.get("format") or "jsonl").strip().lower()
+    if fmt not in export.FORMATS:
+        raise _bad("format", f"must be one of {', '.join(export.FORMATS)}")
+    bodies = _bool_arg("bodies", False)
+    clauses, _applied = _log_filters()  # checked now: a bad filter is a 400, not a broken download
+    rows = (_row(r, bodies=bodies) for r in export.newest_first(_where(RequestLog.select(), clauses)))
+    lines = export.csv_lines(rows, bodies=bodies) if fmt == "csv" else export.jsonl_lines(rows)
+    media_type, _ext = export.FORMATS[fmt]
+    # the request context (and its database connection) lives until the last chunk is sent
+    response = Response(stream_with_context(export.encode(lines)), content_type=media_type)
+    response.headers["Content-Disposition"] = f"attachment; filename={export.filename(fmt, utcnow())}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/requests/<int:request_id>")

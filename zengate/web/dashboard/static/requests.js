@@ -1,4 +1,4 @@
-// The request log: filters, pages, one request in full, clearing the log.
+// The request log: filters, pages, exporting what matches, one request in full, clearing the log.
 // Bodies are whatever clients sent: they are only ever rendered as text.
 
 import { api, confirmAction, setFieldError, toast, toastError } from "./api.js";
@@ -6,9 +6,10 @@ import { initCapture, loadCapture } from "./capture.js";
 import { $, fmtDateTime, fmtInt, fmtMs, fmtWhen, h, replace, statusBadge, timeEl } from "./dom.js";
 import { loadModels } from "./settings.js";
 
-const FILTERS = ["model", "status", "key", "since", "until"];
+const FILTERS = ["model", "upstream_model", "status", "key", "key_name", "since", "until"];
 
 const state = { offset: 0, filters: {}, seq: 0 };
+const seenAnswered = new Set(); // models that answered, as pages show them: suggestions for the filter
 
 function filterInput(name) {
   return $(`#filter-${name}`);
@@ -33,6 +34,15 @@ function readFilters() {
   return filters;
 }
 
+/** The model that answered, and under it the one asked for when that differs (an alias, auto
+ *  routing, a fallback); a request nothing answered shows the model asked for. */
+function modelCell(r) {
+  const answered = r.upstream_model || r.model;
+  const asked = r.upstream_model && r.model && r.model !== r.upstream_model ? r.model : null;
+  return h("td", { class: "truncate", title: asked ? `asked for ${asked}, answered by ${answered}` : answered || null },
+    answered || "–", asked ? h("span", { class: "asked" }, `asked ${asked}`) : null);
+}
+
 function row(r) {
   const open = () => openRequest(r.id);
   return h("tr", { onclick: open, dataset: { id: String(r.id) } },
@@ -40,8 +50,7 @@ function row(r) {
       type: "button", class: "link-button", "aria-label": `Request ${r.id} at ${fmtDateTime(r.created_at)}`,
       onclick: (event) => { event.stopPropagation(); open(); },
     }, timeEl(r.created_at, fmtWhen(r.created_at)))),
-    h("td", { class: "truncate", title: r.upstream_model && r.upstream_model !== r.model ? `${r.model} → ${r.upstream_model}` : r.model || "" },
-      r.model || "–"),
+    modelCell(r),
     h("td", {}, statusBadge(r.status, r.error)),
     h("td", { class: "num" }, fmtMs(r.latency_ms)),
     h("td", { class: "num hide-sm" }, `${fmtInt(r.input_tokens)} / ${fmtInt(r.output_tokens)}`),
@@ -54,10 +63,70 @@ function showFilterCount() {
   replace($("#filters-count"), count ? h("span", { class: "badge info" }, `${count} active`) : null);
 }
 
+/** Open the log filtered to `filters` (e.g. `{upstream_model, since}`, values as the API takes
+ *  them) from another page; the other filters are cleared. */
+export function showRequestsMatching(filters) {
+  for (const name of FILTERS) {
+    const input = filterInput(name);
+    const value = filters[name] || "";
+    input.value = value && input.type === "datetime-local" ? localInputValue(value) : value;
+  }
+  state.filters = { ...filters };
+  state.offset = 0;
+  window.location.hash = "#requests";
+}
+
+/** An ISO time as a datetime-local input shows it: the browser's local time, to the minute. */
+function localInputValue(iso) {
+  const when = new Date(iso);
+  when.setMinutes(when.getMinutes() - when.getTimezoneOffset());
+  return when.toISOString().slice(0, 16);
+}
+
+/** The key-name filter's choices: the stored keys' names (once each), keeping the current choice. */
+async function loadKeyNames() {
+  let keys;
+  try {
+    ({ keys } = await api("/_admin/api-keys"));
+  } catch {
+    return; // a convenience: the log works without it
+  }
+  const select = filterInput("key_name");
+  const current = select.value;
+  const names = new Map();
+  for (const name of [...keys.map((k) => (k.name || "").trim()), current]) {
+    if (name && !names.has(name.toLowerCase())) names.set(name.toLowerCase(), name);
+  }
+  const sorted = [...names.values()].sort((a, b) => a.localeCompare(b));
+  replace(select, h("option", { value: "" }, "Any"), sorted.map((name) => h("option", { value: name }, name)));
+  select.value = current;
+}
+
+async function suggestAnswered(rows) {
+  for (const r of rows) if (r.upstream_model) seenAnswered.add(r.upstream_model);
+  await loadModels(); // then the gateway's own models after those seen
+  const known = [...$("#model-suggestions").options].map((o) => o.value);
+  replace($("#answered-suggestions"), [...new Set([...[...seenAnswered].sort(), ...known])].map((id) => h("option", { value: id })));
+}
+
+/** The export links download what the table's filters (as applied) match, every page of it. */
+function updateExportLinks(total) {
+  const bodies = $("#requests-export-bodies").checked ? "1" : "0";
+  for (const format of ["jsonl", "csv"]) {
+    const query = new URLSearchParams({ ...state.filters, format, bodies });
+    $(`#requests-export-${format}`).setAttribute("href", `/_stats/requests/export?${query}`);
+  }
+  if (total !== undefined) {
+    $("#requests-export-label").textContent = `Export ${fmtInt(total)} matching ${total === 1 ? "row" : "rows"}`;
+  }
+}
+
 export async function loadRequests() {
   loadModels();
   loadCapture();
+  loadKeyNames();
   showFilterCount();
+  updateExportLinks();
   const limit = Number($("#requests-page-size").value);
   const seq = ++state.seq;
   try {
@@ -68,6 +137,8 @@ export async function loadRequests() {
       return loadRequests();
     }
     replace($("#requests-table tbody"), page.requests.map(row));
+    updateExportLinks(page.total);
+    suggestAnswered(page.requests);
     $("#requests-empty").hidden = page.requests.length > 0;
     $("#requests-empty").textContent = Object.keys(state.filters).length ? "No requests match these filters." : "The log is empty.";
     $("#requests-range").textContent = page.total
@@ -216,6 +287,7 @@ export function initRequests() {
     setTimeout(loadRequests); // after the form has cleared its fields
   });
   $("#requests-page-size").addEventListener("change", () => { state.offset = 0; loadRequests(); });
+  $("#requests-export-bodies").addEventListener("change", () => updateExportLinks());
   $("#requests-prev").addEventListener("click", () => {
     state.offset = Math.max(0, state.offset - Number($("#requests-page-size").value));
     loadRequests();
