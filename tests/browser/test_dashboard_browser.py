@@ -580,7 +580,7 @@ def test_every_page_fits_a_phone(open_page, gw, screenshot):
     create_key_via_api(gw, "a phone's key with a long name")
     page, _ = open_page(viewport=PHONE, scale=2)
     login(page, gw)
-    views = ["overview", "requests", "keys", "settings", "account"]
+    views = ["overview", "requests", "models", "keys", "settings", "account"]
     if page.locator("#nav-proxy").is_visible():
         views.append("proxy")
     for view in views:

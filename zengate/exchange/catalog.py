@@ -360,6 +360,12 @@ class ModelCatalog:
                 return tier
         return None
 
+    def live_ids(self, tier: str) -> frozenset[str] | None:
+        """The ids in one tier's live list; None when that list was never fetched (or the tier has none)."""
+        with self._lock:
+            models = self._live.get(tier)
+        return None if models is None else frozenset(e["id"] for e in models)
+
     def info(self, model_id: str, overrides: dict[str, dict] | None = None) -> ModelInfo:
         """Merged knowledge about one model (see the module docstring for the order)."""
         info = describe(model_id)

@@ -40,6 +40,7 @@ def create_app(config=None) -> Flask:
     from .admin import admin, proxy, stats
     from .admin import capture as capture_views
     from .admin import metrics as metrics_views
+    from .admin import models as models_views
     from .client import anthropic, gemini, models, openai, responses
     from .dashboard import bp as dashboard_bp
     from .health import bp as health_bp
@@ -61,7 +62,7 @@ def create_app(config=None) -> Flask:
     metrics.known_model = gateway.catalog.known  # catalog models always get their own metric label
 
     for blueprint in (health_bp, openai.bp, anthropic.bp, responses.bp, gemini.bp, models.bp, admin.bp, stats.bp,
-                      dashboard_bp, proxy.bp, capture_views.bp, metrics_views.bp, openapi_bp):
+                      dashboard_bp, proxy.bp, capture_views.bp, metrics_views.bp, models_views.bp, openapi_bp):
         app.register_blueprint(blueprint)
     app.wsgi_app = client_limits.BodyDeadline(app.wsgi_app, config.client_timeout)  # slow bodies → 408
     hooks.install(app, config)

@@ -248,6 +248,12 @@ PATHS: dict[str, dict] = {
     "/_admin/proxy/refresh": {"post": _admin_op("Refresh the proxy pool now", params=PROXY_STATUS)},
     "/_admin/proxy/settings": {"post": _admin_op("Set proxy settings (short or full names; enabled: proxy_enabled)",
                                                  body={"type": "object"}, params=PROXY_STATUS)},
+    "/_admin/models": {"get": _admin_op(
+        "Every model the gateway serves: tier, protocol, limits, live, fallbacks, aliases, family map, traffic",
+        params=[_query("minutes", {"type": "integer", "minimum": 1, "default": 1440}, "the traffic's window")])},
+    "/_admin/models/test": {"post": _admin_op(
+        "Send one short request to a model through the gateway's routing: its answer, who answered, latency",
+        body=_obj({"model": {"type": "string", "minLength": 1, "maxLength": 200}}, ("model",)))},
     "/_admin/capture": {
         "get": _admin_op("Wire capture: whether it is on, its files (every worker's) with their sizes", extra=()),
         "delete": _admin_op("Delete every wire-capture file", extra=()),

@@ -5,6 +5,7 @@
 import { api, ApiError, clearToasts, setFieldError, setUnauthorizedHandler, toast, toastError } from "./api.js";
 import { $, $$ } from "./dom.js";
 import { initKeys, leaveKeys, loadKeys } from "./keys.js";
+import { initModelsView, loadModelsView } from "./models.js";
 import { hideOverview, initOverview, showOverview } from "./overview.js";
 import { hideProxy, initProxy, showProxy } from "./proxy.js";
 import { initRequests, loadRequests } from "./requests.js";
@@ -15,6 +16,7 @@ const proxyApi = document.body.dataset.proxyApi === "true";
 const VIEWS = {
   overview: { title: "Overview", show: showOverview, hide: hideOverview },
   requests: { title: "Request log", show: loadRequests },
+  models: { title: "Models", show: loadModelsView },
   keys: { title: "API keys", show: loadKeys, hide: leaveKeys },
   settings: { title: "Settings", show: () => loadSettings() },
   proxy: { title: "Proxy pool", show: showProxy, hide: hideProxy, available: () => proxyApi },
@@ -172,6 +174,7 @@ function init() {
   for (const nav of $$(".nav")) nav.addEventListener("scroll", () => markNavEdges(nav), { passive: true });
   initOverview();
   initRequests();
+  initModelsView();
   initKeys();
   initSettings();
   if (proxyApi) initProxy();
