@@ -437,6 +437,16 @@ ALIASES: dict[str, Alias] = {
 }
 
 
+#: Settings read later than at the next request: when a stored change to one takes effect
+#: (:meth:`Settings.applies`; the others apply at the next request).
+APPLIES_LATER = {
+    "admin_session_hours": "at the next admin login on every worker of this instance (sessions already open keep "
+                           "their end)",
+    "log_retention_days": "at the next retention pass, within a minute",
+    "log_retention_rows": "at the next retention pass, within a minute",
+}
+
+
 _UNSET = object()
 
 
@@ -630,6 +640,25 @@ class Settings:
         self._generation.bump()
         if self.relay is not None:
             self.relay.settings_changed()
+
+    def applies(self, name: str | None = None) -> str:
+        """When a change to ``name`` (any setting: None) stored now takes effect, in words.
+
+        On this instance: at the next request on every worker (the shared generation), or for the
+        few settings read later (``APPLIES_LATER``) at that moment. On the other instances: as soon
+        as Redis relays it when a relay is up, otherwise when their cache expires (the TTL).
+        """
+        target = ALIASES[name].target if name in ALIASES else name
+        here = APPLIES_LATER.get(target or "", "at the next request on every worker of this instance")
+        ttl = self._cache_seconds
+        within = "at their next request" if ttl <= 0 else f"within {ttl:g} s"
+        if self.relay is None:
+            there = f"other instances sharing its database: {within} (ZENGATE_SETTINGS_TTL)"
+        elif self.relay.up:
+            there = f"other instances: as soon as Redis relays it ({within} at most, ZENGATE_SETTINGS_TTL)"
+        else:
+            there = f"other instances: {within} (ZENGATE_SETTINGS_TTL), Redis being unreachable"
+        return f"{here}; {there}"
 
     def set(self, name: Any, value: Any, *, internal: bool = False) -> Any:
         """Validate and store one setting; returns the stored value (an alias's: its own new value).

@@ -30,7 +30,9 @@ def test_a_setting_changed_through_one_worker_applies_to_the_next_request_on_all
         assert gw.wait_for(lambda: chat(gw, "warm").status_code == 200 and len(gw.answered(start)) == 2,
                            timeout=30, interval=0)
         mark = len(gw.log())
-        gw.set_setting("require_auth", True)
+        saved = gw.admin("POST", "/_admin/settings", json={"key": "require_auth", "value": True})
+        assert saved.json()["applies"] == ("at the next request on every worker of this instance; other instances "
+                                           "sharing its database: within 3600 s (ZENGATE_SETTINGS_TTL)"), saved.text
         answers = [chat(gw, f"after {i}") for i in range(40)]
         assert [r.status_code for r in answers] == [401] * 40
         assert all(r.json()["error"]["type"] == "authentication_error" for r in answers), answers[0].text

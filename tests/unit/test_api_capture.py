@@ -179,7 +179,7 @@ def test_switching_it_off_stops_the_capture_at_the_next_request(client, gateway,
     headers = {"Authorization": f"Bearer {capturing}"}
     client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK}, headers=headers)
     r = client.post("/_admin/settings", json={"key": "wire_capture", "value": "off"}, headers=admin_headers)
-    assert r.get_json() == {"key": "wire_capture", "value": False}
+    assert r.get_json()["key"] == "wire_capture" and r.get_json()["value"] is False
     client.post("/v1/chat/completions", json={"model": "big-pickle", "messages": ASK}, headers=headers)
     assert len(captured(gateway)) == 1
     assert client.get("/_admin/capture", headers=admin_headers).get_json()["enabled"] is False

@@ -376,7 +376,9 @@ class ModelCatalog:
             info = replace(info, tier=live)
         for entry in (self.file.models.get(model_id), (overrides or {}).get(model_id)):
             if entry:
-                changes = {k: (tuple(v) if k == "fallbacks" else v) for k, v in entry.items()}
+                changes = {k: (tuple(v) if k == "fallbacks" else v) for k, v in entry.items() if k != "backend"}
+                if "backend" in entry:  # model_overrides may say backend, as the models file does: the tier
+                    changes["tier"] = entry["backend"]
                 info = replace(info, **changes)
         return info
 

@@ -302,14 +302,17 @@ def delete_key():
 
 @bp.get("/settings")
 def get_settings():
-    """Every setting (credentials masked) and its description; aliases such as proxy_enabled too."""
+    """Every setting (credentials masked) and its description; aliases such as proxy_enabled too;
+    ``applies``: when a change saved now takes effect."""
     gw = current_gateway()
-    return jsonify({"settings": gw.settings.public(), "describe": gw.settings.describe()})
+    return jsonify({"settings": gw.settings.public(), "describe": gw.settings.describe(),
+                    "applies": gw.settings.applies()})
 
 
 @bp.post("/settings")
 def set_setting():
-    """``{"key", "value"}``; the answer repeats the key and the value now in force (credentials masked)."""
+    """``{"key", "value"}``; the answer repeats the key and the value now in force (credentials masked),
+    and says when the change ``applies`` (every worker of this instance, the other instances)."""
     gw = current_gateway()
     body = json_object()
     if "key" not in body or "value" not in body:
@@ -322,7 +325,7 @@ def set_setting():
         raise ApiError(400, str(exc), param=exc.field, kind="input") from None
     gw.settings.store(changes)
     gw.egress.settings_stored(set(changes))  # a new proxy mode or pool filter takes effect at once
-    return jsonify({"key": key, "value": gw.settings.shown(key)})
+    return jsonify({"key": key, "value": gw.settings.shown(key), "applies": gw.settings.applies(key)})
 
 
 def _current_password_field(body: dict) -> str:

@@ -4,10 +4,13 @@
 // An alias (describe's "alias_of", e.g. proxy_enabled for proxy_mode) gets no control of its own:
 // the setting it stands for has one, and two controls for one value would contradict each other.
 // A setting that holds credentials comes masked ("masked": the marker); posting the marker back
-// keeps the stored secret.
+// keeps the stored secret. Fallbacks, model overrides and auto routes get forms with raw JSON a
+// click away (settings-editors.js); the sections fold and a filter box narrows them (settings-filter.js).
 
-import { api, setFieldError, toastError } from "./api.js";
+import { api, setFieldError, toast, toastError } from "./api.js";
 import { $, h, humanize, replace } from "./dom.js";
+import { formEditor } from "./settings-editors.js";
+import { initFilter, refilter, reveal, sectionDetails } from "./settings-filter.js";
 
 const SECTIONS = [
   { title: "Access", names: ["require_auth", "admin_session_hours"] },
@@ -105,7 +108,8 @@ const NO_RESET = new Set(["opencode_session"]);
 /** "model_map: unknown family …" from the API → "Unknown family …" beside the field. */
 function readable(message, name) {
   const text = message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
-  return text.charAt(0).toUpperCase() + text.slice(1);
+  // a sentence starts with a capital; one that starts with a model's name ("big-pickle: …") keeps it
+  return /^[a-z]+ /.test(text) ? text.charAt(0).toUpperCase() + text.slice(1) : text;
 }
 
 class Invalid extends Error {}
@@ -244,6 +248,8 @@ function guardsEditor(id) {
 }
 
 function editorFor(name, spec, id) {
+  const form = formEditor(name, id, { knownModels: () => models });
+  if (form) return form;
   if (name === "model_map") return modelMapEditor(id, spec);
   if (name === "guards") return guardsEditor(id);
   if (spec.type === "boolean") return booleanEditor(id);
@@ -275,7 +281,12 @@ export function makeField(name, spec, { onChange = () => {}, label } = {}) {
 
   const field = {
     name, spec, row, value: spec.value,
-    focus: () => editor.focusable.focus(),
+    focus() {
+      reveal(row);
+      editor.focusable.focus();
+    },
+    /** Point the next error at the input a message from the gateway is about (form editors). */
+    locate: (message) => editor.locate?.(message),
     read: () => editor.read(),
     dirty() {
       try {
@@ -372,13 +383,14 @@ function render(describe) {
     if (!mine.length) continue;
     mine.forEach((f) => remaining.delete(f));
     sections.push(h("section", { class: "card settings-section", "aria-label": section.title },
-      h("h2", {}, section.title), section.help ? h("p", { class: "help" }, section.help) : null,
-      ...mine.map((f) => f.row)));
+      sectionDetails(section.title, h("span", { class: "muted small" }, `${mine.length} setting${mine.length > 1 ? "s" : ""}`),
+        [section.help ? h("p", { class: "help" }, section.help) : null, ...mine.map((f) => f.row)])));
   }
   if (proxyApi) {
     sections.push(h("p", { class: "muted small" }, "Proxy settings are on the ", h("a", { href: "#proxy" }, "Proxy pool"), " page."));
   }
   replace($("#settings-sections"), sections);
+  refilter();
   formChanged();
 }
 
@@ -404,6 +416,7 @@ export async function loadSettings({ force = false } = {}) {
   if (!force && hasUnsavedSettings()) return; // keep what is being edited
   try {
     const [data] = await Promise.all([api("/_admin/settings"), loadModels()]);
+    if (data.applies) $("#settings-applies").textContent = `A saved change applies ${data.applies}.`;
     render(data.describe);
   } catch (err) {
     toastError(err, "Could not load the settings: ");
@@ -420,13 +433,16 @@ async function save(event) {
   $("#settings-save").disabled = true;
   let saved = 0;
   let firstBad = null;
+  const applies = new Map(); // when it applies → the settings saved that say so
   for (const [field, value] of changes) {
     try {
       const result = await api("/_admin/settings", { method: "POST", body: { key: field.name, value } });
       field.commit(result.value);
       saved += 1;
+      if (result.applies) applies.set(result.applies, [...(applies.get(result.applies) || []), field.name]);
     } catch (err) {
       if (err.status === 401) return;
+      field.locate(err.message);
       field.showError(readable(err.message, field.name));
       firstBad = firstBad || field;
     }
@@ -438,9 +454,18 @@ async function save(event) {
   } else {
     status(`Saved ${saved} setting${saved > 1 ? "s" : ""}.`);
   }
+  if (applies.size) toast(appliesText(saved, applies), { ms: 9000 });
+}
+
+/** "Saved 1 setting. It applies at the next request on every worker…", one sentence per timing. */
+function appliesText(saved, applies) {
+  const head = `Saved ${saved} setting${saved > 1 ? "s" : ""}.`;
+  if (applies.size === 1) return `${head} ${saved > 1 ? "They apply" : "It applies"} ${[...applies.keys()][0]}.`;
+  return [head, ...[...applies].map(([when, names]) => `${names.join(", ")}: ${when}.`)].join(" ");
 }
 
 export function initSettings() {
+  initFilter();
   $("#settings-form").addEventListener("submit", save);
   $("#settings-discard").addEventListener("click", () => {
     for (const field of fields) field.commit(field.value);
