@@ -1,4 +1,4 @@
-// API keys: the list (with each key's limits and today's usage), creating one (its full value
+// API keys: the list (with each key's limits and its usage today and this month), creating one (its full value
 // shown once), revoking one, and a key's details: its name, note and limits to edit, and its usage.
 
 import { api, confirmAction, copyText, setFieldError, toast, toastError } from "./api.js";
@@ -48,19 +48,24 @@ function limitsCell(key) {
     parts.flatMap((part, i) => [i ? " · " : null, h("span", { class: "nowrap" }, part)]));
 }
 
-/** "12 req · 3.4K tok" and, under it, "2 errors": a key's sums for one period (today or this month). */
-function usageCell(sums, period, { hide = "hide-sm" } = {}) {
-  if (!sums.requests) return h("td", { class: `num ${hide} muted`, title: `No requests ${period} (UTC)` }, "–");
-  return h("td", {
-    class: `num ${hide} usage`, dataset: { period: period.replace(/ /g, "-") },
+/** One period's line of the usage column: "today 12 req · 3.4K tok · 2 errors", or "today –". */
+function usageLine(sums, period) {
+  const errors = sums.errors ? h("span", { class: "usage-errors" }, ` · ${sums.errors === 1 ? "1 error" : `${fmtInt(sums.errors)} errors`}`) : null;
+  return h("span", {
+    class: "usage-line nowrap", dataset: { period: period.replace(/ /g, "-") },
     title: `${period[0].toUpperCase()}${period.slice(1)} (UTC): ${fmtInt(sums.requests)} requests, ${fmtInt(sums.errors)} errors, ` +
       `${fmtInt(sums.input_tokens)} tokens in, ${fmtInt(sums.output_tokens)} out`,
-  }, h("span", { class: "nowrap" }, `${fmtInt(sums.requests)} req · ${fmtCompact(sums.input_tokens + sums.output_tokens)} tok`),
-  sums.errors ? h("span", { class: "usage-errors" }, sums.errors === 1 ? "1 error" : `${fmtInt(sums.errors)} errors`) : null);
+  }, h("span", { class: "usage-when" }, period === "today" ? "today " : "month "),
+  sums.requests ? `${fmtInt(sums.requests)} req · ${fmtCompact(sums.input_tokens + sums.output_tokens)} tok` : "–", errors);
 }
 
-/** On a phone the usage columns are hidden: one line under the name says today's. */
-function usageLine(key) {
+/** The key's requests and tokens today and this month, each with its errors. */
+function usageCell(key) {
+  return h("td", { class: "num hide-sm usage" }, usageLine(key.usage.today, "today"), usageLine(key.usage.month, "this month"));
+}
+
+/** On a phone the usage column is hidden: one line under the name says today's. */
+function usageToday(key) {
   const t = key.usage.today;
   if (!t.requests) return h("span", { class: "only-sm muted prefix-sm" }, "no requests today");
   return h("span", { class: "only-sm muted prefix-sm" }, `today ${fmtInt(t.requests)} req · ${fmtCompact(t.input_tokens + t.output_tokens)} tok` +
@@ -73,13 +78,12 @@ function keyRow(key) {
     h("td", { class: "truncate", title: label }, label, // the prefix's and last use's columns are hidden there
       h("span", { class: "only-sm mono muted prefix-sm" }, `${key.prefix}…`),
       h("span", { class: "only-sm muted prefix-sm" }, key.last_used_at ? `used ${fmtAgo(key.last_used_at)}` : "never used"),
-      usageLine(key)),
+      usageToday(key)),
     h("td", { class: "mono nowrap hide-sm" }, `${key.prefix}…`),
     h("td", { class: "hide-lg nowrap" }, timeEl(key.created_at, fmtWhen(key.created_at))),
     h("td", { class: "nowrap hide-sm" }, key.last_used_at ? timeEl(key.last_used_at, fmtAgo(key.last_used_at)) : "never"),
     limitsCell(key),
-    usageCell(key.usage.today, "today"),
-    usageCell(key.usage.month, "this month", { hide: "hide-md" }),
+    usageCell(key),
     h("td", { class: "hide-sm" }, h("span", { class: key.active ? "badge ok" : "badge" }, key.active ? "active" : "revoked")),
     h("td", { class: "num" }, key.active
       ? h("span", { class: "row-actions" },
