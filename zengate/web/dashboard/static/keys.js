@@ -50,13 +50,14 @@ function limitsCell(key) {
 
 /** One period's line of the usage column: "today 12 req · 3.4K tok · 2 errors", or "today –". */
 function usageLine(sums, period) {
-  const errors = sums.errors ? h("span", { class: "usage-errors" }, ` · ${sums.errors === 1 ? "1 error" : `${fmtInt(sums.errors)} errors`}`) : null;
+  const errors = sums.errors ? [" · ", h("span", { class: "usage-errors nowrap" }, sums.errors === 1 ? "1 error" : `${fmtInt(sums.errors)} errors`)] : null;
   return h("span", {
-    class: "usage-line nowrap", dataset: { period: period.replace(/ /g, "-") },
+    class: "usage-line", dataset: { period: period.replace(/ /g, "-") }, // wraps between its parts, not within
     title: `${period[0].toUpperCase()}${period.slice(1)} (UTC): ${fmtInt(sums.requests)} requests, ${fmtInt(sums.errors)} errors, ` +
       `${fmtInt(sums.input_tokens)} tokens in, ${fmtInt(sums.output_tokens)} out`,
   }, h("span", { class: "usage-when" }, period === "today" ? "today " : "month "),
-  sums.requests ? `${fmtInt(sums.requests)} req · ${fmtCompact(sums.input_tokens + sums.output_tokens)} tok` : "–", errors);
+  sums.requests ? [h("span", { class: "nowrap" }, `${fmtInt(sums.requests)} req`), " · ",
+    h("span", { class: "nowrap" }, `${fmtCompact(sums.input_tokens + sums.output_tokens)} tok`)] : "–", errors);
 }
 
 /** The key's requests and tokens today and this month, each with its errors. */
