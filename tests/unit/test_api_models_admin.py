@@ -81,7 +81,8 @@ def test_every_model_with_its_tier_protocol_limits_and_liveness(client, admin_he
     assert {k: house[k] for k in ("tier", "kind", "protocol", "upstream_model", "context", "max_output", "live",
                                   "fallbacks", "aliases", "families")} == {
         "tier": "local", "kind": "backend", "protocol": "openai", "upstream_model": "house-v2", "context": 32000,
-        "max_output": 4000, "live": None, "fallbacks": ["big-pickle"], "aliases": ["house", "home"], "families": ["opus"]}
+        "max_output": 4000, "live": None, "fallbacks": ["big-pickle"], "aliases": ["house", "home"],
+        "families": ["opus"]}
     assert (rows["my-override"]["tier"], rows["my-override"]["context"]) == ("go", 1000)
     assert body["families"] == [
         {"family": "opus", "model": "local:house-model", "own": True},
