@@ -56,8 +56,9 @@ class Gateway:
     def _relay(self, board: RestBoard):
         from .store.relay import Relay
 
-        relay = Relay(self.config.redis_url, board, self.settings.generation)
-        board.relay = self.egress.pool.board.relay = self.settings.relay = relay
+        relay = Relay(self.config.redis_url, board, self.settings.generation,
+                      conversations_generation=self.conversations.generation)
+        board.relay = self.egress.pool.board.relay = self.settings.relay = self.conversations.relay = relay
         return relay
 
     def _log_cleared_at(self) -> dt.datetime | None:

@@ -84,6 +84,32 @@ def test_a_setting_changed_on_one_instance_applies_on_the_other(pair):
     assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error", refused.text
 
 
+def test_an_in_chat_model_choice_made_on_one_instance_holds_on_the_other(pair, up):
+    """Each worker caches conversations' choices for ZENGATE_SETTINGS_TTL (an hour here): only the
+    relay can tell the other instance's workers that this conversation chose a model."""
+    a, b = pair
+    headers = {"x-session-id": "e2e-relay-choice", "Connection": "close"}
+
+    def ask(gw: GatewayProcess, content: str) -> requests.Response:
+        body = {"model": "big-pickle", "messages": [{"role": "user", "content": content}]}
+        return requests.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+    def models_sent() -> list[str]:
+        return [q.model for q in up.requests if q.path.endswith("/chat/completions")]
+
+    a.set_setting("chat_commands", True)
+    assert b.wait_for(lambda: "[zengate]" in ask(b, "!/status").text, timeout=10)  # B has the setting
+    up.reset()
+    assert [ask(b, "hello").status_code for _ in range(6)] == [200] * 6  # B's workers cache: no choice
+    assert models_sent() == ["big-pickle"] * 6
+    chosen = ask(a, "!/model(glm-4.7-free)")
+    assert "this conversation now uses glm-4.7-free" in chosen.json()["choices"][0]["message"]["content"]
+    assert b.wait_for(lambda: ask(b, "and now?").status_code == 200 and models_sent()[-1] == "glm-4.7-free",
+                      timeout=10)
+    assert [ask(b, f"turn {n}").status_code for n in range(6)] == [200] * 6  # on both of B's workers
+    assert models_sent()[-6:] == ["glm-4.7-free"] * 6
+
+
 def test_redis_stopped_and_started_fails_no_request_and_the_rests_converge(pair, up, redis_server):
     a, b = pair
     redis_server.stop()

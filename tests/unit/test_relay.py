@@ -24,7 +24,8 @@ class Instance:
         self.board = RestBoard(root / "zengate-instance.db", Generation(root / "zengate-rests.generation"))
         self.reader = self.board.reader()
         self.settings = Generation(root / "zengate-settings.generation")
-        self.relay = Relay(url, self.board, self.settings, origin=name)
+        self.conversations = Generation(root / "zengate-conversations.generation")
+        self.relay = Relay(url, self.board, self.settings, origin=name, conversations_generation=self.conversations)
         self.board.relay = self.relay
 
     def rests(self) -> dict[str, float]:
@@ -68,6 +69,15 @@ def test_a_settings_change_makes_the_other_instance_reload(pair):
     assert a.settings.read() == before_a  # not sent back to where it came from
 
 
+def test_an_in_chat_choice_made_on_one_instance_empties_the_others_cached_choices(pair):
+    a, b = pair
+    before_a, before_b, settings_b = a.conversations.read(), b.conversations.read(), b.settings.read()
+    a.relay.conversations_changed()
+    wait_until(lambda: b.conversations.read() != before_b)
+    assert a.conversations.read() == before_a  # not sent back to where it came from
+    assert b.settings.read() == settings_b  # the settings stay as they are
+
+
 def test_an_instance_starting_later_takes_the_rests_in_force(tmp_path, redis_server, pair):
     a, _ = pair
     a.board.post(NAME, 120)
@@ -102,11 +112,11 @@ def test_redis_away_and_back(pair, redis_server, caplog):
 
 def test_messages_that_are_not_ours_are_ignored(tmp_path):
     instance = Instance(tmp_path, "x", "redis://127.0.0.1:1/0")
-    before = instance.settings.read()
+    before, before_c = instance.settings.read(), instance.conversations.read()
     for data in (b"not json", b"[]", json.dumps({"origin": "y", "rest": ["n", "soon"]}),
-                 json.dumps({"origin": "x", "settings": True})):
+                 json.dumps({"origin": "x", "settings": True}), json.dumps({"origin": "x", "conversations": True})):
         instance.relay.receive(data)
-    assert instance.rests() == {} and instance.settings.read() == before
+    assert instance.rests() == {} and instance.settings.read() == before and instance.conversations.read() == before_c
 
 
 def test_rests_ended_on_one_instance_end_on_the_other(pair):

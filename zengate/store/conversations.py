@@ -7,7 +7,8 @@ the client's session id never reaches the database as it is. A choice not renewe
 Every request of a conversation asks for its choice, so each worker keeps what it read
 (:class:`Choices`), no choice included, for at most the settings' cache time; a write through
 any worker of the instance empties every worker's cache at once (an instance
-:class:`~zengate.runtime.generation.Generation`), other instances see it within that time.
+:class:`~zengate.runtime.generation.Generation`); with Redis the relay tells the other instances
+at once too, else they see it within that time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ..runtime.generation import Generation
 from .db import database
@@ -67,6 +69,7 @@ class Choices:
         self.size = size
         self._seen = generation.read()
         self._cache: dict[str, tuple[Choice | None, float]] = {}
+        self.relay: Any = None  # a zengate.store.relay.Relay: other instances forget their cached choices
 
     def read(self, key: str, days: int) -> Choice | None:
         now = time.monotonic()
@@ -87,3 +90,5 @@ class Choices:
         write(key, choice, days)
         self._seen = self.generation.bump()
         self._cache.clear()
+        if self.relay is not None:
+            self.relay.conversations_changed()

@@ -51,9 +51,10 @@ class Relay:
     """One worker's link to Redis: publishes what the instance learns, subscribes to the others'."""
 
     def __init__(self, url: str, board: RestBoard, settings_generation: Generation, *, origin: str | None = None,
-                 client: Any = None) -> None:
+                 client: Any = None, conversations_generation: Generation | None = None) -> None:
         self.board = board
         self.settings_generation = settings_generation
+        self.conversations_generation = conversations_generation  # in-chat choices (store/conversations.py)
         self.origin = origin or instance_origin()
         self.redis = client or redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.up = False
@@ -93,10 +94,17 @@ class Relay:
 
     def settings_changed(self) -> None:
         """A setting was stored here: the other instances reload theirs."""
+        self._announce("settings")
+
+    def conversations_changed(self) -> None:
+        """A conversation's in-chat choice was stored here: the other instances read choices afresh."""
+        self._announce("conversations")
+
+    def _announce(self, what: str) -> None:
         if not self.up:
             return  # they reload when the relay reconnects
         try:
-            self.redis.publish(CHANNEL, json.dumps({"origin": self.origin, "settings": True}))
+            self.redis.publish(CHANNEL, json.dumps({"origin": self.origin, what: True}))
         except redis.RedisError as exc:
             self._went_down(exc)
 
@@ -157,6 +165,8 @@ class Relay:
             self.board.clear(clear, relay=False)
         if message.get("settings") is True:
             self.settings_generation.bump()
+        if message.get("conversations") is True and self.conversations_generation is not None:
+            self.conversations_generation.bump()
 
     def _catch_up(self) -> None:
         """After a (re)connection: ours there (published too, for the instances already connected),
@@ -174,6 +184,8 @@ class Relay:
                     key = name.decode() if isinstance(name, bytes) else name
                     self.board.post_until(key[len(REST_PREFIX):], float(until), relay=False)
         self.settings_generation.bump()
+        if self.conversations_generation is not None:
+            self.conversations_generation.bump()
 
     # --- state ---------------------------------------------------------------------------------
 
