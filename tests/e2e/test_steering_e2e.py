@@ -49,22 +49,22 @@ def test_a_conversations_model_command_holds_on_every_worker(steering, up):
     claude = anthropic.Anthropic(base_url=gw.url, api_key="sk-zen-e2e", max_retries=0,
                                  default_headers={"x-claude-code-session-id": "e2e-steer-1"})
     turns = [{"role": "user", "content": "!/model(glm-4.7-free)"}]
-    said = claude.messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=turns)
+    said = claude.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=turns)
     assert said.content[0].text == f"{MARK} this conversation now uses glm-4.7-free"
-    assert said.model == "claude-sonnet-4-5"
+    assert said.model == "claude-sonnet-4-6"
     assert generations(up) == []
     turns.append({"role": "assistant", "content": said.content[0].text})
     for n in range(6):  # new connections: the turns land on both workers
         up.script("glm-4.7-free", openai_text(f"answer {n}"))
         turns.append({"role": "user", "content": f"question {n}"})
-        with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=turns) as stream:
+        with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=50, messages=turns) as stream:
             text = stream.get_final_text()
         assert text == f"answer {n}"
         turns.append({"role": "assistant", "content": text})
         sent = generations(up)[-1]
         assert sent.model == "glm-4.7-free"
         assert "!/model" not in json.dumps(sent.body) and MARK not in json.dumps(sent.body)
-    status = claude.messages.create(model="claude-sonnet-4-5", max_tokens=50,
+    status = claude.messages.create(model="claude-sonnet-4-6", max_tokens=50,
                                     messages=[*turns, {"role": "user", "content": "!/status"}])
     assert "glm-4.7-free on the zen backend (chosen in this chat" in status.content[0].text
     assert len(generations(up)) == 6
