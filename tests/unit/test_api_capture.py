@@ -109,6 +109,17 @@ def test_a_failed_attempt_keeps_the_upstreams_answer(client, gateway, upstream, 
     assert attempt["status"] == 429 and attempt["response"]["headers"]["retry-after"] == "7"
     assert json.loads(attempt["response"]["body"])["error"]["message"] == "slow down"
     assert attempt["request"]["headers"]["Authorization"] == "Bearer [redacted]"
+    assert json.loads(line["answer"]["body"]) == r.get_json()  # the error the client got, as it got it
+
+
+def test_an_error_the_gateway_answers_itself_is_captured_too(client, gateway, capturing):
+    r = client.post("/v1/messages", json={"model": "big-pickle", "messages": ASK},  # no max_tokens
+                    headers={"x-api-key": capturing, "anthropic-version": "2023-06-01"})
+    assert r.status_code == 400 and r.get_json()["error"]["type"] == "invalid_request_error"
+    [line] = captured(gateway)
+    assert line["status"] == 400 and line["attempts"] == []
+    assert json.loads(line["answer"]["body"]) == r.get_json()
+    assert capturing not in everything_written(gateway)
 
 
 def test_files_are_listed_downloaded_and_deleted(client, gateway, capturing, admin_headers):

@@ -270,8 +270,12 @@ def install_error_handler(bp, body: Callable[[ApiError], dict],
         err = to_api_error(exc)
         if adapt is not None:
             err = adapt(err, exc)
+        shown = body(err)
+        record = g.get("record")
+        if record is not None and record.capture is not None:  # wire capture: the error the client got
+            record.capture.answered(shown)
         finish_with_error(err)
-        return jsonify(body(err)), err.status, err.headers
+        return jsonify(shown), err.status, err.headers
 
     for kind in (ApiError, ProtocolError, RoutingError, UpstreamError, ClientTooSlow):
         bp.register_error_handler(kind, handle)
