@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from tests.support.fake_upstream import error, hang, openai_text, openai_tool_calls
+from tests.support.fake_upstream import anthropic_tool_use, error, hang, openai_text, openai_tool_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +31,30 @@ def test_non_stream_through_the_sdk(gw, up):
     assert sent.headers["x-opencode-session"].startswith("ses_")
     assert sent.headers["x-opencode-request"].startswith("msg_")
     assert sent.headers["x-opencode-project"] == "global"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_sdks_parse_gets_structured_output_from_an_anthropic_upstream(gw, up, stream):
+    """minimax-m2.5-free is spoken to in Anthropic's protocol, which has no response_format: the
+    gateway forces a tool with the schema and gives its input back as the answer's JSON."""
+    from pydantic import BaseModel
+
+    class Book(BaseModel):
+        title: str
+        year: int
+
+    up.script("minimax-m2.5-free", anthropic_tool_use([("structured_output", {"title": "Dune", "year": 1965})]))
+    ask = {"model": "minimax-m2.5-free", "messages": HELLO, "response_format": Book}
+    if stream:
+        with sdk(gw).chat.completions.stream(**ask) as events:
+            answer = events.get_final_completion()
+    else:
+        answer = sdk(gw).chat.completions.parse(**ask)
+    assert answer.choices[0].message.parsed == Book(title="Dune", year=1965)
+    assert answer.choices[0].finish_reason == "stop" and not answer.choices[0].message.tool_calls
+    sent = up.requests[-1]
+    assert sent.path.endswith("/messages") and sent.body["tool_choice"]["type"] == "tool"
+    assert sent.body["tools"][0]["input_schema"]["properties"].keys() == {"title", "year"}
 
 
 def test_stream_through_the_sdk(gw, up):

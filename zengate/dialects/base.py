@@ -43,6 +43,8 @@ class Context:
     input_estimate: int = 0
     include_usage: bool = False  # the client asked for usage in its stream (OpenAI chat)
     request: dict | None = None  # the client's request in the form, when it was translated (tools, choices)
+    output_tool: str | None = None  # the tool an Anthropic upstream was made to answer in (structured output)
+    output_wrapped: bool = False  # that tool's input holds the answer under "value" (a schema not of an object)
 
 
 class StreamDecoder(Protocol):

@@ -8,6 +8,7 @@ the form's own keys are gone.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..base import Context
@@ -19,6 +20,8 @@ def parse_answer(body: Any, context: Context) -> dict:
     """An Anthropic-protocol upstream's message as the form's answer (ProtocolError 502 if it is none)."""
     if not (isinstance(body, dict) and isinstance(body.get("content"), list)):
         raise not_an_answer(body, "an Anthropic message")
+    if context.output_tool:
+        body = _structured(body, context)
     names = context.names
     if not names.renamed and not any(_illegal_id(block) for block in body["content"]):
         return body
@@ -29,6 +32,21 @@ def parse_answer(body: Any, context: Context) -> dict:
         for block in body["content"]
     ]
     return {**body, "content": content}
+
+
+def _structured(body: dict, context: Context) -> dict:
+    """Structured output asked of this upstream through a forced tool (request.output_tool): that
+    tool's input becomes the answer's text, JSON, and its call an ordinary end of turn."""
+    content = []
+    for block in body["content"]:
+        if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == context.output_tool:
+            value = block.get("input")
+            if context.output_wrapped and isinstance(value, dict):
+                value = value.get("value")
+            block = {"type": "text", "text": json.dumps(value, ensure_ascii=False)}
+        content.append(block)
+    stop = body.get("stop_reason")
+    return {**body, "content": content, "stop_reason": "end_turn" if stop == "tool_use" else stop}
 
 
 def _illegal_id(block: Any) -> bool:

@@ -57,6 +57,11 @@ def _unwrap(block: dict) -> dict:
 
 # --- to an Anthropic-protocol upstream -----------------------------------------------------------
 
+OUTPUT_TOOL = "structured_output"
+OUTPUT_TOOL_DESCRIPTION = ("Give your whole answer as this tool's input: it must match the input schema exactly. "
+                           "Call it once; write nothing else.")
+
+
 def render_request(form: dict, target: Target, context: Context) -> dict:
     """The form as an Anthropic Messages request for ``target`` (tool names recorded in ``context``).
 
@@ -82,6 +87,11 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
             choice = {**choice, "name": names.name_out(choice["name"])}
         if choice is not None:
             out["tool_choice"] = choice
+    elif form.get("x_output_format"):
+        tool, context.output_wrapped = output_tool(form["x_output_format"])
+        out["tools"] = [tool]
+        out["tool_choice"] = choice = {"type": "tool", "name": OUTPUT_TOOL}
+        context.output_tool = OUTPUT_TOOL
     else:
         out.pop("tools", None)
         out.pop("tool_choice", None)
@@ -105,6 +115,21 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
     else:
         out.pop("stream", None)
     return out
+
+
+def output_tool(output_format: dict) -> tuple[dict, bool]:
+    """Structured output for an upstream of this API, which has no ``response_format``: a tool the
+    request forces, whose input schema is the client's (any object for ``json_object``), and whether
+    the answer is wrapped in it as ``value`` (a tool's input must be an object; a schema of an array
+    or a string is not). Its input comes back to the client as the answer's text (answer.py, stream.py)."""
+    schema = output_format.get("schema") if output_format.get("type") == "json_schema" else None
+    if not isinstance(schema, dict) or not schema:
+        schema, wrapped = {"type": "object"}, False
+    elif schema.get("type", "object") == "object":
+        schema, wrapped = {**schema, "type": "object"}, False
+    else:
+        schema, wrapped = {"type": "object", "properties": {"value": schema}, "required": ["value"]}, True
+    return {"name": OUTPUT_TOOL, "description": OUTPUT_TOOL_DESCRIPTION, "input_schema": schema}, wrapped
 
 
 def _messages(messages: list, names) -> list[dict]:

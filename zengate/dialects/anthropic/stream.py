@@ -7,6 +7,7 @@ writing them, with the form's own keys left out and another dialect's signatures
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from ...exchange.form import FormEvent
@@ -57,6 +58,10 @@ class Decoder:
         self._started = False
         self._usage: dict = {}
         self._text: list[str] = []
+        self._output_tool = context.output_tool  # structured output's forced tool: its input is the text
+        self._output_wrapped = context.output_wrapped
+        self._output_index: int | None = None
+        self._output_json: list[str] = []  # a wrapped answer's input, unwrapped when its block ends
 
     @property
     def usage(self) -> dict:
@@ -84,7 +89,12 @@ class Decoder:
             message = data.get("message") if isinstance(data.get("message"), dict) else {}
             self._message_id = str(message.get("id") or "")
             merge_usage(self._usage, message.get("usage"))
-        elif kind == "content_block_start":
+        elif self._output_tool and kind in ("content_block_start", "content_block_delta", "content_block_stop",
+                                            "message_delta"):
+            structured = self._structured(kind, data)
+            if structured is not None:
+                return structured
+        if kind == "content_block_start":
             block = data.get("content_block")
             if isinstance(block, dict):
                 if block.get("type") == "tool_use" and (self._rename or not _is_legal(str(block.get("id")), ID_MAX)):
@@ -102,6 +112,42 @@ class Decoder:
         elif kind in ("message_stop", "error"):
             self.done = True
         return [(kind, data)]
+
+    def _structured(self, kind: str, data: dict) -> list[FormEvent] | None:
+        """Structured output through a forced tool (request.output_tool): its block as a text block,
+        its input's JSON as the text (a wrapped one whole at the block's end), its call an ordinary
+        end of turn. None for events this does not change."""
+        index = data.get("index")
+        if kind == "content_block_start":
+            block = data.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == self._output_tool:
+                self._output_index = index
+                return [(kind, {**data, "content_block": {"type": "text", "text": ""}})]
+        elif kind == "content_block_delta" and index is not None and index == self._output_index:
+            delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+            if delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+                if self._output_wrapped:
+                    self._output_json.append(delta["partial_json"])
+                    return []
+                self._text.append(delta["partial_json"])
+                return [(kind, {**data, "delta": {"type": "text_delta", "text": delta["partial_json"]}})]
+        elif kind == "content_block_stop" and index is not None and index == self._output_index:
+            self._output_index = None
+            if self._output_wrapped:
+                try:
+                    value = loads("".join(self._output_json) or "{}")
+                except ValueError:
+                    raise ProtocolError(502, "the upstream's structured output is not valid JSON") from None
+                text = json.dumps(value.get("value") if isinstance(value, dict) else value, ensure_ascii=False)
+                self._text.append(text)
+                return [("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                 "delta": {"type": "text_delta", "text": text}}), (kind, data)]
+        elif kind == "message_delta":
+            delta = data.get("delta") if isinstance(data.get("delta"), dict) else None
+            if delta is not None and delta.get("stop_reason") == "tool_use":
+                merge_usage(self._usage, data.get("usage"))
+                return [(kind, {**data, "delta": {**delta, "stop_reason": "end_turn"}})]
+        return None
 
     def finish(self) -> list[FormEvent]:
         if self.done:
