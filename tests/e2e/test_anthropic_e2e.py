@@ -68,6 +68,24 @@ def assert_well_formed(events: list[tuple[str, dict]]) -> None:
     assert open_index is None
 
 
+
+def test_the_sdks_parse_gets_structured_output_from_an_openai_upstream(gw, up):
+    """messages.parse(output_format=...) sends output_config.format: an OpenAI-protocol upstream
+    gets it as response_format, and its JSON text is what the SDK parses."""
+    from pydantic import BaseModel
+
+    class Book(BaseModel):
+        title: str
+        year: int
+
+    up.script("big-pickle", openai_text('{"title": "Dune", "year": 1965}'))
+    answer = sdk(gw).messages.parse(model="big-pickle", max_tokens=200, messages=HI, output_format=Book)
+    assert answer.parsed_output == Book(title="Dune", year=1965)
+    sent = up.requests[-1]
+    assert sent.path.endswith("/chat/completions")
+    assert sent.body["response_format"]["json_schema"]["schema"]["properties"].keys() == {"title", "year"}
+
+
 def test_non_stream_text(gw, up):
     system = [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}]
     message = sdk(gw).messages.create(model="claude-sonnet-5", max_tokens=64000, messages=HI, system=system)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.support.fake_upstream import anthropic_text, anthropic_tool_use
-from zengate.dialects import anthropic, openai
+from zengate.dialects import anthropic, openai, registry
 from zengate.dialects.anthropic.request import OUTPUT_TOOL
 from zengate.dialects.anthropic.stream import Decoder
 from zengate.dialects.base import Context, Target
@@ -152,3 +152,40 @@ def test_without_structured_output_nothing_changes(client, upstream):
     assert r.get_json()["choices"][0]["message"]["content"] == "plain words"
     (sent,) = upstream.received("/messages", model=ANTHROPIC_MODEL)
     assert "tools" not in sent.body and "tool_choice" not in sent.body
+
+
+# --- an Anthropic client's structured output, to the other APIs' upstreams ----------------------------
+
+def anthropic_ask(**extra) -> dict:
+    return {"model": "claude-sonnet-5", "max_tokens": 256, "messages": ASK, **extra}
+
+
+@pytest.mark.parametrize("how", ["output_config", "output_format"])
+def test_an_anthropic_clients_schema_reaches_an_openai_upstream_as_response_format(how):
+    fmt = {"type": "json_schema", "schema": PERSON}
+    body = anthropic_ask(**({"output_config": {"format": fmt, "effort": "low"}} if how == "output_config"
+                            else {"output_format": fmt}))
+    form = anthropic.DIALECT.parse_request(body)
+    out = openai.DIALECT.render_request(form, Target("up"), Context("claude-sonnet-5"))
+    assert out["response_format"]["type"] == "json_schema"
+    assert out["response_format"]["json_schema"]["schema"] == PERSON
+    responses = registry.get("responses").render_request(form, Target("up"), Context("claude-sonnet-5"))
+    assert responses["text"]["format"]["type"] == "json_schema" and responses["text"]["format"]["schema"] == PERSON
+    # to an Anthropic upstream it stays as the client wrote it, with no forced tool
+    context = Context("claude-sonnet-5")
+    native = anthropic.DIALECT.render_request(form, Target("up"), context)
+    assert "tools" not in native and context.output_tool is None
+    assert (native.get("output_config") or {}).get("format", native.get("output_format")) == fmt
+
+
+def test_an_anthropic_client_gets_json_text_from_an_openai_upstream(client, upstream):
+    from tests.support.fake_upstream import openai_text
+
+    upstream.script("big-pickle", openai_text('{"name": "Frank Herbert", "age": 65}'))
+    r = client.post("/v1/messages", headers={"anthropic-version": "2023-06-01"}, json={
+        **anthropic_ask(model="big-pickle"), "output_config": {"format": {"type": "json_schema", "schema": PERSON}}})
+    assert r.status_code == 200, r.text
+    assert json.loads(r.get_json()["content"][0]["text"]) == {"name": "Frank Herbert", "age": 65}
+    (sent,) = upstream.received("/chat/completions", model="big-pickle")
+    assert sent.body["response_format"]["json_schema"]["schema"] == PERSON
+    assert "output_config" not in sent.body

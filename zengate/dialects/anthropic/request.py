@@ -28,7 +28,21 @@ def parse_request(body: dict) -> dict:
     """
     validate_messages_request(body)
     messages = _unwrapped(body["messages"])
-    return body if messages is None else {**body, "messages": messages}
+    form = body if messages is None else {**body, "messages": messages}
+    native = native_output_format(body)
+    if native is not None:  # for upstreams of the other APIs: their response_format, text.format
+        form = {**form, "x_output_format": {"type": "json_schema", "name": "output", "schema": native["schema"]}}
+    return form
+
+
+def native_output_format(body: dict) -> dict | None:
+    """Structured output as this API asks for it: ``output_config.format`` (or the older beta's
+    ``output_format``) when it is a JSON schema; None otherwise."""
+    config = body.get("output_config")
+    for fmt in ((config or {}).get("format") if isinstance(config, dict) else None, body.get("output_format")):
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+            return fmt
+    return None
 
 
 def _unwrapped(messages: list) -> list | None:
@@ -87,7 +101,7 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
             choice = {**choice, "name": names.name_out(choice["name"])}
         if choice is not None:
             out["tool_choice"] = choice
-    elif form.get("x_output_format"):
+    elif form.get("x_output_format") and native_output_format(form) is None:  # a client of another API
         tool, context.output_wrapped = output_tool(form["x_output_format"])
         out["tools"] = [tool]
         out["tool_choice"] = choice = {"type": "tool", "name": OUTPUT_TOOL}
