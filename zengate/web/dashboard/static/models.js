@@ -113,13 +113,14 @@ function rows(m) {
       h("span", { class: "model-id" }, m.id),
       m.name && m.name !== m.id ? h("span", { class: "model-name" }, m.name) : null,
       h("span", { class: "model-tier" }, tierText(m), m.protocol ? ` · ${m.protocol}` : null),
+      h("span", { class: "model-live" }, liveBadge(m)), // on a phone, in place of its column
       h("span", { class: "routing" }, routing(m))),
     h("td", { class: "hide-md nowrap" }, m.source === "log"
       ? h("span", { class: "badge", title: "Seen in the request log; the catalog does not know it" }, "log only")
       : [h("span", { class: "tier" }, tierText(m)), h("span", { class: "protocol", title: "Upstream protocol" }, m.protocol)]),
     h("td", { class: "num hide-md", title: m.context ? `${fmtInt(m.context)} tokens of context, ${fmtInt(m.max_output)} of output` : null },
       m.context || m.max_output ? `${size(m.context)} / ${size(m.max_output)}` : "–"),
-    h("td", { class: "live" }, liveBadge(m)),
+    h("td", { class: "live hide-sm" }, liveBadge(m)),
     h("td", { class: "num traffic" }, traffic(m)),
     h("td", { class: "actions" }, testButton(m)));
   return [row, resultRow(m)];
