@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guards", default="off", help="off or on (every agent guard); one for both, or BEFORE,AFTER")
     parser.add_argument("--tools", action="store_true", help="the request offers a shell tool, as an agent's do")
     parser.add_argument("--settings", default="", help="a JSON file of settings: one for both, or BEFORE,AFTER")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, databases) afterwards")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     keys, redis, guards = _sides(args.keys), _sides(args.redis), _sides(args.guards)
@@ -141,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         for gw in gateways.values():
             gw.stop()
         up.stop()
+        if args.keep:
+            run.log(f"kept {workdir}")
+        else:  # two gateways' request logs: a few hundred MB after a long run
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
