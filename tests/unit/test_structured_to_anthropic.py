@@ -9,8 +9,10 @@ import json
 import pytest
 
 from tests.support.fake_upstream import anthropic_text, anthropic_tool_use
+from tests.support.fixtures import fixture_requests
 from zengate.dialects import anthropic, openai, registry
-from zengate.dialects.anthropic.request import OUTPUT_TOOL
+from zengate.dialects.anthropic import validate_messages_request
+from zengate.dialects.anthropic.request import OUTPUT_TOOL, OUTPUT_TOOL_INSTRUCTION
 from zengate.dialects.anthropic.stream import Decoder
 from zengate.dialects.base import Context, Target
 
@@ -50,12 +52,39 @@ def test_json_object_takes_any_object_and_a_schema_of_an_array_is_wrapped():
     assert context.output_wrapped
 
 
-def test_plain_text_and_requests_with_their_own_tools_are_left_as_they_were():
+def test_plain_text_is_left_as_it_was():
     out, context = render({"messages": ASK})
-    assert "tools" not in out and context.output_tool is None
+    assert "tools" not in out and "tool_choice" not in out and context.output_tool is None
+
+
+def test_beside_the_requests_own_tools_the_output_tool_is_offered_not_forced():
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    out, context = render({"messages": [{"role": "system", "content": "Be brief."}, *ASK], "tools": tools,
+                           "response_format": json_schema(PERSON), "tool_choice": "auto"})
+    assert [t["name"] for t in out["tools"]] == ["lookup", OUTPUT_TOOL] and context.output_tool == OUTPUT_TOOL
+    assert out["tool_choice"] == {"type": "auto"}  # the model stays free to call lookup first
+    system = out["system"] if isinstance(out["system"], str) else " ".join(b["text"] for b in out["system"])
+    assert system.startswith("Be brief.") and OUTPUT_TOOL_INSTRUCTION in system
+
+
+def test_a_client_tool_of_that_name_is_left_alone():
+    tools = [{"type": "function", "function": {"name": OUTPUT_TOOL, "parameters": {"type": "object"}}}]
     out, context = render({"messages": ASK, "tools": tools, "response_format": json_schema(PERSON)})
-    assert [t["name"] for t in out["tools"]] == ["lookup"] and context.output_tool is None
+    assert [t["name"] for t in out["tools"]] == [OUTPUT_TOOL] and context.output_tool is None
+    assert out["tools"][0]["input_schema"] == {"type": "object"}
+
+
+def test_codex_output_schema_with_its_tools_reaches_an_anthropic_upstream():
+    """The recorded `codex exec --output-schema` request: ten tools and a strict schema."""
+    (_, body), = fixture_requests("/v1/responses", ("cx_output_schema",))
+    context = Context("gpt-5.5")
+    form = registry.get("responses").parse_request(body)
+    out = anthropic.DIALECT.render_request(form, Target("up"), context)
+    names = [t["name"] for t in out["tools"]]
+    assert len(names) == len(form["tools"]) + 1 and names[-1] == OUTPUT_TOOL  # its tools this API can take
+    assert out["tools"][-1]["input_schema"] == body["text"]["format"]["schema"]
+    assert out.get("tool_choice") in (None, {"type": "auto"}) and context.output_tool == OUTPUT_TOOL
+    validate_messages_request(out)
 
 
 def test_the_tools_input_is_the_answers_text():
@@ -71,6 +100,16 @@ def test_the_tools_input_is_the_answers_text():
     message = client["choices"][0]
     assert json.loads(message["message"]["content"]) == {"name": "Frank Herbert", "age": 65}
     assert message["finish_reason"] == "stop" and "tool_calls" not in message["message"]
+
+
+def test_with_the_requests_own_tool_called_too_the_turn_stays_a_tool_turn():
+    _, context = render({"messages": ASK, "response_format": json_schema(PERSON), "tools": [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]})
+    upstream = {"id": "msg_1", "type": "message", "role": "assistant", "model": "up", "stop_reason": "tool_use",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}],
+                "usage": {"input_tokens": 10, "output_tokens": 5}}
+    answer = anthropic.DIALECT.parse_answer(upstream, context)
+    assert answer["stop_reason"] == "tool_use" and answer["content"][0]["name"] == "lookup"
 
 
 def test_a_wrapped_answer_is_unwrapped():
@@ -189,3 +228,24 @@ def test_an_anthropic_client_gets_json_text_from_an_openai_upstream(client, upst
     (sent,) = upstream.received("/chat/completions", model="big-pickle")
     assert sent.body["response_format"]["json_schema"]["schema"] == PERSON
     assert "output_config" not in sent.body
+
+
+def test_a_stream_calling_the_requests_own_tool_stays_a_tool_turn():
+    _, context = render({"messages": ASK, "response_format": json_schema(PERSON), "stream": True, "tools": [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]})
+    decoder = Decoder(context)
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                                                "content": [], "model": "up", "usage": {}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+            "type": "input_json_delta", "partial_json": "{}"}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    out = [event for kind, data in events for event in decoder.feed_data(kind, data)]
+    assert [data["content_block"]["name"] for kind, data in out if kind == "content_block_start"] == ["lookup"]
+    assert [data["delta"]["type"] for kind, data in out if kind == "content_block_delta"] == ["input_json_delta"]
+    assert [data["delta"]["stop_reason"] for kind, data in out if kind == "message_delta"] == ["tool_use"]

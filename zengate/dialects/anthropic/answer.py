@@ -35,18 +35,22 @@ def parse_answer(body: Any, context: Context) -> dict:
 
 
 def _structured(body: dict, context: Context) -> dict:
-    """Structured output asked of this upstream through a forced tool (request.output_tool): that
-    tool's input becomes the answer's text, JSON, and its call an ordinary end of turn."""
-    content = []
+    """Structured output asked of this upstream through a tool (request.output_tool): that tool's
+    input becomes the answer's text, JSON, and its call an ordinary end of turn (unless the model
+    called the request's own tools too)."""
+    content, others = [], False
     for block in body["content"]:
-        if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == context.output_tool:
-            value = block.get("input")
-            if context.output_wrapped and isinstance(value, dict):
-                value = value.get("value")
-            block = {"type": "text", "text": json.dumps(value, ensure_ascii=False)}
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            if block.get("name") == context.output_tool:
+                value = block.get("input")
+                if context.output_wrapped and isinstance(value, dict):
+                    value = value.get("value")
+                block = {"type": "text", "text": json.dumps(value, ensure_ascii=False)}
+            else:
+                others = True
         content.append(block)
     stop = body.get("stop_reason")
-    return {**body, "content": content, "stop_reason": "end_turn" if stop == "tool_use" else stop}
+    return {**body, "content": content, "stop_reason": "end_turn" if stop == "tool_use" and not others else stop}
 
 
 def _illegal_id(block: Any) -> bool:

@@ -74,6 +74,9 @@ def _unwrap(block: dict) -> dict:
 OUTPUT_TOOL = "structured_output"
 OUTPUT_TOOL_DESCRIPTION = ("Give your whole answer as this tool's input: it must match the input schema exactly. "
                            "Call it once; write nothing else.")
+#: Said in the system prompt when the request has tools of its own, so the output tool is offered, not forced.
+OUTPUT_TOOL_INSTRUCTION = (f"When you give your final answer, call the {OUTPUT_TOOL} tool with it instead of "
+                           "writing it as text: its input is the answer, matching its schema.")
 
 
 def render_request(form: dict, target: Target, context: Context) -> dict:
@@ -95,17 +98,17 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
                             "messages")
     tools = form.get("tools")
     choice = form.get("tool_choice")
+    extra: list[dict] = []  # the structured-output tool, for a client of another API that asked for it
+    if form.get("x_output_format") and native_output_format(form) is None:
+        choice, extra = _offer_output_tool(out, form, context)
     if tools:
-        out["tools"] = [_tool(tool, names) for tool in tools]
-        if isinstance(choice, dict) and choice.get("type") == "tool":
+        out["tools"] = [_tool(tool, names) for tool in tools] + extra
+        if isinstance(choice, dict) and choice.get("type") == "tool" and choice["name"] != OUTPUT_TOOL:
             choice = {**choice, "name": names.name_out(choice["name"])}
         if choice is not None:
             out["tool_choice"] = choice
-    elif form.get("x_output_format") and native_output_format(form) is None:  # a client of another API
-        tool, context.output_wrapped = output_tool(form["x_output_format"])
-        out["tools"] = [tool]
-        out["tool_choice"] = choice = {"type": "tool", "name": OUTPUT_TOOL}
-        context.output_tool = OUTPUT_TOOL
+    elif extra:
+        out["tools"], out["tool_choice"] = extra, choice
     else:
         out.pop("tools", None)
         out.pop("tool_choice", None)
@@ -129,6 +132,26 @@ def render_request(form: dict, target: Target, context: Context) -> dict:
     else:
         out.pop("stream", None)
     return out
+
+
+def _offer_output_tool(out: dict, form: dict, context: Context) -> tuple[Any, list[dict]]:
+    """Structured output through a tool (see :func:`output_tool`): forced when the request has no
+    tools of its own; offered beside them, with a line in the system prompt, when it has (the
+    model must stay free to call them first). Returns the tool choice to send and the tool."""
+    tools = form.get("tools") or []
+    if any(isinstance(t, dict) and t.get("name") == OUTPUT_TOOL for t in tools):
+        return form.get("tool_choice"), []  # the client's own tool of that name wins; nothing is enforced
+    tool, context.output_wrapped = output_tool(form["x_output_format"])
+    context.output_tool = OUTPUT_TOOL
+    if not tools:
+        return {"type": "tool", "name": OUTPUT_TOOL}, [tool]
+    system = out.get("system")
+    if isinstance(system, list):
+        out["system"] = [*system, {"type": "text", "text": OUTPUT_TOOL_INSTRUCTION}]
+    else:
+        out["system"] = f"{system}\n\n{OUTPUT_TOOL_INSTRUCTION}" if isinstance(system, str) and system.strip() \
+            else OUTPUT_TOOL_INSTRUCTION
+    return form.get("tool_choice"), [tool]
 
 
 def output_tool(output_format: dict) -> tuple[dict, bool]:

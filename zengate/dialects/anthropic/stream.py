@@ -61,6 +61,7 @@ class Decoder:
         self._output_tool = context.output_tool  # structured output's forced tool: its input is the text
         self._output_wrapped = context.output_wrapped
         self._output_index: int | None = None
+        self._other_tools = False  # the model called the request's own tools too: its turn stays a tool turn
         self._output_json: list[str] = []  # a wrapped answer's input, unwrapped when its block ends
 
     @property
@@ -114,13 +115,16 @@ class Decoder:
         return [(kind, data)]
 
     def _structured(self, kind: str, data: dict) -> list[FormEvent] | None:
-        """Structured output through a forced tool (request.output_tool): its block as a text block,
-        its input's JSON as the text (a wrapped one whole at the block's end), its call an ordinary
-        end of turn. None for events this does not change."""
+        """Structured output through a tool (request.output_tool): its block as a text block, its
+        input's JSON as the text (a wrapped one whole at the block's end), its call an ordinary end
+        of turn when no other tool was called. None for events this does not change."""
         index = data.get("index")
         if kind == "content_block_start":
             block = data.get("content_block")
-            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name") == self._output_tool:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                if block.get("name") != self._output_tool:
+                    self._other_tools = True
+                    return None
                 self._output_index = index
                 return [(kind, {**data, "content_block": {"type": "text", "text": ""}})]
         elif kind == "content_block_delta" and index is not None and index == self._output_index:
@@ -144,7 +148,7 @@ class Decoder:
                                                  "delta": {"type": "text_delta", "text": text}}), (kind, data)]
         elif kind == "message_delta":
             delta = data.get("delta") if isinstance(data.get("delta"), dict) else None
-            if delta is not None and delta.get("stop_reason") == "tool_use":
+            if delta is not None and delta.get("stop_reason") == "tool_use" and not self._other_tools:
                 merge_usage(self._usage, data.get("usage"))
                 return [(kind, {**data, "delta": {**delta, "stop_reason": "end_turn"}})]
         return None
