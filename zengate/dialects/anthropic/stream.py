@@ -85,17 +85,16 @@ class Decoder:
         kind = data.get("type") or kind
         if kind == "ping":
             return []
+        if self._output_tool is not None:  # structured output through a tool: its events become text
+            structured = self._structured(kind, data)
+            if structured is not None:
+                return structured
         if kind == "message_start":
             self._started = True
             message = data.get("message") if isinstance(data.get("message"), dict) else {}
             self._message_id = str(message.get("id") or "")
             merge_usage(self._usage, message.get("usage"))
-        elif self._output_tool and kind in ("content_block_start", "content_block_delta", "content_block_stop",
-                                            "message_delta"):
-            structured = self._structured(kind, data)
-            if structured is not None:
-                return structured
-        if kind == "content_block_start":
+        elif kind == "content_block_start":
             block = data.get("content_block")
             if isinstance(block, dict):
                 if block.get("type") == "tool_use" and (self._rename or not _is_legal(str(block.get("id")), ID_MAX)):

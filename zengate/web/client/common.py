@@ -271,17 +271,18 @@ def install_error_handler(bp, body: Callable[[ApiError], dict],
         if adapt is not None:
             err = adapt(err, exc)
         shown = body(err)
-        record = g.get("record")
-        if record is not None and record.capture is not None:  # wire capture: the error the client got
-            record.capture.answered(shown)
-        finish_with_error(err)
+        finish_with_error(err, shown)
         return jsonify(shown), err.status, err.headers
 
     for kind in (ApiError, ProtocolError, RoutingError, UpstreamError, ClientTooSlow):
         bp.register_error_handler(kind, handle)
 
 
-def finish_with_error(err: ApiError) -> None:
+def finish_with_error(err: ApiError, shown: dict | None = None) -> None:
+    """Finish the request's record with ``err``; ``shown``, the body the client gets, goes to wire capture."""
     record = g.get("record")
-    if record is not None:
-        record.finish(err.status, err.message)  # the (last) proxy tried is logged, not sent
+    if record is None:
+        return
+    if shown is not None and record.capture is not None:
+        record.capture.answered(shown)
+    record.finish(err.status, err.message)  # the (last) proxy tried is logged, not sent
